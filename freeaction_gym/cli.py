@@ -1,0 +1,61 @@
+"""Command line: ``freeaction <command> ...``.
+
+Commands:
+  data metaworld ...   generate a MetaWorld video dataset (see ``--help``)
+  train --config F     train a DiT world model or an autoencoder from a YAML config
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+
+
+def _train(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="freeaction train", description="Train from a YAML config.")
+    p.add_argument("--config", required=True, help="YAML file (see configs/)")
+    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint.pt")
+    p.add_argument("overrides", nargs="*", help="section.key=value, e.g. optim.steps=100")
+    args = p.parse_args(argv)
+    from freeaction_gym.training.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    if cfg.kind == "autoencoder":
+        from freeaction_gym.training.train_autoencoder import train_autoencoder
+
+        out = train_autoencoder(cfg, resume=not args.no_resume)
+    else:
+        from freeaction_gym.training.train_dit import train_dit
+
+        out = train_dit(cfg, resume=not args.no_resume)
+    print(f"model written to {out}")
+    return 0
+
+
+def _data(argv: list[str]) -> int:
+    if not argv or argv[0] != "metaworld":
+        print("usage: freeaction data metaworld [options]  (see --help)", file=sys.stderr)
+        return 2
+    from freeaction_gym.data.metaworld_gen import main_metaworld
+
+    return main_metaworld(argv[1:])
+
+
+COMMANDS = {"train": _train, "data": _data}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(__doc__)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""IRASim's noise schedule and the diffusers schedulers used to sample with it.
+
+Linear betas 1e-4..0.02 over T = 1000 steps, epsilon prediction (REFERENCE §2). Inference
+uses diffusers scheduler objects (``set_timesteps(n)``, iterate ``timesteps``,
+``step(eps, t, x).prev_sample``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    PNDMScheduler,
+)
+
+NUM_TRAIN_TIMESTEPS = 1000
+BETA_START, BETA_END = 1e-4, 0.02
+
+SchedulerName = Literal["pndm", "ddim", "ddpm", "dpmsolver++"]
+SCHEDULERS: tuple[str, ...] = ("pndm", "ddim", "ddpm", "dpmsolver++")
+
+
+def alphas_cumprod(num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> torch.Tensor:
+    """abar_t for t = 0..T-1 (float64)."""
+    betas = torch.linspace(BETA_START, BETA_END, num_train_timesteps, dtype=torch.float64)
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+def make_scheduler(
+    name: SchedulerName = "ddim",
+    num_train_timesteps: int = NUM_TRAIN_TIMESTEPS,
+    prediction_type: str = "epsilon",
+):
+    """A diffusers scheduler on IRASim's schedule.
+
+    ``pndm`` matches IRASim's inference (skip_prk_steps False, set_alpha_to_one False,
+    linspace spacing; 50 steps = 59 model evaluations). ``ddim`` is deterministic (eta 0),
+    ``ddpm`` ancestral, ``dpmsolver++`` a multistep few-step solver. ``prediction_type``
+    is the network's output (``epsilon``, ``sample``, ``v_prediction``; PNDM has no
+    ``sample``).
+    """
+    if name == "pndm" and prediction_type == "sample":
+        raise ValueError("PNDM does not support prediction_type='sample'; use ddim or ddpm")
+    common = dict(
+        num_train_timesteps=num_train_timesteps,
+        beta_start=BETA_START,
+        beta_end=BETA_END,
+        beta_schedule="linear",
+        prediction_type=prediction_type,
+    )
+    if name == "pndm":
+        return PNDMScheduler(
+            **common, skip_prk_steps=False, set_alpha_to_one=False, timestep_spacing="linspace"
+        )
+    if name == "ddim":
+        return DDIMScheduler(
+            **common,
+            clip_sample=False,
+            set_alpha_to_one=False,
+            timestep_spacing="trailing",
+        )
+    if name == "ddpm":
+        return DDPMScheduler(
+            **common,
+            clip_sample=False,
+            variance_type="fixed_small",
+            timestep_spacing="trailing",
+        )
+    if name == "dpmsolver++":
+        return DPMSolverMultistepScheduler(
+            **common, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="trailing"
+        )
+    raise ValueError(f"unknown scheduler {name!r}; choose one of {SCHEDULERS}")

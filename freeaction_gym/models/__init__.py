@@ -1,0 +1,24 @@
+"""Networks: the IRASim video DiT, its presets and checkpoint I/O, and the autoencoder."""
+
+from freeaction_gym.models.checkpoint import (
+    CheckpointError,
+    load_irasim_checkpoint,
+    load_pretrained_dit,
+    save_pretrained_dit,
+)
+from freeaction_gym.models.dit import DiTConfig, VideoDiT, count_parameters
+from freeaction_gym.models.presets import SIZES, dit_config, irasim_config, irasim_dit
+
+__all__ = [
+    "SIZES",
+    "CheckpointError",
+    "DiTConfig",
+    "VideoDiT",
+    "count_parameters",
+    "dit_config",
+    "irasim_config",
+    "irasim_dit",
+    "load_irasim_checkpoint",
+    "load_pretrained_dit",
+    "save_pretrained_dit",
+]

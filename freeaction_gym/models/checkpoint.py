@@ -1,0 +1,250 @@
+"""Checkpoint I/O.
+
+* Released IRASim checkpoints: ``torch.save({"model", "ema", "opt", "args"})`` files such as
+  ``0300000.pt`` (or a plain state dict). We take the EMA weights, read the run's ``args``
+  (an OmegaConf object with fields such as ``model: IRASim-XL/2``, ``dataset: rt1``,
+  ``extras: 3`` (frame) / ``5`` (video), ``num_frames``, ``video_size``) when it can be
+  unpickled, and otherwise infer the architecture from tensor shapes.
+* Our own checkpoints: a directory with ``model.safetensors`` + ``config.json``
+  (:func:`save_pretrained_dit` / :func:`load_pretrained_dit`), loaded with no flags.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from freeaction_gym.models.dit import DiTConfig, VideoDiT
+from freeaction_gym.models.presets import IRASIM_DATASETS, SIZES
+
+IRASIM_DOC = "README section 'Bringing IRASim checkpoints'"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable or does not fit the model."""
+
+
+class _Placeholder:
+    """Stands in for classes whose module is not importable (e.g. omegaconf)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._args = args
+
+    def __setstate__(self, state: Any) -> None:
+        self.__dict__["_state"] = state
+
+
+class _LenientUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return super().find_class(module, name)
+        except (ImportError, AttributeError):
+            return _Placeholder
+
+
+class _LenientPickle:
+    """A ``pickle_module`` for :func:`torch.load` that tolerates missing classes."""
+
+    Unpickler = _LenientUnpickler
+    load = pickle.load
+    loads = pickle.loads
+
+
+def read_checkpoint_file(path: str | Path) -> dict[str, Any]:
+    """Load a ``.pt`` file into a dict; ``args`` may come back as ``None`` (warned)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint file not found: {path}. Download the released IRASim weights yourself "
+            f"(e.g. rt1/checkpoints/frame_ada/0300000.pt) and pass their path; see {IRASIM_DOC}."
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        pass  # args is a pickled object: fall back to full unpickling below
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (ModuleNotFoundError, AttributeError) as err:
+        warnings.warn(
+            f"{path}: could not rebuild the saved run arguments ({err}); install omegaconf "
+            "(pip install 'freeaction-gym[irasim]') to read them. Inferring the architecture "
+            "from the weights instead.",
+            stacklevel=2,
+        )
+        obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_LenientPickle)
+        if isinstance(obj, dict) and "args" in obj:
+            obj["args"] = None
+        return obj
+    except Exception as err:  # truncated or not a torch file
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
+
+
+def pick_state_dict(obj: Any) -> dict[str, torch.Tensor]:
+    """EMA weights if present, else ``model``, else the object itself if it is a state dict."""
+    if isinstance(obj, dict):
+        for key in ("ema", "model", "state_dict"):
+            if key in obj and isinstance(obj[key], dict):
+                sd = obj[key]
+                break
+        else:
+            sd = obj
+        sd = {k.removeprefix("module."): v for k, v in sd.items()}
+        if sd and all(isinstance(v, torch.Tensor) for v in sd.values()):
+            return sd
+    raise CheckpointError(
+        "checkpoint holds no state dict (expected keys 'ema', 'model' or tensor entries)"
+    )
+
+
+def _arg(args: Any, name: str) -> Any:
+    if args is None:
+        return None
+    if isinstance(args, dict):
+        return args.get(name)
+    try:
+        return getattr(args, name)
+    except Exception:
+        return None
+
+
+def infer_irasim_config(sd: dict[str, torch.Tensor], args: Any = None, **overrides) -> DiTConfig:
+    """Rebuild a :class:`DiTConfig` from IRASim weights (+ run args when available)."""
+    try:
+        pos = sd["pos_embed"]
+        temp = sd["temp_embed"]
+        patch_w = sd["x_embedder.proj.weight"]
+    except KeyError as err:
+        raise CheckpointError(f"not an IRASim state dict: missing {err}") from err
+    hidden = pos.shape[-1]
+    depth = 1 + max(int(m.group(1)) for k in sd if (m := re.match(r"blocks\.(\d+)\.", k)))
+    heads = {d_: h for (_, d_, h) in SIZES.values()}.get(hidden, max(1, hidden // 64))
+    model_name = _arg(args, "model")
+    if isinstance(model_name, str) and (m := re.search(r"-(XL|L|B|S)/", model_name)):
+        if SIZES[m.group(1)][1] == hidden:  # the weights win over a mismatching run name
+            heads = SIZES[m.group(1)][2]
+    dataset = _arg(args, "dataset")
+    linear2 = "embed_arm_state.weight" in sd
+    a_in = sd["embed_arm_state.weight" if linear2 else "embed_state.fc1.weight"].shape[1]
+    num_frames = temp.shape[1]
+    extras = _arg(args, "extras")
+    video = extras == 5 or (extras is None and a_in == (num_frames - 1) * (2 if linear2 else 7))
+    action_dim = a_in // (num_frames - 1) if video else a_in
+    p = patch_w.shape[-1]
+    n_tok = pos.shape[1]
+    grid = None
+    video_size = _arg(args, "video_size")
+    if video_size is not None:
+        grid = (int(video_size[0]) // 8, int(video_size[1]) // 8)
+    elif dataset in IRASIM_DATASETS:
+        grid = IRASIM_DATASETS[dataset]["input_size"]
+    else:
+        for spec in IRASIM_DATASETS.values():
+            h, w = spec["input_size"]
+            if (h // p) * (w // p) == n_tok:
+                grid = (h, w)
+                break
+    if grid is None or (grid[0] // p) * (grid[1] // p) != n_tok:
+        if "input_size" not in overrides:
+            raise CheckpointError(
+                f"cannot infer the latent size from {n_tok} tokens of patch {p}; "
+                "pass input_size=(H, W) (latent grid)"
+            )
+    kwargs = dict(
+        input_size=grid,
+        patch_size=p,
+        in_channels=patch_w.shape[1],
+        hidden_size=hidden,
+        depth=depth,
+        num_heads=heads,
+        num_frames=num_frames,
+        action_dim=action_dim,
+        action_embedder="linear2" if linear2 else "mlp",
+        conditioning="video" if video else "frame",
+        num_context_frames=int(_arg(args, "mask_frame_num") or 1),
+    )
+    kwargs.update(overrides)
+    return DiTConfig(**kwargs)
+
+
+def load_state_dict_strict(
+    model: torch.nn.Module, sd: dict[str, torch.Tensor], source: str
+) -> None:
+    """Load weights, raising :class:`CheckpointError` listing every missing, unexpected and
+    mis-shaped key (nothing is loaded if anything is wrong)."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    shapes = [
+        f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(sd))
+        if sd[k].shape != own[k].shape
+    ]
+    if missing or unexpected or shapes:
+
+        def _fmt(title: str, items: list[str]) -> str:
+            head = ", ".join(items[:12]) + (
+                f", ... ({len(items)} in all)" if len(items) > 12 else ""
+            )
+            return f"\n  {title} ({len(items)}): {head}" if items else ""
+
+        raise CheckpointError(
+            f"checkpoint {source} does not fit the model:"
+            + _fmt("missing keys", missing)
+            + _fmt("unexpected keys", unexpected)
+            + _fmt("mis-shaped", shapes)
+        )
+    model.load_state_dict(sd, strict=True)
+
+
+def load_irasim_checkpoint(path: str | Path, **overrides) -> VideoDiT:
+    """A released IRASim ``.pt`` (``ema``/``model``/``args``) or plain state dict -> model.
+
+    ``overrides`` are :class:`DiTConfig` fields that replace inferred values (e.g.
+    ``num_heads``, ``input_size``)."""
+    obj = read_checkpoint_file(path)
+    sd = pick_state_dict(obj)
+    args = obj.get("args") if isinstance(obj, dict) else None
+    config = infer_irasim_config(sd, args, **overrides)
+    model = VideoDiT(config)
+    load_state_dict_strict(model, sd, str(path))
+    return model.eval()
+
+
+def save_pretrained_dit(model: VideoDiT, directory: str | Path, extra: dict | None = None) -> Path:
+    """Write ``model.safetensors`` + ``config.json`` (config + ``extra`` metadata)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = directory / "model.safetensors.tmp"
+    save_file(sd, str(tmp))
+    tmp.replace(directory / "model.safetensors")
+    meta = {"config": model.config.to_dict(), **(extra or {})}
+    (directory / "config.json").write_text(json.dumps(meta, indent=2))
+    return directory
+
+
+def load_pretrained_dit(directory: str | Path) -> VideoDiT:
+    """Rebuild a :class:`VideoDiT` saved by :func:`save_pretrained_dit`."""
+    directory = Path(directory)
+    weights, cfg_file = directory / "model.safetensors", directory / "config.json"
+    for f in (weights, cfg_file):
+        if not f.is_file():
+            raise CheckpointError(
+                f"missing {f}; a model directory needs model.safetensors and config.json "
+                "(written by `freeaction train`)"
+            )
+    meta = json.loads(cfg_file.read_text())
+    try:
+        config = DiTConfig(**meta["config"])
+    except TypeError as err:
+        raise CheckpointError(f"{cfg_file}: incompatible config ({err})") from err
+    model = VideoDiT(config)
+    load_state_dict_strict(model, load_file(str(weights)), str(weights))
+    return model.eval()

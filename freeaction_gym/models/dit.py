@@ -1,0 +1,270 @@
+"""IRASim-style video Diffusion Transformer.
+
+The network knows nothing about noise schedules: it maps a noisy latent video, one diffusion
+step per sample and an action trajectory to a noise prediction. Blocks alternate spatial
+attention (within a frame) and temporal attention (across frames at one patch position);
+actions condition the blocks through adaLN-Zero (REFERENCE §2).
+
+Shapes: B batch, F frames, C latent channels, H x W latent grid, P = (H/p)(W/p) tokens per
+frame, D hidden size, A action dimension.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch import nn
+
+from freeaction_gym.models.layers import (
+    DiTBlock,
+    FinalLayer,
+    Mlp,
+    PatchEmbed,
+    TimestepEmbedder,
+    sincos_1d,
+    sincos_2d,
+)
+
+
+@dataclass
+class DiTConfig:
+    """Architecture of :class:`VideoDiT` (saved beside our checkpoints)."""
+
+    input_size: tuple[int, int] = (32, 40)
+    """Latent grid (H, W), e.g. 32x40 for RT-1's 256x320 frames under an 8x VAE."""
+    patch_size: int = 2
+    in_channels: int = 4
+    hidden_size: int = 1152
+    depth: int = 28
+    """Number of blocks; even indices are spatial, odd temporal."""
+    num_heads: int = 16
+    mlp_ratio: float = 4.0
+    num_frames: int = 16
+    """Frames per clip including the clean context frame(s)."""
+    action_dim: int = 7
+    action_embedder: Literal["mlp", "linear2"] = "mlp"
+    """``mlp``: RT-1/Bridge ``embed_state`` A->4D->D with GELU; ``linear2``: Language-Table
+    ``embed_arm_state`` A->4D then ``embed_state`` 4D->D without activation."""
+    conditioning: Literal["frame", "video"] = "frame"
+    """Frame-Ada (per-frame adaLN in spatial blocks) or Video-Ada (one trajectory embedding)."""
+    num_context_frames: int = 1
+    """Leading frames given clean (IRASim: 1)."""
+    # Extensions for our own models; all off reproduces the released IRASim layout.
+    action_in_temporal: bool = False
+    """Also add each frame's action embedding to the temporal blocks' and final layer's c."""
+    action_tokens: bool = False
+    """Add a (zero-initialised) projection of frame f's action embedding to its tokens."""
+    cumulative_actions: bool = False
+    """Feed [a_k, sum_{j<=k} a_j] to the action embedder (input 2A) instead of a_k."""
+
+    def __post_init__(self) -> None:
+        self.input_size = tuple(self.input_size)  # type: ignore[assignment]
+        h, w = self.input_size
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(
+                f"latent size {self.input_size} not divisible by patch {self.patch_size}"
+            )
+        if self.depth % 2:
+            raise ValueError(f"depth must be even (spatial/temporal pairs), got {self.depth}")
+        if not 1 <= self.num_context_frames < self.num_frames:
+            raise ValueError(
+                f"num_context_frames={self.num_context_frames} must be in [1, num_frames)"
+            )
+        if self.conditioning not in ("frame", "video"):
+            raise ValueError(f"conditioning must be 'frame' or 'video', got {self.conditioning!r}")
+        if self.action_embedder not in ("mlp", "linear2"):
+            raise ValueError(
+                f"action_embedder must be 'mlp' or 'linear2', got {self.action_embedder!r}"
+            )
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.input_size[0] // self.patch_size, self.input_size[1] // self.patch_size
+
+    @property
+    def num_actions(self) -> int:
+        return self.num_frames - 1
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["input_size"] = list(self.input_size)
+        return d
+
+
+class VideoDiT(nn.Module):
+    """Action-conditioned video DiT with a clean context frame (IRASim)."""
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        d = cfg.hidden_size
+        gh, gw = cfg.grid
+        self.x_embedder = PatchEmbed(cfg.patch_size, cfg.in_channels, d)
+        self.t_embedder = TimestepEmbedder(d)
+        a_in = cfg.action_dim * (2 if cfg.cumulative_actions else 1)
+        if cfg.conditioning == "video":
+            a_in *= cfg.num_actions
+        if cfg.action_embedder == "mlp":
+            self.embed_state = Mlp(a_in, 4 * d, d)
+        else:
+            self.embed_arm_state = nn.Linear(a_in, 4 * d)
+            self.embed_state = nn.Linear(4 * d, d)
+        self.mask_emb_fn = nn.Embedding(1, d)  # learned "null action"
+        if cfg.action_tokens:
+            self.action_token_proj = nn.Linear(d, d)
+        # Fixed sin-cos tables stored as non-trainable parameters (checkpoint keys).
+        self.pos_embed = nn.Parameter(
+            torch.from_numpy(sincos_2d(d, gh, gw)).float()[None], requires_grad=False
+        )  # (1, P, D)
+        self.temp_embed = nn.Parameter(
+            torch.from_numpy(sincos_1d(d, np.arange(cfg.num_frames))).float()[None],
+            requires_grad=False,
+        )  # (1, F, D)
+        self.blocks = nn.ModuleList(
+            DiTBlock(d, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth)
+        )
+        self.final_layer = FinalLayer(d, cfg.patch_size, cfg.in_channels)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        def _basic(m: nn.Module) -> None:
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+        self.apply(_basic)
+        w = self.x_embedder.proj.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.zeros_(self.x_embedder.proj.bias)
+        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        nn.init.normal_(self.mask_emb_fn.weight, std=0.02)
+        for block in self.blocks:  # adaLN-Zero: every block starts as the identity
+            nn.init.zeros_(block.adaLN_modulation[-1].weight)
+            nn.init.zeros_(block.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.linear.weight)
+        nn.init.zeros_(self.final_layer.linear.bias)
+        if self.config.action_tokens:
+            nn.init.zeros_(self.action_token_proj.weight)
+
+    # ----------------------------------------------------------------------------------
+    def embed_actions(
+        self, actions: torch.Tensor, null_action: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Per-frame action embeddings (B, F, D) (frame-ada) or (B, D) (video-ada).
+
+        actions (B, F-1, A); null_action (B,) bool replaces a sample's whole trajectory
+        with the learned null embedding (classifier-free training and guidance)."""
+        cfg = self.config
+        b = actions.shape[0]
+        a = actions.float()
+        if cfg.cumulative_actions:
+            a = torch.cat([a, a.cumsum(dim=1)], dim=-1)  # (B, F-1, 2A)
+        if cfg.conditioning == "video":
+            a = a.flatten(1)  # (B, (F-1) A)
+        if cfg.action_embedder == "mlp":
+            emb = self.embed_state(a)
+        else:
+            emb = self.embed_state(self.embed_arm_state(a))
+        null = self.mask_emb_fn.weight[0]  # (D,)
+        if cfg.conditioning == "frame":
+            emb = torch.cat([null.expand(b, 1, -1), emb], dim=1)  # (B, F, D)
+        if null_action is not None:
+            keep = (~null_action.bool()).to(emb.dtype).view(b, *([1] * (emb.ndim - 1)))
+            emb = emb * keep + null * (1 - keep)
+        return emb
+
+    def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, P, p*p*C) -> (N, C, H, W); per patch the layout is (row, col, channel)."""
+        p, c = self.config.patch_size, self.config.in_channels
+        gh, gw = self.config.grid
+        x = x.reshape(x.shape[0], gh, gw, p, p, c)
+        return torch.einsum("nhwpqc->nchpwq", x).reshape(x.shape[0], c, gh * p, gw * p)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        actions: torch.Tensor,
+        null_action: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predict the noise of every frame.
+
+        x (B, F, C, H, W) latents with the context frame(s) clean; t (B,) diffusion steps in
+        [0, 1000); actions (B, F-1, A). Returns eps (B, F, C, H, W); the context frames'
+        output carries no meaning.
+        """
+        cfg = self.config
+        b, f = x.shape[:2]
+        if f > cfg.num_frames:
+            raise ValueError(f"got {f} frames but the model has {cfg.num_frames} temporal slots")
+        if actions.shape[1:] != (f - 1, cfg.action_dim):
+            raise ValueError(
+                f"actions must be (B, {f - 1}, {cfg.action_dim}) for {f} frames, "
+                f"got {tuple(actions.shape)}"
+            )
+        if cfg.conditioning == "video" and f != cfg.num_frames:
+            raise ValueError("Video-Ada conditioning needs exactly num_frames frames")
+        tokens = self.x_embedder(rearrange(x, "b f c h w -> (b f) c h w")) + self.pos_embed
+        t_emb = self.t_embedder(t)  # (B, D)
+        a_emb = self.embed_actions(actions, null_action)
+        p_tokens = tokens.shape[1]
+        if cfg.conditioning == "frame":
+            c_frame = t_emb[:, None] + a_emb  # (B, F, D)
+            if cfg.action_tokens:
+                proj = self.action_token_proj(a_emb)  # (B, F, D)
+                tokens = tokens + rearrange(proj, "b f d -> (b f) 1 d")
+        else:
+            c_frame = (t_emb + a_emb)[:, None].expand(b, f, -1)  # (B, F, D)
+        c_spatial = rearrange(c_frame, "b f d -> (b f) d")
+        if cfg.conditioning == "video":
+            c_temp = (t_emb + a_emb).repeat_interleave(p_tokens, dim=0)  # (B P, D)
+            c_final = c_spatial
+        elif cfg.action_in_temporal:
+            c_temp = None  # per-frame adaLN inside the temporal blocks
+            c_final = c_spatial
+        else:  # released IRASim Frame-Ada: temporal blocks and final layer see t only
+            c_temp = t_emb.repeat_interleave(p_tokens, dim=0)  # (B P, D)
+            c_final = t_emb.repeat_interleave(f, dim=0)  # (B F, D)
+
+        x_tok = tokens  # (B F, P, D)
+        for i in range(0, len(self.blocks), 2):
+            x_tok = self.blocks[i](x_tok, c_spatial)
+            x_tok = rearrange(x_tok, "(b f) p d -> (b p) f d", b=b)
+            if i == 0:
+                x_tok = x_tok + self.temp_embed[:, :f]
+            if c_temp is None:
+                x_tok = self._temporal_per_frame(self.blocks[i + 1], x_tok, c_frame, b)
+            else:
+                x_tok = self.blocks[i + 1](x_tok, c_temp)
+            x_tok = rearrange(x_tok, "(b p) f d -> (b f) p d", b=b)
+        out = self.final_layer(x_tok, c_final)  # (B F, P, p*p*C)
+        return rearrange(self.unpatchify(out), "(b f) c h w -> b f c h w", b=b)
+
+    @staticmethod
+    def _temporal_per_frame(
+        block: DiTBlock, x: torch.Tensor, c_frame: torch.Tensor, b: int
+    ) -> torch.Tensor:
+        """Temporal block whose adaLN differs per frame (``action_in_temporal``).
+
+        x (B P, F, D); c_frame (B, F, D)."""
+        n, f, d = x.shape
+        p = n // b
+        mod = block.adaLN_modulation(c_frame)  # (B, F, 6D)
+        mod = mod.repeat_interleave(p, dim=0)  # (B P, F, 6D)
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=-1)
+        h = block.norm1(x) * (1 + scale_msa) + shift_msa
+        x = x + gate_msa * block.attn(h)
+        h = block.norm2(x) * (1 + scale_mlp) + shift_mlp
+        return x + gate_mlp * block.mlp(h)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """All parameters including the fixed sin-cos tables (IRASim's reported count)."""
+    return sum(p.numel() for p in model.parameters())

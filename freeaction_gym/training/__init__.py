@@ -1,0 +1,1 @@
+"""Training: typed configs, data banks, the DiT and autoencoder trainers, validation."""

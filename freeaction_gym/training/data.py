@@ -1,0 +1,115 @@
+"""Training batches of (clip frames, actions).
+
+* MetaWorld datasets are small: :class:`EpisodeBank` keeps every episode of a split in RAM
+  (frames already encoded by the codec - the latent pre-encoding cache) and samples random
+  windows without a DataLoader.
+* IRASim-layout datasets are large: :func:`irasim_batches` streams windows through a
+  DataLoader and encodes them per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+
+class EpisodeBank:
+    """All episodes of one split, as latents (T+1, C, h, w) and actions (T, A)."""
+
+    def __init__(self, latents: list[torch.Tensor], actions: list[torch.Tensor], tasks: list[str]):
+        if not latents:
+            raise ValueError("EpisodeBank is empty")
+        self.latents, self.actions, self.tasks = latents, actions, tasks
+        self.lengths = np.array([a.shape[0] for a in actions])
+
+    @classmethod
+    def from_metaworld(
+        cls,
+        root: str | Path,
+        split: str,
+        encode: Callable[[torch.Tensor], torch.Tensor],
+        tasks: list[str] | None = None,
+        cache: str | Path | None = None,
+        limit: int | None = None,
+    ) -> EpisodeBank:
+        """Load and encode a split; ``encode`` maps uint8 (1, F, H, W, 3) -> (1, F, C, h, w).
+        With ``cache`` the encoded bank is saved/reused (keyed by the file list)."""
+        from freeaction_gym.data.episodes import list_episodes, load_episode
+
+        paths = list_episodes(root, split, tasks)[:limit]
+        key = [str(p.name) for p in paths]
+        if cache is not None and Path(cache).is_file():
+            blob = torch.load(cache, weights_only=False)
+            if blob.get("key") == key:
+                return cls(blob["latents"], blob["actions"], blob["tasks"])
+        latents, actions, names = [], [], []
+        for p in tqdm(paths, desc=f"encode {split}", leave=False):
+            ep = load_episode(p)
+            with torch.inference_mode():
+                z = encode(torch.from_numpy(np.array(ep.rgb))[None])[0]
+            latents.append(z.clone())
+            actions.append(torch.from_numpy(np.asarray(ep.action, dtype=np.float32)))
+            names.append(str(ep.task))
+        if cache is not None:
+            Path(cache).parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(str(cache) + ".tmp")
+            torch.save({"key": key, "latents": latents, "actions": actions, "tasks": names}, tmp)
+            tmp.replace(cache)
+        return cls(latents, actions, names)
+
+    def __len__(self) -> int:
+        return len(self.latents)
+
+    def sample(
+        self, batch: int, clip_frames: int, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random windows: latents (B, F, C, h, w), actions (B, F-1, A)."""
+        ok = np.flatnonzero(self.lengths >= clip_frames - 1)
+        if ok.size == 0:
+            raise ValueError(f"no episode has {clip_frames} frames")
+        eps = rng.choice(ok, size=batch)
+        starts = [int(rng.integers(0, self.lengths[e] - (clip_frames - 1) + 1)) for e in eps]
+        return self.windows(eps, starts, clip_frames)
+
+    def windows(self, episodes, starts, clip_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.stack([self.latents[e][s : s + clip_frames] for e, s in zip(episodes, starts, strict=True)])
+        a = torch.stack(
+            [self.actions[e][s : s + clip_frames - 1] for e, s in zip(episodes, starts, strict=True)]
+        )
+        return z, a
+
+    def fixed_windows(
+        self, n: int, clip_frames: int, seed: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same ``n`` windows every call (for validation)."""
+        return self.sample(n, clip_frames, np.random.default_rng(seed))
+
+
+def irasim_batches(
+    root: str | Path,
+    split: str,
+    dataset: str,
+    clip_frames: int,
+    batch: int,
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    seed: int = 0,
+    resolution: tuple[int, int] | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless (latents (B, F, C, h, w), actions (B, F-1, A)) from an IRASim-layout root."""
+    from torch.utils.data import DataLoader
+
+    from freeaction_gym.data.irasim_layout import IRASimClipDataset
+
+    ds = IRASimClipDataset(
+        root, split, dataset=dataset, clip_len=clip_frames, resolution=resolution
+    )
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        for item in DataLoader(ds, batch_size=batch, shuffle=True, generator=g, drop_last=True):
+            with torch.inference_mode():
+                z = encode(item["frames"])
+            yield z, item["actions"].float()

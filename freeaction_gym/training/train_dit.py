@@ -1,0 +1,221 @@
+"""Train the world model's video DiT (``freeaction train --config configs/*.yaml``).
+
+Reads top to bottom: config -> codec + data bank (pre-encoded) -> model -> resume ->
+loop (random clip length, classifier-free action dropout, AdamW, clipping, EMA) with
+periodic logs, atomic checkpoints, EMA export and rollout validation. Runs under
+``accelerate`` (``accelerate launch -m freeaction_gym.cli train ...`` on several GPUs).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from freeaction_gym.models.dit import VideoDiT, count_parameters
+from freeaction_gym.models.presets import dit_config
+from freeaction_gym.training.checkpointing import (
+    ema_update,
+    load_state,
+    lr_at,
+    restore_rng,
+    rng_state,
+    save_state,
+)
+from freeaction_gym.training.config import TrainConfig
+from freeaction_gym.training.data import EpisodeBank
+from freeaction_gym.training.validate import rollout_metrics
+from freeaction_gym.utils.threads import configure_threads
+from freeaction_gym.world_model.codec import load_codec
+from freeaction_gym.world_model.model import DiffusionConfig, SamplingConfig, WorldModel
+
+
+def auto_delta_scale(bank: EpisodeBank, clip_frames: int, threshold: float = 0.08) -> float:
+    """1 / RMS of (z_k - z_ctx) over elements that change by more than ``threshold``."""
+    z, _ = bank.fixed_windows(min(256, 8 * len(bank)), clip_frames, seed=123)
+    d = (z[:, 1:] - z[:, :1]).flatten()
+    moving = d[d.abs() > threshold]
+    if moving.numel() == 0:
+        return 1.0
+    return float(1.0 / moving.pow(2).mean().sqrt())
+
+
+def build_model(cfg: TrainConfig, bank: EpisodeBank, codec, stats: dict) -> WorldModel:
+    z0 = bank.latents[0]
+    overrides = dict(cfg.model)
+    size = overrides.pop("size", "S")
+    overrides.setdefault("input_size", tuple(z0.shape[-2:]))
+    overrides.setdefault("in_channels", z0.shape[1])
+    overrides.setdefault("action_dim", bank.actions[0].shape[1])
+    overrides.setdefault("num_frames", cfg.data.clip_frames)
+    dit = VideoDiT(dit_config(size, **overrides))
+    diffusion = cfg.diffusion
+    if diffusion.target == "delta" and diffusion.delta_scale <= 0:
+        diffusion = replace(diffusion, delta_scale=auto_delta_scale(bank, cfg.data.clip_frames))
+    return WorldModel(dit, codec, diffusion, stats)
+
+
+def _load_stats(root: str) -> dict:
+    try:
+        from freeaction_gym.data.stats import load_stats
+
+        return load_stats(root)
+    except (FileNotFoundError, ImportError):
+        return {}
+
+
+def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
+    """Run (or resume) a DiT training run; returns the exported model directory."""
+    from accelerate import Accelerator
+
+    configure_threads(cfg.optim.threads)
+    out = Path(cfg.loop.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    torch.manual_seed(cfg.optim.seed)
+    rng = np.random.default_rng(cfg.optim.seed)
+    if cfg.data.format != "metaworld":
+        raise NotImplementedError("DiT training on IRASim-layout data: use format=metaworld here")
+
+    codec = load_codec("pixel" if cfg.codec == "pixel" else "autoencoder", cfg.codec)
+    codec.requires_grad_(False)
+    encode = codec.encode
+    cache_tag = "pixel" if cfg.codec == "pixel" else Path(cfg.codec).name
+    bank = EpisodeBank.from_metaworld(
+        cfg.data.root, "train", encode, cfg.data.tasks, out / f"cache_train_{cache_tag}.pt"
+    )
+    val = EpisodeBank.from_metaworld(
+        cfg.data.root, "val", encode, cfg.data.tasks, out / f"cache_val_{cache_tag}.pt"
+    )
+    stats = _load_stats(cfg.data.root)
+    world = build_model(cfg, bank, codec, stats)
+    state = load_state(out / "checkpoint.pt") if resume else None
+    if state is not None:  # the saved diffusion config wins (delta_scale was measured once)
+        world.diffusion = DiffusionConfig(**state["diffusion"])
+        world.dit.load_state_dict(state["model"])
+    dit = world.dit
+    ema = copy.deepcopy(dit).requires_grad_(False)
+    opt = torch.optim.AdamW(
+        [p for p in dit.parameters() if p.requires_grad],
+        lr=cfg.optim.lr,
+        weight_decay=cfg.optim.weight_decay,
+    )
+    step = 0
+    if state is not None:
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        step = int(state["step"])
+        restore_rng(state["rng"], rng)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    dit, opt = accelerator.prepare(dit, opt)
+    world.dit = dit
+    print(
+        f"[train] {count_parameters(ema) / 1e6:.2f}M params, {len(bank)} train / {len(val)} val "
+        f"episodes, delta_scale={world.diffusion.delta_scale:.3f}, resume step {step}",
+        flush=True,
+    )
+    val_z, val_a = val.fixed_windows(cfg.loop.eval_clips, cfg.data.clip_frames, seed=7)
+    log_f = open(out / "log.csv", "a", newline="")
+    log = csv.writer(log_f)
+    if step == 0:
+        log.writerow(["step", "loss", "lr", "sec_per_step", "clip_frames"])
+    t_start = time.time()
+
+    def checkpoint() -> None:
+        save_state(
+            out / "checkpoint.pt",
+            model=accelerator.unwrap_model(dit).state_dict(),
+            ema=ema.state_dict(),
+            opt=opt.state_dict(),
+            step=step,
+            rng=rng_state(rng),
+            diffusion=world.diffusion.__dict__,
+        )
+        export = WorldModel(ema, codec, world.diffusion, stats)
+        export.save_pretrained(out / "model")
+
+    def evaluate() -> None:
+        export = WorldModel(ema, codec, world.diffusion, stats).eval()
+        sampling = SamplingConfig(num_steps=cfg.loop.eval_sample_steps)
+        sampling.guidance = replace(sampling.guidance, mode="none")
+        sampling.truncation = replace(sampling.truncation, mode="none")
+        m = rollout_metrics(export, val_z, val_a, sampling, seed=0)
+        m["step"] = step
+        with open(out / "eval.jsonl", "a") as f:
+            f.write(json.dumps(m) + "\n")
+        tqdm.write("[eval] " + " ".join(f"{k}={v:.3f}" for k, v in m.items() if k != "step"))
+
+    bar = tqdm(total=cfg.optim.steps, initial=step, desc="train dit", mininterval=5)
+    losses: list[float] = []
+    t_last = time.time()
+    dit.train()
+    while step < cfg.optim.steps:
+        f = int(rng.integers(cfg.data.min_clip_frames, cfg.data.clip_frames + 1))
+        z, a = bank.sample(cfg.optim.batch_size, f, rng)
+        weights = None
+        if cfg.optim.moving_weight > 0:
+            moving = ((z[:, 1:] - z[:, :1]).abs().amax(dim=2, keepdim=True) > 0.08).float()
+            weights = 1.0 + cfg.optim.moving_weight * moving
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg.optim.lr, cfg.optim.warmup)
+        loss = world.training_loss(z, a, weights=weights)
+        opt.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        if cfg.optim.grad_clip > 0:
+            accelerator.clip_grad_norm_(dit.parameters(), cfg.optim.grad_clip)
+        opt.step()
+        ema_update(ema, accelerator.unwrap_model(dit), cfg.optim.ema_decay)
+        step += 1
+        losses.append(loss.item())
+        bar.update(1)
+        if step % cfg.loop.log_every == 0:
+            dt = (time.time() - t_last) / cfg.loop.log_every
+            t_last = time.time()
+            log.writerow([step, np.mean(losses), opt.param_groups[0]["lr"], round(dt, 4), f])
+            log_f.flush()
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}", s_per_step=f"{dt:.2f}")
+            losses.clear()
+        over_budget = (
+            cfg.loop.max_minutes is not None and (time.time() - t_start) / 60 > cfg.loop.max_minutes
+        )
+        if step % cfg.loop.checkpoint_every == 0 or step == cfg.optim.steps or over_budget:
+            checkpoint()
+        if cfg.loop.eval_every and (step % cfg.loop.eval_every == 0 or step == cfg.optim.steps):
+            evaluate()
+        if over_budget:
+            tqdm.write(f"[train] time budget of {cfg.loop.max_minutes} min reached at step {step}")
+            break
+    bar.close()
+    log_f.close()
+    plot_loss(out)
+    return out / "model"
+
+
+def plot_loss(out: Path) -> None:
+    """``log.csv`` -> ``loss.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    if not rows:
+        return
+    steps = [int(r["step"]) for r in rows]
+    loss = [float(r["loss"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, loss)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    fig.tight_layout()
+    fig.savefig(out / "loss.png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,252 @@
+"""The world model: codec + video DiT + diffusion parameterisation + FreeAction sampling.
+
+``WorldModel.predict(context, actions)`` turns clean context latents and an action chunk
+into the next latent frames; the environment and the experiments only talk to this class.
+
+Parameterisations (``DiffusionConfig.target``):
+
+* ``absolute`` - the network denoises the frames themselves (IRASim);
+* ``delta`` - it denoises ``(z_k - z_ctx) * delta_scale``, the change from the last context
+  frame. On static-camera robot video most of that is exactly zero, so the model spends its
+  capacity on what moves (and copying the context is the zero prediction, not a local
+  minimum it has to climb out of).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from freeaction_gym.diffusion.action_norm import ActionNormSpec, action_norm
+from freeaction_gym.diffusion.guidance import ActionCFG
+from freeaction_gym.diffusion.loss import diffusion_loss
+from freeaction_gym.diffusion.sampler import sample_video
+from freeaction_gym.diffusion.schedule import make_scheduler
+from freeaction_gym.diffusion.truncation import NoiseTruncation
+from freeaction_gym.models.checkpoint import load_pretrained_dit, save_pretrained_dit
+from freeaction_gym.models.dit import VideoDiT
+from freeaction_gym.world_model.codec import Codec, PixelCodec, load_codec
+
+
+@dataclass
+class DiffusionConfig:
+    """How the DiT was trained (saved with the weights)."""
+
+    prediction_type: Literal["epsilon", "sample", "v_prediction"] = "epsilon"
+    target: Literal["absolute", "delta"] = "absolute"
+    delta_scale: float = 1.0
+    """Multiplier of the frame difference in ``delta`` mode (brings motion to unit scale)."""
+    null_action_prob: float = 0.1
+    """Fraction of training samples whose actions are replaced by the null embedding."""
+    num_train_timesteps: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.target not in ("absolute", "delta"):
+            raise ValueError(f"target must be 'absolute' or 'delta', got {self.target!r}")
+        if self.prediction_type not in ("epsilon", "sample", "v_prediction"):
+            raise ValueError(f"unknown prediction_type {self.prediction_type!r}")
+
+
+@dataclass
+class SamplingConfig:
+    """Inference settings; every FreeAction technique is switchable here."""
+
+    scheduler: Literal["ddim", "ddpm", "pndm", "dpmsolver++"] = "ddim"
+    num_steps: int = 10
+    guidance: ActionCFG = field(default_factory=ActionCFG)
+    truncation: NoiseTruncation = field(default_factory=NoiseTruncation)
+    norm: ActionNormSpec = field(default_factory=ActionNormSpec)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SamplingConfig:
+        d = dict(d)
+        known = {"scheduler", "num_steps", "guidance", "truncation", "norm"}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown sampling options {sorted(unknown)}; known: {sorted(known)}")
+        return cls(
+            scheduler=d.get("scheduler", "ddim"),
+            num_steps=int(d.get("num_steps", 10)),
+            guidance=ActionCFG(**d.get("guidance", {})),
+            truncation=NoiseTruncation(**d.get("truncation", {})),
+            norm=ActionNormSpec(**d.get("norm", {})),
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def lookup_mu_act(stats: dict, spec: ActionNormSpec, chunk: int) -> float | None:
+    """``mu_act`` of ``spec`` at ``chunk`` from dataset statistics
+    (``stats["mu_act"][kind][space][str(chunk)]``), or None if absent/NaN."""
+    try:
+        v = float(stats["mu_act"][spec.kind][spec.space][str(chunk)])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None if v != v else v
+
+
+class WorldModel(nn.Module):
+    """Action-conditioned video generator over a frame codec."""
+
+    def __init__(
+        self,
+        dit: VideoDiT,
+        codec: Codec | None = None,
+        diffusion: DiffusionConfig | None = None,
+        stats: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.dit = dit
+        self.codec = codec if codec is not None else PixelCodec()
+        self.diffusion = diffusion or DiffusionConfig()
+        self.stats = stats or {}
+        self._schedulers: dict[str, object] = {}
+
+    # -- spaces --------------------------------------------------------------------------
+    @property
+    def num_context(self) -> int:
+        return self.dit.config.num_context_frames
+
+    @property
+    def action_dim(self) -> int:
+        return self.dit.config.action_dim
+
+    def to_model_space(self, frames: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Predicted-frame latents (B, K, ...) -> what the network denoises."""
+        if self.diffusion.target == "delta":
+            return (frames - context[:, -1:]) * self.diffusion.delta_scale
+        return frames
+
+    def from_model_space(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        if self.diffusion.target == "delta":
+            return x / self.diffusion.delta_scale + context[:, -1:]
+        return x
+
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, F, H, W, 3) -> latents (B, F, C, h, w)."""
+        return self.codec.encode(video)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents (B, F, C, h, w) -> uint8 (B, F, H, W, 3)."""
+        return self.codec.to_uint8(self.codec.decode(latents))
+
+    # -- training ------------------------------------------------------------------------
+    def training_loss(
+        self,
+        latents: torch.Tensor,
+        actions: torch.Tensor,
+        generator: torch.Generator | None = None,
+        weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """latents (B, F, C, h, w) clean clip; actions (B, F-1, A)."""
+        n = self.num_context
+        ctx = latents[:, :n]
+        x = torch.cat([ctx, self.to_model_space(latents[:, n:], ctx)], dim=1)
+        null = None
+        if self.diffusion.null_action_prob > 0:
+            u = torch.rand(latents.shape[0], generator=generator, device=latents.device)
+            null = u < self.diffusion.null_action_prob
+        return diffusion_loss(
+            self.dit,
+            x,
+            actions,
+            num_context=n,
+            null_action=null,
+            generator=generator,
+            weights=weights,
+            num_train_timesteps=self.diffusion.num_train_timesteps,
+            prediction_type=self.diffusion.prediction_type,
+        )
+
+    # -- sampling ------------------------------------------------------------------------
+    def scheduler(self, name: str):
+        if name not in self._schedulers:
+            self._schedulers[name] = make_scheduler(
+                name, self.diffusion.num_train_timesteps, self.diffusion.prediction_type
+            )
+        return self._schedulers[name]
+
+    def action_norm(self, chunk: torch.Tensor, spec: ActionNormSpec) -> torch.Tensor:
+        """||a|| (B,) of action chunks (B, K, A) under ``spec`` with the dataset stats."""
+        return action_norm(chunk, spec, self.stats.get("action_mean"), self.stats.get("action_std"))
+
+    def mu_act(self, spec: ActionNormSpec, chunk: int) -> float | None:
+        return lookup_mu_act(self.stats, spec, chunk)
+
+    def default_sampling(self, chunk: int, **overrides) -> SamplingConfig:
+        """:class:`SamplingConfig` with ``mu_act`` filled from the dataset statistics."""
+        cfg = SamplingConfig.from_dict(overrides) if overrides else SamplingConfig()
+        mu = self.mu_act(cfg.norm, chunk)
+        if mu is not None and cfg.truncation.mu_act == 0.0:
+            t = cfg.truncation
+            cfg.truncation = NoiseTruncation(t.mode, t.tau_min, t.tau_max, t.fixed_tau, float(mu))
+        return cfg
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        context: torch.Tensor,
+        actions: torch.Tensor,
+        sampling: SamplingConfig | None = None,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Generate the frames that follow ``context``.
+
+        context (B, n, C, h, w) clean latents; actions (B, n + K - 1, A) in model units (the
+        last K are the new chunk). Returns latents (B, K, C, h, w) and per-sample info:
+        ``action_norm``, ``tau`` and ``guidance_weight`` (the weight of the first step).
+        """
+        b, n = context.shape[:2]
+        k = actions.shape[1] - n + 1
+        if k < 1:
+            raise ValueError(
+                f"need at least {n} actions for {n} context frames, got {actions.shape[1]}"
+            )
+        sampling = sampling or self.default_sampling(k)
+        norm = self.action_norm(actions[:, n - 1 :], sampling.norm)
+        shape = (b, k, *context.shape[2:])
+        if noise is None:
+            noise, tau = sampling.truncation.sample(shape, norm, generator)
+        else:
+            tau = sampling.truncation.tau(norm)
+        scheduler = self.scheduler(sampling.scheduler)
+        x = sample_video(
+            self.dit,
+            context,
+            actions,
+            noise.to(context),
+            scheduler,
+            sampling.num_steps,
+            guidance=sampling.guidance,
+            action_norm=norm,
+            generator=generator,
+        )
+        w0 = sampling.guidance.weight(norm, 0, max(1, len(scheduler.timesteps)))
+        info = {"action_norm": norm, "tau": tau, "guidance_weight": w0}
+        return self.from_model_space(x, context), info
+
+    # -- persistence ---------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        codec = "pixel" if isinstance(self.codec, PixelCodec) else "autoencoder"
+        if codec == "autoencoder":
+            self.codec.save_pretrained(directory / "vae")
+        extra = {"diffusion": asdict(self.diffusion), "codec": codec, "stats": self.stats}
+        return save_pretrained_dit(self.dit, directory, extra)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> WorldModel:
+        """Rebuild a model saved by :meth:`save_pretrained` (no flags needed)."""
+        directory = Path(directory)
+        dit = load_pretrained_dit(directory)
+        meta = json.loads((directory / "config.json").read_text())
+        codec = load_codec(meta.get("codec", "pixel"), directory / "vae")
+        diffusion = DiffusionConfig(**meta.get("diffusion", {}))
+        return cls(dit, codec, diffusion, meta.get("stats", {})).eval()
