@@ -1,0 +1,168 @@
+"""MetaWorld generator on a tiny config: format, determinism, splits, metric depth, resume.
+
+Depth is checked against MuJoCo ray casting (``mj_ray``) through the camera geometry,
+not against the renderer under test.
+"""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("metaworld")
+mujoco = pytest.importorskip("mujoco")
+
+from freeaction_gym.data.episodes import load_episode  # noqa: E402
+from freeaction_gym.data.metaworld_gen import (  # noqa: E402
+    CAMERA_PRESETS,
+    MetaWorldDataConfig,
+    generate_dataset,
+    generate_episode,
+    make_metaworld_env,
+)
+
+TASK = "reach-v3"
+RES = 32
+T = 8
+CFG = MetaWorldDataConfig(
+    tasks=[TASK], train_episodes=2, val_episodes=1, test_episodes=1, frames=T, resolution=RES
+)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mw")
+    summary = generate_dataset(root, CFG, num_workers=1, progress=False, log=lambda s: None)
+    assert summary["generated"] == 4 and summary["skipped"] == 0
+    return root
+
+
+def npz(path) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_files_shapes_and_dtypes(root):
+    meta = json.loads((root / "meta.json").read_text())
+    assert meta["format_version"] == 1 and meta["config"]["frames"] == T
+    assert (root / "stats.json").is_file()
+    names = {s: sorted(p.name for p in (root / s).glob("*.npz")) for s in ("train", "val", "test")}
+    assert names == {
+        "train": [f"{TASK}_00000.npz", f"{TASK}_00001.npz"],
+        "val": [f"{TASK}_00000.npz"],
+        "test": [f"{TASK}_00000.npz"],
+    }
+    a = npz(root / "train" / f"{TASK}_00001.npz")
+    assert a["rgb"].dtype == np.uint8 and a["rgb"].shape == (T + 1, RES, RES, 3)
+    assert a["depth"].dtype == np.float16 and a["depth"].shape == (T + 1, RES, RES)
+    assert a["action"].dtype == np.float32 and a["action"].shape == (T, 4)
+    assert a["reward"].dtype == np.float32 and a["reward"].shape == (T,)
+    assert a["success"].dtype == bool and a["success"].shape == (T,)
+    assert str(a["task"]) == TASK and int(a["layout"]) == 1 and int(a["layout_seed"]) == 0
+    assert not list(root.rglob("*.tmp"))  # atomic writes left nothing behind
+
+
+def test_actions_in_range_and_frames_move(root):
+    for p in sorted(root.rglob("*.npz")):
+        ep = load_episode(p)
+        assert np.all(np.abs(ep.action) <= 1.0)
+        assert ep.action.std() > 0.01
+        # the arm moves: consecutive frames are not all identical
+        assert np.abs(np.diff(ep.rgb.astype(int), axis=0)).max() > 10
+
+
+def test_deterministic_regeneration(root):
+    """A fresh env regenerates the stored episode bit for bit."""
+    again = generate_episode(CFG, TASK, "train", 1)
+    stored = npz(root / "train" / f"{TASK}_00001.npz")
+    assert set(again) == set(stored)
+    for k in stored:
+        np.testing.assert_array_equal(again[k], stored[k], err_msg=k)
+
+
+def test_splits_use_different_layouts(root):
+    tr, va, te = (npz(root / s / f"{TASK}_00000.npz") for s in ("train", "val", "test"))
+    assert len({int(tr["seed"]), int(va["seed"]), int(te["seed"])}) == 3
+    assert len({int(tr["layout_seed"]), int(va["layout_seed"]), int(te["layout_seed"])}) == 3
+    # same layout index 0, different MT1 seeds -> the goal is elsewhere in the first frame
+    assert not np.array_equal(tr["rgb"][0], va["rgb"][0])
+    assert not np.array_equal(tr["rgb"][0], te["rgb"][0])
+
+
+def test_depth_is_metric(root):
+    """Stored depth of frame 0 equals MuJoCo ray-cast distances along the camera axis."""
+    env, render = make_metaworld_env(TASK, 0, 0, resolution=RES)
+    try:
+        env.reset()
+        rgb, depth = render()
+        stored = npz(root / "train" / f"{TASK}_00000.npz")
+        np.testing.assert_array_equal(rgb, stored["rgb"][0])  # the env reproduces the data
+        np.testing.assert_array_equal(depth.astype(np.float16), stored["depth"][0])
+        assert np.isfinite(stored["depth"]).all() and (stored["depth"] > 0).all()
+        assert stored["depth"].max() <= CFG.depth_clip_m
+
+        m, d = env.unwrapped.model, env.unwrapped.data
+        pose = CAMERA_PRESETS["workspace"]
+        az, el = np.deg2rad(pose.azimuth), np.deg2rad(pose.elevation)
+        fwd = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+        cam_pos = np.array(pose.lookat) - pose.distance * fwd
+        right = np.cross(fwd, [0.0, 0.0, 1.0])
+        right /= np.linalg.norm(right)
+        up = np.cross(right, fwd)
+        tan_half = np.tan(np.deg2rad(m.vis.global_.fovy) / 2)
+        geomid = np.zeros(1, np.int32)
+        for r, c in [(16, 16), (5, 5), (28, 4), (20, 28), (10, 20)]:
+            ray = fwd + ((c + 0.5) / RES * 2 - 1) * tan_half * right
+            ray += (1 - (r + 0.5) / RES * 2) * tan_half * up
+            ray /= np.linalg.norm(ray)
+            visible = np.array([1, 1, 1, 0, 0, 0], np.uint8)
+            dist = mujoco.mj_ray(m, d, cam_pos, ray, visible, 1, -1, geomid)
+            assert dist > 0
+            assert depth[r, c] == pytest.approx(dist * ray @ fwd, abs=2e-3)
+    finally:
+        render.close()
+        env.close()
+
+
+def test_resume_skips_existing_and_regenerates_missing(root):
+    files = sorted(root.rglob("*.npz"))
+    mtimes = {p: os.stat(p).st_mtime_ns for p in files}
+    summary = generate_dataset(root, CFG, num_workers=1, progress=False, log=lambda s: None)
+    assert summary["generated"] == 0 and summary["skipped"] == 4
+    assert {p: os.stat(p).st_mtime_ns for p in files} == mtimes
+
+    victim = root / "val" / f"{TASK}_00000.npz"
+    before = npz(victim)
+    victim.unlink()
+    summary = generate_dataset(root, CFG, num_workers=1, progress=False, log=lambda s: None)
+    assert summary["generated"] == 1
+    after = npz(victim)
+    for k in before:
+        np.testing.assert_array_equal(after[k], before[k], err_msg=k)
+
+
+def test_refuses_to_mix_settings(root):
+    with pytest.raises(ValueError, match="different settings.*frames"):
+        generate_dataset(root, dataclasses.replace(CFG, frames=T + 1), num_workers=1)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="frames"):
+        MetaWorldDataConfig(frames=0)
+    with pytest.raises(ValueError, match="layout_seeds"):
+        MetaWorldDataConfig(layout_seeds={"train": 0, "val": 0, "test": 1})
+    with pytest.raises(ValueError, match="unknown camera"):
+        make_metaworld_env(TASK, 0, 0, camera="nope", resolution=16)
+
+
+@pytest.mark.slow
+def test_worker_processes_write_the_same_files(root, tmp_path):
+    """Two spawned workers produce the same bytes as the in-process run."""
+    summary = generate_dataset(tmp_path, CFG, num_workers=2, progress=False, log=lambda s: None)
+    assert summary["generated"] == 4
+    for p in sorted(root.rglob("*.npz")):
+        a, b = npz(p), npz(tmp_path / p.relative_to(root))
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=f"{p.name}:{k}")
