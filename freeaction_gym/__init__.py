@@ -10,3 +10,9 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
+
+from freeaction_gym.envs.registration import ENV_IDS, register_envs  # noqa: E402
+
+register_envs()
+
+__all__ = ["ENV_IDS", "__version__"]

@@ -3,6 +3,11 @@
 Commands:
   data metaworld ...   generate a MetaWorld video dataset (see ``--help``)
   train --config F     train a DiT world model or an autoencoder from a YAML config
+  demo [--out DIR]     imagined rollouts of the bundled model vs the real simulator
+  play [--keys STR]    drive the imagined robot with the keyboard; writes a video
+  train-reward ...     train the learned reward/success head on a MetaWorld dataset
+  bank --data D --out F  build a reset bank (initial/goal frames) from a dataset split
+  bundle ...           package a trained run (fp16 weights, reset bank, reward head)
 """
 
 from __future__ import annotations
@@ -46,7 +51,45 @@ def _data(argv: list[str]) -> int:
     return main_metaworld(argv[1:])
 
 
-COMMANDS = {"train": _train, "data": _data}
+def _bundle(argv: list[str]) -> int:
+    from freeaction_gym.bundle import main as bundle_main
+
+    return bundle_main(argv)
+
+
+def _demo(argv: list[str]) -> int:
+    from freeaction_gym.demo import main as demo_main
+
+    return demo_main(argv)
+
+
+def _play(argv: list[str]) -> int:
+    from freeaction_gym.play import main as play_main
+
+    return play_main(argv)
+
+
+def _bank(argv: list[str]) -> int:
+    from freeaction_gym.envs.bank import main as bank_main
+
+    return bank_main(argv)
+
+
+def _train_reward(argv: list[str]) -> int:
+    from freeaction_gym.rewards.train_head import main as reward_main
+
+    return reward_main(argv)
+
+
+COMMANDS = {
+    "train": _train,
+    "train-reward": _train_reward,
+    "data": _data,
+    "bundle": _bundle,
+    "demo": _demo,
+    "play": _play,
+    "bank": _bank,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -166,7 +166,8 @@ class SceneRenderer:
 
     ``rgb`` uint8 (H, W, 3); ``depth`` float32 (H, W) metric meters clipped at ``depth_clip_m``
     (``None`` when ``depth=False``). Shadows, multisampling and reflections are off (7x
-    faster, REFERENCE §6). Call :meth:`close` before rendering another model.
+    faster, REFERENCE §6). Rendering first recomputes kinematics so the image shows the current
+    state even right after ``reset``; it never changes the simulation. Close it when done.
     """
 
     def __init__(
@@ -201,7 +202,19 @@ class SceneRenderer:
 
     def render(self) -> tuple[np.ndarray, np.ndarray | None]:
         r = self._renderer
-        r.update_scene(self.env.unwrapped.data, camera=self._camera)
+        if r is None:
+            raise RuntimeError("SceneRenderer.render() called after close()")
+        model, data = self.env.unwrapped.model, self.env.unwrapped.data
+        # MetaWorld's reset_model moves the goal site in the *model* after its last
+        # mj_forward, so data.site_xpos still shows an earlier goal: the frame after reset
+        # would depend on history. Recompute the position stage only (a no-op after
+        # env.step). Not mj_forward: it also rewrites the solver warm start, which changed
+        # the later physics (measured: actions diverged after ~9 frames).
+        mj = self._mujoco
+        mj.mj_kinematics(model, data)
+        mj.mj_comPos(model, data)
+        mj.mj_camlight(model, data)
+        r.update_scene(data, camera=self._camera)
         r.scene.flags[self._mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
         rgb = r.render().copy()  # (H, W, 3) uint8
         depth = None
@@ -217,7 +230,25 @@ class SceneRenderer:
     __call__ = render
 
     def close(self) -> None:
-        self._renderer.close()
+        """Free the renderer (idempotent).
+
+        ``mujoco.Renderer.close`` frees the MuJoCo GL objects on whichever GL context is
+        current, which corrupts the images of another live renderer that drew last (measured:
+        wrong pixels and depth). Making our own context current first keeps others intact.
+        """
+        renderer, self._renderer = getattr(self, "_renderer", None), None
+        if renderer is None:
+            return
+        gl_context = getattr(renderer, "_gl_context", None)
+        if gl_context is not None:
+            gl_context.make_current()
+        renderer.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: GL bindings may already be gone
+            pass
 
 
 def make_metaworld_env(

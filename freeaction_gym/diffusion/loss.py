@@ -35,6 +35,7 @@ def diffusion_loss(
     weights: torch.Tensor | None = None,
     num_train_timesteps: int = 1000,
     prediction_type: PredictionType = "epsilon",
+    timestep_power: float = 1.0,
 ) -> torch.Tensor:
     """Denoising MSE on frames ``num_context..F``.
 
@@ -43,12 +44,19 @@ def diffusion_loss(
 
     latents (B, F, C, H, W) clean; actions (B, F-1, A); null_action (B,) bool (classifier-free
     dropout); weights optional (B, F-num_context, C|1, H, W) per-element loss weights (e.g. a
-    moving-region emphasis). Returns a scalar.
+    moving-region emphasis). ``timestep_power`` p > 1 draws t = T (1 - (1 - u)^p), u ~ U(0,1),
+    favouring noisy steps, where the answer is not visible in x_t and the network must use
+    its actions (p = 1: uniform, IRASim). Returns a scalar.
     """
     b = latents.shape[0]
     device = latents.device
     abar = alphas_cumprod(num_train_timesteps)
-    t = torch.randint(0, num_train_timesteps, (b,), device=device, generator=generator)
+    if timestep_power == 1.0:
+        t = torch.randint(0, num_train_timesteps, (b,), device=device, generator=generator)
+    else:
+        u = torch.rand(b, device=device, generator=generator)
+        t = (num_train_timesteps * (1 - (1 - u) ** timestep_power)).long()
+        t = t.clamp(0, num_train_timesteps - 1)
     target = latents[:, num_context:]
     noise = torch.randn(target.shape, device=device, generator=generator, dtype=latents.dtype)
     x_t = torch.cat([latents[:, :num_context], q_sample(target, t, noise, abar)], dim=1)

@@ -38,7 +38,8 @@ def make_scheduler(
     """A diffusers scheduler on IRASim's schedule.
 
     ``pndm`` matches IRASim's inference (skip_prk_steps False, set_alpha_to_one False,
-    linspace spacing; 50 steps = 59 model evaluations). ``ddim`` is deterministic (eta 0),
+    linspace spacing; 50 steps = 59 model evaluations). ``ddim`` is deterministic (eta 0,
+    trailing spacing from t = 999, final step to abar = 1 so no noise is left),
     ``ddpm`` ancestral, ``dpmsolver++`` a multistep few-step solver. ``prediction_type``
     is the network's output (``epsilon``, ``sample``, ``v_prediction``; PNDM has no
     ``sample``).
@@ -60,7 +61,7 @@ def make_scheduler(
         return DDIMScheduler(
             **common,
             clip_sample=False,
-            set_alpha_to_one=False,
+            set_alpha_to_one=True,  # the last step returns the x0 estimate, no residual noise
             timestep_spacing="trailing",
         )
     if name == "ddpm":

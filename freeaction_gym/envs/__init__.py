@@ -1,0 +1,1 @@
+"""Gymnasium environments whose dynamics are the world model (imports stay lazy)."""

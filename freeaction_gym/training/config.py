@@ -43,6 +43,8 @@ class OptimConfig:
     ema_decay: float = 0.999
     moving_weight: float = 0.0
     """Extra loss weight on elements whose target differs from the context (delta != 0)."""
+    timestep_power: float = 1.0
+    """t = T (1 - (1 - u)^p): p > 1 trains more on noisy steps, where actions matter."""
     kl_weight: float = 1e-6
     """Autoencoder only: weight of the KL term."""
     seed: int = 0

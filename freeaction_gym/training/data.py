@@ -52,7 +52,7 @@ class EpisodeBank:
             with torch.inference_mode():
                 z = encode(torch.from_numpy(np.array(ep.rgb))[None])[0]
             latents.append(z.clone())
-            actions.append(torch.from_numpy(np.asarray(ep.action, dtype=np.float32)))
+            actions.append(torch.from_numpy(np.array(ep.action, dtype=np.float32)))
             names.append(str(ep.task))
         if cache is not None:
             Path(cache).parent.mkdir(parents=True, exist_ok=True)
@@ -76,9 +76,14 @@ class EpisodeBank:
         return self.windows(eps, starts, clip_frames)
 
     def windows(self, episodes, starts, clip_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
-        z = torch.stack([self.latents[e][s : s + clip_frames] for e, s in zip(episodes, starts, strict=True)])
+        z = torch.stack(
+            [self.latents[e][s : s + clip_frames] for e, s in zip(episodes, starts, strict=True)]
+        )
         a = torch.stack(
-            [self.actions[e][s : s + clip_frames - 1] for e, s in zip(episodes, starts, strict=True)]
+            [
+                self.actions[e][s : s + clip_frames - 1]
+                for e, s in zip(episodes, starts, strict=True)
+            ]
         )
         return z, a
 

@@ -166,7 +166,7 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
             weights = 1.0 + cfg.optim.moving_weight * moving
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg.optim.lr, cfg.optim.warmup)
-        loss = world.training_loss(z, a, weights=weights)
+        loss = world.training_loss(z, a, weights=weights, timestep_power=cfg.optim.timestep_power)
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         if cfg.optim.grad_clip > 0:

@@ -143,8 +143,10 @@ class WorldModel(nn.Module):
         actions: torch.Tensor,
         generator: torch.Generator | None = None,
         weights: torch.Tensor | None = None,
+        timestep_power: float = 1.0,
     ) -> torch.Tensor:
-        """latents (B, F, C, h, w) clean clip; actions (B, F-1, A)."""
+        """latents (B, F, C, h, w) clean clip; actions (B, F-1, A); see
+        :func:`~freeaction_gym.diffusion.loss.diffusion_loss` for ``timestep_power``."""
         n = self.num_context
         ctx = latents[:, :n]
         x = torch.cat([ctx, self.to_model_space(latents[:, n:], ctx)], dim=1)
@@ -162,6 +164,7 @@ class WorldModel(nn.Module):
             weights=weights,
             num_train_timesteps=self.diffusion.num_train_timesteps,
             prediction_type=self.diffusion.prediction_type,
+            timestep_power=timestep_power,
         )
 
     # -- sampling ------------------------------------------------------------------------
@@ -230,7 +233,10 @@ class WorldModel(nn.Module):
         )
         w0 = sampling.guidance.weight(norm, 0, max(1, len(scheduler.timesteps)))
         info = {"action_norm": norm, "tau": tau, "guidance_weight": w0}
-        return self.from_model_space(x, context), info
+        latents = self.from_model_space(x, context)
+        if isinstance(self.codec, PixelCodec):  # keep autoregressive contexts in the image range
+            latents = latents.clamp(-1.0, 1.0)
+        return latents, info
 
     # -- persistence ---------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:

@@ -17,6 +17,7 @@ mujoco = pytest.importorskip("mujoco")
 from freeaction_gym.data.episodes import load_episode  # noqa: E402
 from freeaction_gym.data.metaworld_gen import (  # noqa: E402
     CAMERA_PRESETS,
+    ExplorationPolicy,
     MetaWorldDataConfig,
     generate_dataset,
     generate_episode,
@@ -80,6 +81,59 @@ def test_deterministic_regeneration(root):
     assert set(again) == set(stored)
     for k in stored:
         np.testing.assert_array_equal(again[k], stored[k], err_msg=k)
+
+
+def test_reused_env_matches_fresh_env():
+    """An env that already ran another episode renders the same episode bit for bit
+    (MetaWorld leaves stale site positions after reset; push-v3 showed it in frame 0)."""
+    cfg = dataclasses.replace(CFG, tasks=["push-v3"], frames=3)
+    fresh = generate_episode(cfg, "push-v3", "train", 57)
+    env, render = make_metaworld_env("push-v3", 0, 0, resolution=RES)
+    try:
+        # a full-length previous episode: what reset leaves stale depends on where it ended
+        generate_episode(dataclasses.replace(cfg, frames=64), "push-v3", "train", 56, (env, render))
+        reused = generate_episode(cfg, "push-v3", "train", 57, (env, render))
+    finally:
+        render.close()
+        env.close()
+    for k in fresh:
+        np.testing.assert_array_equal(reused[k], fresh[k], err_msg=k)
+
+
+def test_rendering_does_not_change_the_physics():
+    """Actions of a rendered episode equal an unrendered rollout of the same policy (an
+    mj_forward per render rewrote the solver warm start and diverged after ~9 frames)."""
+    cfg = dataclasses.replace(CFG, tasks=["push-v3"], frames=14, resolution=16)
+    rendered = generate_episode(cfg, "push-v3", "train", 3)
+    env, render = make_metaworld_env("push-v3", 0, 3, resolution=16)
+    render.close()
+    policy = ExplorationPolicy("push-v3", cfg, np.random.default_rng(int(rendered["seed"])))
+    obs, _ = env.reset()
+    actions = []
+    for _ in range(cfg.frames):
+        actions.append(policy(obs))
+        for _ in range(cfg.action_repeat):
+            obs, *_ = env.step(actions[-1])
+    env.close()
+    np.testing.assert_array_equal(np.stack(actions), rendered["action"])
+
+
+def test_closing_a_renderer_keeps_other_renderers_intact():
+    env_a, render_a = make_metaworld_env(TASK, 0, 0, resolution=16)
+    env_b, render_b = make_metaworld_env(TASK, 0, 1, resolution=16)
+    env_a.reset()
+    env_b.reset()
+    render_a()
+    ref_rgb, ref_depth = render_b()  # b's GL context is now current
+    render_a.close()
+    env_a.close()
+    rgb, depth = render_b()
+    render_b.close()
+    env_b.close()
+    np.testing.assert_array_equal(rgb, ref_rgb)
+    np.testing.assert_array_equal(depth, ref_depth)
+    with pytest.raises(RuntimeError, match="after close"):
+        render_b()
 
 
 def test_splits_use_different_layouts(root):

@@ -1,0 +1,83 @@
+"""Package a trained run as a bundled model directory (``freeaction bundle``).
+
+Writes ``model.safetensors`` (float16 weights, upcast on load), ``config.json`` (the model's
+config, diffusion settings and dataset statistics), ``reset_bank.npz`` (initial and goal
+frames of held-out episodes) and copies ``reward_head/`` when given.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from freeaction_gym.envs.bank import ResetBank
+
+
+def export_bundle(
+    model_dir: str | Path,
+    data_root: str | Path,
+    out: str | Path,
+    reward_head: str | Path | None = None,
+    split: str = "test",
+    dtype: torch.dtype = torch.float16,
+) -> Path:
+    model_dir, out = Path(model_dir), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sd = load_file(str(model_dir / "model.safetensors"))
+    sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
+    save_file(sd, str(out / "model.safetensors"))
+    meta = json.loads((model_dir / "config.json").read_text())
+    meta["weights_dtype"] = str(dtype).removeprefix("torch.")
+    (out / "config.json").write_text(json.dumps(meta, indent=2))
+    ResetBank.from_dataset(data_root, split).save(out / "reset_bank.npz")
+    save_demo_episodes(data_root, split, out / "demo_episodes.npz")
+    if reward_head is not None:
+        dst = out / "reward_head"
+        if dst.exists():
+            shutil.rmtree(dst)
+        shutil.copytree(reward_head, dst)
+    return out
+
+
+def save_demo_episodes(
+    data_root: str | Path, split: str, path: Path, per_task: int = 2, steps: int = 40
+) -> None:
+    """A few held-out episodes (frames + actions) so the demo can compare imagination with
+    the real simulator's frames without the dataset: ``rgb`` uint8 (E, steps+1, H, W, 3),
+    ``action`` float32 (E, steps, A), ``success`` bool (E, steps), ``task`` str (E,)."""
+    import numpy as np
+
+    from freeaction_gym.data.episodes import list_episodes, load_episode
+
+    rgb, act, suc, task = [], [], [], []
+    for t in sorted({p.stem.rsplit("_", 1)[0] for p in list_episodes(data_root, split)}):
+        for p in list_episodes(data_root, split, [t])[:per_task]:
+            ep = load_episode(p)
+            rgb.append(ep.rgb[: steps + 1])
+            act.append(np.asarray(ep.action[:steps], np.float32))
+            suc.append(np.asarray(ep.success[:steps], bool))
+            task.append(t)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(
+        tmp, rgb=np.stack(rgb), action=np.stack(act), success=np.stack(suc), task=np.array(task)
+    )
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="freeaction bundle", description=__doc__)
+    p.add_argument("--model", default="runs/metaworld_default/model", help="trained model dir")
+    p.add_argument("--data", default="data/metaworld_default", help="dataset root (reset bank)")
+    p.add_argument("--split", default="test", help="split whose episodes form the reset bank")
+    p.add_argument("--reward-head", default=None, help="reward head dir to include")
+    p.add_argument("--out", default="freeaction_gym/assets/metaworld_default")
+    a = p.parse_args(argv)
+    out = export_bundle(a.model, a.data, a.out, a.reward_head, a.split)
+    print(f"bundle written to {out}")
+    return 0

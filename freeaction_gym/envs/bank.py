@@ -1,0 +1,135 @@
+"""Reset bank: real initial frames (and goal frames) an imagined episode starts from.
+
+Stored as ``.npz``: ``initial`` uint8 (N, H, W, 3), ``goal`` uint8 (N, H, W, 3) (the last
+frame of the same held-out episode, or a frame just after its first success), ``task``
+str (N,), ``layout`` int (N,), ``episode`` str (N,) (source file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ResetBank:
+    initial: np.ndarray  # (N, H, W, 3) uint8
+    goal: np.ndarray  # (N, H, W, 3) uint8
+    task: np.ndarray  # (N,) str
+    episode: np.ndarray  # (N,) str
+
+    def __post_init__(self) -> None:
+        if self.initial.ndim != 4 or self.initial.shape[-1] != 3 or self.initial.dtype != np.uint8:
+            raise ValueError(
+                f"reset bank frames must be uint8 (N, H, W, 3), got {self.initial.shape}"
+            )
+        if self.goal.shape != self.initial.shape:
+            raise ValueError("reset bank goal frames must match the initial frames' shape")
+        if len(self.initial) == 0:
+            raise ValueError("reset bank is empty")
+
+    def __len__(self) -> int:
+        return len(self.initial)
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted(set(self.task.tolist()))
+
+    def indices(self, task: str | None) -> np.ndarray:
+        """Entries of ``task`` (all when None); error naming the known tasks otherwise."""
+        if task is None:
+            return np.arange(len(self))
+        idx = np.flatnonzero(self.task == task)
+        if idx.size == 0:
+            raise ValueError(f"reset bank has no entry for task {task!r}; it has {self.tasks}")
+        return idx
+
+    @classmethod
+    def load(cls, path: str | Path) -> ResetBank:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"reset bank not found: {path}. Build one from a dataset with "
+                "`freeaction bank --data <root> --split test --out bank.npz` or pass "
+                "options={'initial_frame': ...} to reset()."
+            )
+        with np.load(path, allow_pickle=False) as z:
+            return cls(z["initial"], z["goal"], z["task"].astype(str), z["episode"].astype(str))
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(
+            tmp,
+            initial=self.initial,
+            goal=self.goal,
+            task=self.task.astype("U"),
+            episode=self.episode.astype("U"),
+        )
+        tmp.replace(path)
+
+    @classmethod
+    def from_dataset(
+        cls,
+        root: str | Path,
+        split: str = "test",
+        tasks: list[str] | None = None,
+        goal: str = "first_success",
+    ) -> ResetBank:
+        """One entry per episode: frame 0 and a goal frame (``first_success``: the frame
+        after the first successful action, else the last frame; ``last``: the last frame)."""
+        from freeaction_gym.data.episodes import list_episodes, load_episode
+
+        init, goals, task, names = [], [], [], []
+        for p in list_episodes(root, split, tasks):
+            ep = load_episode(p)
+            k = len(ep.rgb) - 1
+            if goal == "first_success" and np.any(ep.success):
+                k = int(np.argmax(ep.success)) + 1
+            init.append(ep.rgb[0])
+            goals.append(ep.rgb[k])
+            task.append(str(ep.task))
+            names.append(p.name)
+        return cls(np.stack(init), np.stack(goals), np.array(task), np.array(names))
+
+    @classmethod
+    def from_irasim(
+        cls, root: str | Path, split: str = "test", dataset: str = "rt1", limit: int | None = None
+    ) -> ResetBank:
+        """First and last frame of each episode of an IRASim-layout dataset."""
+        from freeaction_gym.data.irasim_layout import IRASimClipDataset, read_video_frames
+
+        ds = IRASimClipDataset(root, split, dataset=dataset, clip_len=2)
+        init, goals, names = [], [], []
+        for ep in ds.episodes[:limit]:
+            f = read_video_frames(ep.video, [0, ep.num_frames - 1], ep.annotation)
+            init.append(f[0])
+            goals.append(f[1])
+            names.append(ep.episode_id)
+        return cls(
+            np.stack(init), np.stack(goals), np.array([dataset] * len(init)), np.array(names)
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``freeaction bank``: build a reset bank .npz from a dataset split."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="freeaction bank", description=main.__doc__)
+    p.add_argument("--data", required=True, help="dataset root (MetaWorld format or IRASim layout)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--format", default="metaworld", choices=["metaworld", "irasim"])
+    p.add_argument("--irasim-dataset", default="rt1", choices=["rt1", "bridge", "languagetable"])
+    p.add_argument("--limit", type=int, default=None, help="at most this many episodes (irasim)")
+    p.add_argument("--out", required=True, help="output .npz")
+    a = p.parse_args(argv)
+    if a.format == "irasim":
+        bank = ResetBank.from_irasim(a.data, a.split, a.irasim_dataset, a.limit)
+    else:
+        bank = ResetBank.from_dataset(a.data, a.split)
+    bank.save(a.out)
+    print(f"reset bank of {len(bank)} entries written to {a.out}")
+    return 0

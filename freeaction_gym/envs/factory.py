@@ -1,0 +1,107 @@
+"""Build the pieces an environment needs from an :class:`EnvConfig`: the world model,
+the reset bank and the reward function. Heavy imports happen here, at ``gym.make`` time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from freeaction_gym.assets import resolve_model_path
+from freeaction_gym.envs.bank import ResetBank
+from freeaction_gym.envs.config import EnvConfig
+from freeaction_gym.utils.threads import configure_threads
+
+IRASIM_HELP = (
+    "{env_id} runs a released IRASim checkpoint, which you must download yourself. Provide\n"
+    "  model=<path to the .pt, e.g. rt1/checkpoints/frame_ada/0300000.pt>,\n"
+    "  vae=<local diffusers SDXL VAE directory>, reset_bank=<.npz of initial frames>\n"
+    "as gym.make('{env_id}', model=..., vae=..., reset_bank=...) keyword arguments, or set\n"
+    "  FREEACTION_{tag}_CHECKPOINT, FREEACTION_{tag}_VAE, FREEACTION_{tag}_BANK.\n"
+    "See README.md, section 'Bringing IRASim checkpoints'."
+)
+
+
+def fill_from_environment(cfg: EnvConfig, env_id: str) -> EnvConfig:
+    """IRASim ids: take missing paths from FREEACTION_<TAG>_{CHECKPOINT,VAE,BANK}."""
+    if cfg.model_format != "irasim":
+        return cfg
+    tag = cfg.irasim_dataset.upper()
+    cfg.model = (
+        cfg.model
+        if cfg.model not in ("", None)
+        else os.environ.get(f"FREEACTION_{tag}_CHECKPOINT", "")
+    )
+    cfg.vae = cfg.vae or os.environ.get(f"FREEACTION_{tag}_VAE")
+    cfg.reset_bank = cfg.reset_bank or os.environ.get(f"FREEACTION_{tag}_BANK")
+    missing = [
+        name
+        for name, value in (("model", cfg.model), ("vae", cfg.vae), ("reset_bank", cfg.reset_bank))
+        if not value or not Path(value).exists()
+    ]
+    if missing:
+        raise FileNotFoundError(
+            f"missing or nonexistent: {missing}.\n" + IRASIM_HELP.format(env_id=env_id, tag=tag)
+        )
+    return cfg
+
+
+def load_world_model(cfg: EnvConfig):
+    from freeaction_gym.world_model.model import DiffusionConfig, WorldModel
+
+    if cfg.model_format == "irasim":
+        from freeaction_gym.models.autoencoder import VideoAutoencoder
+        from freeaction_gym.models.checkpoint import load_irasim_checkpoint
+
+        dit = load_irasim_checkpoint(cfg.model)
+        codec = VideoAutoencoder.from_pretrained(cfg.vae)
+        return WorldModel(dit, codec, DiffusionConfig(), {}).eval()
+    path = resolve_model_path(cfg.model)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"no world model at {path} (expected config.json + model.safetensors written by "
+            "`freeaction train`); use model='bundled:metaworld_default' for the bundled one"
+        )
+    return WorldModel.from_pretrained(path)
+
+
+def load_bank(cfg: EnvConfig) -> ResetBank | None:
+    if cfg.reset_bank:
+        return ResetBank.load(cfg.reset_bank)
+    if cfg.model_format == "world_model":
+        default = resolve_model_path(cfg.model) / "reset_bank.npz"
+        if default.is_file():
+            return ResetBank.load(default)
+    return None
+
+
+def load_reward(cfg: EnvConfig, bank: ResetBank | None):
+    """(reward function, task names)."""
+    from freeaction_gym.rewards import GoalLatentReward, LearnedReward, ZeroReward
+
+    tasks = bank.tasks if bank is not None else []
+    if cfg.reward == "none":
+        return ZeroReward(), tasks
+    if cfg.reward == "goal_latent":
+        return GoalLatentReward(success_distance=cfg.goal_success_distance), tasks
+    from freeaction_gym.rewards.learned import RewardHead
+
+    head_dir = Path(cfg.reward_head) if cfg.reward_head else None
+    if head_dir is None and cfg.model_format == "world_model":
+        head_dir = resolve_model_path(cfg.model) / "reward_head"
+    if head_dir is None or not head_dir.is_dir():
+        raise FileNotFoundError(
+            f"reward='learned' needs a reward head directory (looked for {head_dir}); train one "
+            "with `freeaction train-reward`, or use reward='goal_latent' / reward='none'"
+        )
+    head = RewardHead.from_pretrained(head_dir)
+    return LearnedReward(head), list(head.config.tasks)
+
+
+def build(cfg: EnvConfig, env_id: str = "VideoWorldModelEnv"):
+    """(world model, reset bank, reward function, task names) for ``cfg``."""
+    configure_threads()
+    cfg = fill_from_environment(cfg, env_id)
+    world = load_world_model(cfg)
+    bank = load_bank(cfg)
+    reward_fn, tasks = load_reward(cfg, bank)
+    return world, bank, reward_fn, tasks

@@ -1,0 +1,155 @@
+"""Autoregressive world-model rollouts and held-out evaluation clips.
+
+* :func:`rollout_autoregressive` turns context latents and an action sequence of any
+  length into a latent video, one chunk of at most ``num_frames - num_context`` frames at a
+  time. The last generated latents are the next chunk's context, never re-encoded
+  (IRASim's long-trajectory setting, REFERENCE §1). A final partial chunk simply predicts
+  fewer frames (the DiT accepts fewer frames than its temporal slots) instead of IRASim's
+  padding by a repeated action.
+* :func:`collect_clips` takes deterministic, non-overlapping windows (or whole episodes)
+  from a split of an episode dataset, as IRASim's val/test clips (stride = clip length).
+
+The environment and the experiments share these, so "a rollout" means the same thing in
+every number we report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from freeaction_gym.data.episodes import list_episodes, load_episode
+from freeaction_gym.world_model.model import SamplingConfig, WorldModel
+
+SamplingArg = SamplingConfig | Callable[[int], SamplingConfig]
+
+
+def max_chunk(world: WorldModel) -> int:
+    """Frames one denoiser call can predict: ``num_frames - num_context``."""
+    return world.dit.config.num_frames - world.num_context
+
+
+def chunk_sizes(num_actions: int, chunk: int) -> list[int]:
+    """Frames predicted per chunk: ``chunk`` while possible, then the remainder."""
+    if num_actions < 1 or chunk < 1:
+        raise ValueError(f"need num_actions >= 1 and chunk >= 1, got {num_actions}, {chunk}")
+    full, rest = divmod(num_actions, chunk)
+    return [chunk] * full + ([rest] if rest else [])
+
+
+@torch.inference_mode()
+def rollout_autoregressive(
+    world: WorldModel,
+    context_latent: torch.Tensor,
+    actions: torch.Tensor,
+    sampling: SamplingArg | None = None,
+    chunk: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Generate every frame that follows ``context_latent`` under ``actions``.
+
+    context_latent (B, n, C, h, w) clean latents, n = ``world.num_context``; actions
+    (B, n - 1 + T, A) in model units, covering every transition after the first context
+    frame (the ``WorldModel.predict`` convention). ``chunk`` (default and maximum:
+    :func:`max_chunk`) is the number of frames per denoiser call. ``sampling`` is one
+    :class:`SamplingConfig` for every chunk, or a function of the chunk length returning
+    one (e.g. ``world.default_sampling``; FreeAction's ``mu_act`` depends on the chunk length
+    under the ``chunk_l2`` norm). Initial noise is drawn from ``generator`` chunk by chunk.
+
+    Returns latents (B, n + T, C, h, w): the context followed by the T generated frames.
+    """
+    n = world.num_context
+    if context_latent.ndim != 5 or context_latent.shape[1] != n:
+        raise ValueError(
+            f"context_latent must be (B, {n}, C, h, w), got {tuple(context_latent.shape)}"
+        )
+    if actions.ndim != 3 or actions.shape[0] != context_latent.shape[0]:
+        raise ValueError(f"actions must be (B, n - 1 + T, A), got {tuple(actions.shape)}")
+    num_new = actions.shape[1] - (n - 1)
+    limit = max_chunk(world)
+    chunk = limit if chunk is None else chunk
+    if not 1 <= chunk <= limit:
+        raise ValueError(f"chunk must be in [1, {limit}] for this model, got {chunk}")
+    frames = [context_latent[:, i] for i in range(n)]  # list of (B, C, h, w)
+    done = 0
+    for k in chunk_sizes(num_new, chunk):
+        ctx = torch.stack(frames[-n:], dim=1)  # (B, n, C, h, w): generated latents, as is
+        acts = actions[:, done : done + n - 1 + k]  # (B, n - 1 + k, A)
+        cfg = sampling(k) if callable(sampling) else sampling
+        z, _ = world.predict(ctx, acts, cfg, generator=generator)  # (B, k, C, h, w)
+        frames.extend(z.unbind(dim=1))
+        done += k
+    return torch.stack(frames, dim=1)
+
+
+@dataclass(frozen=True)
+class Clips:
+    """Evaluation clips from one split; frame 0 of each clip is the context frame."""
+
+    frames: np.ndarray
+    """uint8 (N, F, H, W, 3) ground-truth video."""
+    actions: torch.Tensor
+    """float32 (N, F - 1, A) raw dataset actions (the model's units)."""
+    episodes: list[str]
+    """Source episode file name of each clip."""
+    starts: list[int]
+    """First frame of each clip in its episode."""
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def tasks(self) -> list[str]:
+        return [name.rsplit("_", 1)[0] for name in self.episodes]
+
+
+def collect_clips(
+    root: str | Path,
+    split: str = "test",
+    num_frames: int | None = None,
+    num_clips: int | None = None,
+    seed: int = 0,
+    tasks: Sequence[str] | None = None,
+) -> Clips:
+    """Deterministic evaluation clips of ``num_frames`` frames from ``split``.
+
+    Windows start at 0, F, 2F, ... in every episode (non-overlapping, IRASim's val/test
+    stride). ``num_frames=None`` takes whole episodes, cut to the shortest one. With
+    ``num_clips`` a fixed random subset (``seed``) is kept, in dataset order.
+    """
+    paths = list_episodes(root, split, tasks)
+    episodes = [load_episode(p, load_depth=False) for p in paths]
+    if num_frames is None:
+        num_frames = min(ep.num_frames for ep in episodes)
+    if num_frames < 2:
+        raise ValueError(f"clips need at least 2 frames, got {num_frames}")
+    index = [
+        (e, s)
+        for e, ep in enumerate(episodes)
+        for s in range(0, ep.num_frames - num_frames + 1, num_frames)
+    ]
+    if not index:
+        longest = max(ep.num_frames for ep in episodes)
+        raise ValueError(f"no {split} episode has {num_frames} frames (longest: {longest})")
+    if num_clips is not None and num_clips < len(index):
+        keep = np.sort(np.random.default_rng(seed).choice(len(index), num_clips, replace=False))
+        index = [index[i] for i in keep]
+    frames = np.stack([episodes[e].rgb[s : s + num_frames] for e, s in index])
+    actions = np.stack([episodes[e].action[s : s + num_frames - 1] for e, s in index])
+    return Clips(
+        frames=frames,
+        actions=torch.from_numpy(actions.astype(np.float32)),
+        episodes=[paths[e].name for e, _ in index],
+        starts=[s for _, s in index],
+    )
+
+
+@torch.inference_mode()
+def encode_frames(world: WorldModel, frames: np.ndarray, batch: int = 16) -> torch.Tensor:
+    """uint8 (N, F, H, W, 3) -> latents (N, F, C, h, w), ``batch`` clips at a time."""
+    video = torch.from_numpy(np.ascontiguousarray(frames))
+    return torch.cat([world.encode(video[i : i + batch]) for i in range(0, len(video), batch)])

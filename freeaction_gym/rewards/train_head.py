@@ -1,0 +1,361 @@
+"""Train a :class:`~freeaction_gym.rewards.learned.RewardHead` on an episode dataset.
+
+    freeaction train-reward --data data/metaworld_default --out runs/reward_head
+
+Examples are (frame k+1, reward[k], success[k]) of every train-split transition: the frame
+the environment shows after action k, and that action's reward and success. Loss: MSE on
+the reward normalised by the train-set mean/std + binary cross-entropy on success with
+``pos_weight = #negatives / #positives`` (success is rare). Every ``--eval-every`` steps
+the val split is scored; the weights with the lowest val loss are kept and scored on the
+test split at the end.
+
+Writes to ``--out``: ``model.safetensors`` + ``config.json`` (load with
+``RewardHead.from_pretrained(out)``) and ``metrics.json`` (arguments, val history, test
+metrics overall and per task). Deterministic for a given ``--seed`` on one thread, unless
+``--max-minutes`` cuts the run short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.stats import rankdata
+from tqdm.auto import tqdm
+
+from freeaction_gym.data.episodes import list_episodes, load_episode, task_of_path
+from freeaction_gym.rewards.learned import RewardHead, RewardHeadConfig
+
+
+@dataclass
+class TrainRewardArgs:
+    data: str = "data/metaworld_default"
+    """Dataset root (``meta.json`` + ``train/ val/ test/`` episode files)."""
+    out: str = "runs/reward_head"
+    """Output directory (weights, config.json, metrics.json)."""
+    steps: int = 3000
+    """Optimiser steps (the learning rate decays to 10% over them, cosine; or over
+    ``max_minutes`` if that comes first)."""
+    batch_size: int = 64
+    lr: float = 1e-3
+    """Peak AdamW learning rate (after a 100-step linear warm-up)."""
+    weight_decay: float = 1e-4
+    seed: int = 0
+    max_minutes: float | None = None
+    """Stop early (keeping the best val weights) after this much wall time; the learning
+    rate schedule then follows the elapsed time so that it still ends decayed."""
+    eval_every: int = 250
+    """Score the val split every this many steps."""
+    shift: int = 2
+    """Random-translation augmentation: up to +-shift pixels (edge-padded); 0 disables it."""
+    tasks: list[str] | None = None
+    """Tasks to train on (default: every task of the train split)."""
+    channels: list[int] = field(default_factory=lambda: [32, 64, 64, 64])
+    """Conv widths of the head (see RewardHeadConfig)."""
+    hidden: int = 128
+
+
+@dataclass
+class FrameSet:
+    """Every transition of a split: the frame after action k and that action's labels."""
+
+    frames: torch.Tensor
+    """uint8 (N, H, W, 3)."""
+    task_ids: torch.Tensor
+    """long (N,)."""
+    reward: torch.Tensor
+    """float32 (N,)."""
+    success: torch.Tensor
+    """bool (N,)."""
+
+    def __len__(self) -> int:
+        return int(self.reward.shape[0])
+
+
+def load_frame_set(root: str | os.PathLike, split: str, tasks: list[str]) -> FrameSet:
+    """Frames 1..T of each episode of ``split`` (only ``tasks``) with reward/success 0..T-1."""
+    frames, task_ids, reward, success = [], [], [], []
+    for path in list_episodes(root, split, tasks):
+        ep = load_episode(path, load_depth=False, action_dim=None)
+        frames.append(ep.rgb[1:])  # frame k+1 is the result of action k
+        task_ids.append(np.full(ep.num_actions, tasks.index(task_of_path(path))))
+        reward.append(ep.reward)
+        success.append(ep.success)
+    return FrameSet(
+        frames=torch.from_numpy(np.concatenate(frames)),
+        task_ids=torch.from_numpy(np.concatenate(task_ids)).long(),
+        reward=torch.from_numpy(np.concatenate(reward)).float(),
+        success=torch.from_numpy(np.concatenate(success)).bool(),
+    )
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve by the rank (Mann-Whitney U) formula, ties counted half:
+    ``(sum of positive ranks - P (P + 1) / 2) / (P N)``. NaN if a class is absent."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)  # average ranks for ties
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b > 0 else float("nan")
+
+
+def reward_success_metrics(
+    pred_reward: np.ndarray,
+    reward: np.ndarray,
+    success_prob: np.ndarray,
+    success: np.ndarray,
+    threshold: float = 0.5,
+) -> dict[str, float]:
+    """Reward MAE / Pearson r and success accuracy, balanced accuracy, precision, recall,
+    AUROC (success predicted when ``success_prob > threshold``)."""
+    pred_reward, reward = np.asarray(pred_reward, np.float64), np.asarray(reward, np.float64)
+    success = np.asarray(success, bool)
+    pred = np.asarray(success_prob) > threshold
+    tp, tn = int((pred & success).sum()), int((~pred & ~success).sum())
+    fp, fn = int((pred & ~success).sum()), int((~pred & success).sum())
+    const = pred_reward.std() == 0 or reward.std() == 0
+    tpr, tnr = _ratio(tp, tp + fn), _ratio(tn, tn + fp)
+    return {
+        "n": int(reward.size),
+        "success_rate": float(success.mean()),
+        "reward_mae": float(np.abs(pred_reward - reward).mean()),
+        "reward_pearson": float("nan") if const else float(np.corrcoef(pred_reward, reward)[0, 1]),
+        "success_accuracy": _ratio(tp + tn, success.size),
+        "success_balanced_accuracy": float(np.nanmean([tpr, tnr])),
+        "success_precision": _ratio(tp, tp + fp),
+        "success_recall": tpr,
+        "success_auroc": auroc(success_prob, success),
+    }
+
+
+@torch.inference_mode()
+def predict(head: RewardHead, data: FrameSet, batch_size: int = 256):
+    """(reward (N,), success probability (N,), normalised reward (N,), logit (N,)) as numpy."""
+    head.eval()
+    outs = [
+        head.forward_normalized(data.frames[i : i + batch_size], data.task_ids[i : i + batch_size])
+        for i in range(0, len(data), batch_size)
+    ]
+    r_norm = torch.cat([o[0] for o in outs])
+    logit = torch.cat([o[1] for o in outs])
+    reward = r_norm * head.reward_std + head.reward_mean
+    return reward.numpy(), torch.sigmoid(logit).numpy(), r_norm, logit
+
+
+def evaluate(head: RewardHead, data: FrameSet, pos_weight: float, per_task: bool = False) -> dict:
+    """Loss terms (as in training) + :func:`reward_success_metrics`, optionally per task."""
+    reward, prob, r_norm, logit = predict(head, data)
+    target = (data.reward - head.reward_mean) / head.reward_std
+    mse = float(F.mse_loss(r_norm, target))
+    bce = float(
+        F.binary_cross_entropy_with_logits(
+            logit, data.success.float(), pos_weight=torch.tensor(pos_weight)
+        )
+    )
+    m = {"loss": mse + bce, "reward_mse_normalized": mse, "success_bce": bce}
+    m |= reward_success_metrics(reward, data.reward.numpy(), prob, data.success.numpy())
+    if per_task:
+        ids = data.task_ids.numpy()
+        m["per_task"] = {
+            name: reward_success_metrics(
+                reward[ids == i],
+                data.reward.numpy()[ids == i],
+                prob[ids == i],
+                data.success.numpy()[ids == i],
+            )
+            for i, name in enumerate(head.tasks)
+            if (ids == i).any()
+        }
+    return m
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def random_shift(frames: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each uint8 frame (B, H, W, 3) by up to +-shift pixels (edges replicated)."""
+    if shift <= 0:
+        return frames
+    b, h, w, _ = frames.shape
+    x = F.pad(frames.permute(0, 3, 1, 2).float(), (shift,) * 4, mode="replicate")
+    dy, dx = torch.randint(0, 2 * shift + 1, (2, b), generator=generator)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None].expand(b, 3, h, w + 2 * shift)
+    x = x.gather(2, rows)  # (B, 3, H, W + 2s)
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :].expand(b, 3, h, w)
+    x = x.gather(3, cols)  # (B, 3, H, W)
+    return x.permute(0, 2, 3, 1).to(torch.uint8)
+
+
+def learning_rate(step: int, peak: float, steps: int, warmup: int, time_frac: float = 0.0) -> float:
+    """Linear warm-up to ``peak``, then cosine decay to ``0.1 * peak`` at ``steps``, or
+    earlier when ``time_frac`` (elapsed / allowed wall time) runs ahead of the steps."""
+    frac = min(1.0, max(0.0, (step - warmup) / max(1, steps - warmup), time_frac))
+    return peak * min(1.0, (step + 1) / max(1, warmup)) * (0.55 + 0.45 * math.cos(math.pi * frac))
+
+
+def train_reward_head(args: TrainRewardArgs) -> dict:
+    """Train, select on val, score on test; write weights + metrics.json; return metrics."""
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = args.tasks or sorted({task_of_path(p) for p in list_episodes(args.data, "train")})
+    train, val = load_frame_set(args.data, "train", tasks), load_frame_set(args.data, "val", tasks)
+    r_mean, r_std = float(train.reward.mean()), float(train.reward.std())
+    n_pos = int(train.success.sum())
+    pos_weight = (len(train) - n_pos) / max(n_pos, 1)
+    head = RewardHead(
+        RewardHeadConfig(
+            tasks=tasks,
+            channels=tuple(args.channels),
+            hidden=args.hidden,
+            reward_mean=r_mean,
+            reward_std=max(r_std, 1e-6),
+        )
+    )
+    n_params = sum(p.numel() for p in head.parameters())
+    tqdm.write(
+        f"[reward head] {n_params} parameters; {len(train)} train / {len(val)} val "
+        f"frames; tasks {tasks}; success rate {n_pos / len(train):.3f}, "
+        f"pos_weight {pos_weight:.2f}; reward mean {r_mean:.3f} std {r_std:.3f}"
+    )
+    opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    warmup = min(100, args.steps // 10)
+    pw = torch.tensor(pos_weight)
+    best = {"loss": math.inf, "step": 0, "state": copy.deepcopy(head.state_dict())}
+    history: list[dict] = []
+    t0 = time.time()
+
+    def time_frac() -> float:
+        return 0.0 if args.max_minutes is None else (time.time() - t0) / 60 / args.max_minutes
+
+    bar = tqdm(total=args.steps, desc="train reward head", mininterval=5)
+    step, losses = 0, []
+    while step < args.steps:
+        for g in opt.param_groups:
+            g["lr"] = learning_rate(step, args.lr, args.steps, warmup, time_frac())
+        head.train()
+        idx = torch.randint(0, len(train), (args.batch_size,), generator=gen)
+        frames = random_shift(train.frames[idx], args.shift, gen)  # (B, H, W, 3)
+        r_norm, logit = head.forward_normalized(frames, train.task_ids[idx])
+        loss_r = F.mse_loss(r_norm, (train.reward[idx] - r_mean) / head.reward_std)
+        labels = train.success[idx].float()
+        loss = loss_r + F.binary_cross_entropy_with_logits(logit, labels, pos_weight=pw)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        losses.append(loss.item())
+        bar.update(1)
+        over = time_frac() > 1.0
+        if step % args.eval_every == 0 or step == args.steps or over:
+            m = evaluate(head, val, pos_weight)
+            m |= {
+                "step": step,
+                "train_loss": float(np.mean(losses)),
+                "minutes": (time.time() - t0) / 60,
+            }
+            losses.clear()
+            history.append(m)
+            if m["loss"] < best["loss"]:
+                best = {"loss": m["loss"], "step": step, "state": copy.deepcopy(head.state_dict())}
+            bar.set_postfix(val_loss=f"{m['loss']:.3f}", auroc=f"{m['success_auroc']:.3f}")
+            tqdm.write(
+                f"[val] step {step} loss {m['loss']:.4f} reward MAE {m['reward_mae']:.3f} "
+                f"r {m['reward_pearson']:.3f} success bal.acc "
+                f"{m['success_balanced_accuracy']:.3f} AUROC {m['success_auroc']:.3f}"
+            )
+        if over:
+            tqdm.write(f"[reward head] --max-minutes {args.max_minutes} reached at step {step}")
+            break
+    bar.close()
+    head.load_state_dict(best["state"])
+    head.save_pretrained(out)
+    test = load_frame_set(args.data, "test", tasks)
+    metrics = {
+        "args": asdict(args),
+        "num_parameters": n_params,
+        "train": {
+            "frames": len(train),
+            "success_rate": n_pos / len(train),
+            "pos_weight": pos_weight,
+            "reward_mean": r_mean,
+            "reward_std": r_std,
+        },
+        "steps_done": step,
+        "train_minutes": (time.time() - t0) / 60,
+        "best_step": best["step"],
+        "val_history": history,
+        "val": evaluate(head, val, pos_weight, per_task=True),
+        "test": evaluate(head, test, pos_weight, per_task=True),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    t = metrics["test"]
+    tqdm.write(
+        f"[test] reward MAE {t['reward_mae']:.3f} r {t['reward_pearson']:.3f}; success "
+        f"acc {t['success_accuracy']:.3f} bal.acc {t['success_balanced_accuracy']:.3f} "
+        f"P {t['success_precision']:.3f} R {t['success_recall']:.3f} "
+        f"AUROC {t['success_auroc']:.3f} (weights of step {best['step']}) -> {out}"
+    )
+    return metrics
+
+
+def parse_args(argv: list[str] | None = None) -> TrainRewardArgs:
+    d = TrainRewardArgs()
+    p = argparse.ArgumentParser(
+        prog="freeaction train-reward",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", default=d.data, help="dataset root")
+    p.add_argument("--out", default=d.out, help="output directory")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=d.max_minutes,
+        help="wall-time budget; the best val weights so far are kept",
+    )
+    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--shift", type=int, default=d.shift, help="augmentation: max shift (px)")
+    p.add_argument("--tasks", nargs="+", default=None, help="default: all train-split tasks")
+    p.add_argument("--channels", type=int, nargs="+", default=d.channels, help="conv widths")
+    p.add_argument("--hidden", type=int, default=d.hidden, help="MLP width")
+    a = p.parse_args(argv)
+    for name in ("steps", "batch_size", "eval_every"):
+        if getattr(a, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    return TrainRewardArgs(**vars(a))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from freeaction_gym.utils.threads import configure_threads
+
+    configure_threads()
+    train_reward_head(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""Command-line parsing for experiment scripts: a ``@dataclass`` of arguments -> argparse.
+
+CleanRL-style scripts declare their arguments once, as dataclass fields with a docstring
+each; :func:`parse_args` turns the fields into ``--kebab-case`` options whose help text is
+that docstring. Supported field types: ``str``, ``int``, ``float``, ``bool``
+(``--flag/--no-flag``), ``Literal[...]`` (choices), ``list[T]`` (one or more values) and
+``T | None``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import textwrap
+import types
+import typing
+from dataclasses import MISSING, fields
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (the string literal right below a field) of a dataclass."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):  # no source (e.g. defined in a REPL)
+        return {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def _option(tp: Any) -> dict[str, Any]:
+    """argparse keyword arguments for a field type."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [a for a in args if a is not type(None)]
+        return _option(inner)
+    if origin is Literal:
+        return {"choices": list(args), "type": type(args[0])}
+    if origin is list:
+        return {"nargs": "+", **_option(args[0])}
+    if tp is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    return {"type": tp}
+
+
+def parse_args(cls: type[T], argv: list[str] | None = None) -> T:
+    """Parse ``argv`` (default ``sys.argv[1:]``) into an instance of dataclass ``cls``."""
+    parser = argparse.ArgumentParser(
+        description=(cls.__doc__ or "").strip() or None,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    for f in fields(cls):  # type: ignore[arg-type]
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            default=default,
+            help=docs.get(f.name, " "),
+            **_option(hints[f.name]),
+        )
+    return cls(**vars(parser.parse_args(argv)))

@@ -1,0 +1,50 @@
+"""Smoke test: experiments/eval_world_model.py --quick on the tiny session model."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_eval_world_model_quick(tiny_world_model, tiny_dataset, tmp_path):
+    out = tmp_path / "eval"
+    env = os.environ | {"OMP_WAIT_POLICY": "PASSIVE", "FREEACTION_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        str(REPO / "experiments" / "eval_world_model.py"),
+        "--quick",
+        "--model", str(tiny_world_model),
+        "--data", str(tiny_dataset),
+        "--out", str(out),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model_dir"] == str(tiny_world_model.resolve())
+    assert "--quick" in metrics["command"] and metrics["args"]["quick"] is True
+    assert set(metrics["settings"]) == {"short", "irasim16", "long"}
+    short = metrics["settings"]["short"]
+    assert short["frames"] == 5 and short["num_clips"] == 4
+    assert {"model", "copy", "model+FreeAction", "model (shuffled)"} <= set(short["rows"])
+    assert math.isfinite(short["rows"]["model"]["psnr"]["mean"])
+    assert metrics["settings"]["irasim16"]["frames"] == 16
+    long = metrics["settings"]["long"]
+    assert long["frames"] == 21 and len(long["per_frame"]["model"]["psnr"]) == 20
+    assert long["health"]["model"]["nonfinite_latents"] == 0
+    assert metrics["sampling"]["model"]["guidance"]["mode"] == "none"
+    assert metrics["sampling"]["model+FreeAction"]["truncation"]["mu_act"] > 0
+
+    results = (out / "results.md").read_text()
+    for row in ("| model |", "| copy |", "| model+FreeAction |", "| model (shuffled) |"):
+        assert row in results
+    for name in ("short", "irasim16", "long"):
+        assert (out / f"{name}.mp4").stat().st_size > 0
+        assert (out / f"{name}_strip.png").stat().st_size > 0
+    assert (out / "psnr_over_time_long.png").is_file()
