@@ -29,7 +29,8 @@ class DataConfig:
     """Frames per training clip (context + predicted), the model's temporal length."""
     min_clip_frames: int = 2
     """Each batch uses a random clip length in [min_clip_frames, clip_frames]."""
-    resolution: int | None = None
+    resolution: int | list[int] | None = None
+    """IRASim layout: resize frames to this size (int = square, or [H, W])."""
 
 
 @dataclass
@@ -59,6 +60,9 @@ class LoopConfig:
     log_every: int = 20
     eval_clips: int = 32
     eval_sample_steps: int = 10
+    init_from: str | None = None
+    """Start a fresh run (no checkpoint.pt yet) from the weights of a saved model directory,
+    e.g. the bundled one, whose config must match; optimizer state starts anew."""
     max_minutes: float | None = None
     """Stop (after a checkpoint) when this wall-clock budget is used up."""
 

@@ -118,3 +118,71 @@ def irasim_batches(
             with torch.inference_mode():
                 z = encode(item["frames"])
             yield z, item["actions"].float()
+
+
+class StreamBank:
+    """Training windows streamed from an iterator of (latents (B, F, ...), actions) batches,
+    cut to the requested clip length (the EpisodeBank interface for large datasets)."""
+
+    def __init__(self, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.batches = batches
+        z, a = next(batches)
+        self.latents, self.actions = [z[0]], [a[0]]  # shape probes
+        self._pending = (z, a)
+
+    def __len__(self) -> int:
+        return 1
+
+    def sample(self, batch: int, clip_frames: int, rng: np.random.Generator):
+        z, a = self._pending if self._pending is not None else next(self.batches)
+        self._pending = None
+        if z.shape[0] != batch:
+            raise ValueError(f"stream yields batches of {z.shape[0]}, asked for {batch}")
+        return z[:, :clip_frames], a[:, : clip_frames - 1]
+
+
+def irasim_val_bank(
+    root: str | Path,
+    split: str,
+    dataset: str,
+    clip_frames: int,
+    n: int,
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    resolution=None,
+) -> EpisodeBank:
+    """The first ``n`` evaluation windows (stride 16, as IRASim) of an IRASim-layout split,
+    encoded once."""
+    from freeaction_gym.data.irasim_layout import IRASimClipDataset
+
+    ds = IRASimClipDataset(
+        root, split, dataset=dataset, clip_len=clip_frames, resolution=resolution
+    )
+    latents, actions = [], []
+    for i in range(min(n, len(ds))):
+        item = ds[i]
+        with torch.inference_mode():
+            latents.append(encode(torch.as_tensor(item["frames"])[None])[0].clone())
+        actions.append(torch.as_tensor(item["actions"]).float())
+    return EpisodeBank(latents, actions, [dataset] * len(latents))
+
+
+def irasim_action_stats(root: str | Path, split: str, dataset: str, chunks=(1, 4, 15)) -> dict:
+    """Action mean/std and ``mu_act`` (every ActionNormSpec, non-overlapping chunks) of an
+    IRASim-layout split, in the layout of MetaWorld's ``stats.json``."""
+    from freeaction_gym.data.irasim_layout import IRASimClipDataset
+    from freeaction_gym.diffusion.action_norm import ActionNormSpec, mean_action_norm
+
+    ds = IRASimClipDataset(root, split, dataset=dataset, clip_len=2)
+    acts = [ep.actions for ep in ds.episodes]
+    flat = np.concatenate(acts)
+    mean, std = flat.mean(0), flat.std(0) + 1e-8
+    mu: dict = {}
+    for kind in ("chunk_l2", "mean_step_l2"):
+        for space in ("raw", "normalized"):
+            spec = ActionNormSpec(kind, space)
+            for c in chunks:
+                vals = [mean_action_norm(a, c, spec, mean, std) for a in acts if len(a) >= c]
+                mu.setdefault(kind, {}).setdefault(space, {})[str(c)] = (
+                    float(np.mean(vals)) if vals else float("nan")
+                )
+    return {"action_mean": mean.tolist(), "action_std": std.tolist(), "mu_act": mu}

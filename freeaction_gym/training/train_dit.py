@@ -20,6 +20,8 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from freeaction_gym.assets import resolve_model_path
+from freeaction_gym.models.checkpoint import load_state_dict_strict
 from freeaction_gym.models.dit import VideoDiT, count_parameters
 from freeaction_gym.models.presets import dit_config
 from freeaction_gym.training.checkpointing import (
@@ -31,7 +33,13 @@ from freeaction_gym.training.checkpointing import (
     save_state,
 )
 from freeaction_gym.training.config import TrainConfig
-from freeaction_gym.training.data import EpisodeBank
+from freeaction_gym.training.data import (
+    EpisodeBank,
+    StreamBank,
+    irasim_action_stats,
+    irasim_batches,
+    irasim_val_bank,
+)
 from freeaction_gym.training.validate import rollout_metrics
 from freeaction_gym.utils.threads import configure_threads
 from freeaction_gym.world_model.codec import load_codec
@@ -48,7 +56,7 @@ def auto_delta_scale(bank: EpisodeBank, clip_frames: int, threshold: float = 0.0
     return float(1.0 / moving.pow(2).mean().sqrt())
 
 
-def build_model(cfg: TrainConfig, bank: EpisodeBank, codec, stats: dict) -> WorldModel:
+def build_model(cfg: TrainConfig, bank, codec, stats: dict, val: EpisodeBank) -> WorldModel:
     z0 = bank.latents[0]
     overrides = dict(cfg.model)
     size = overrides.pop("size", "S")
@@ -59,7 +67,12 @@ def build_model(cfg: TrainConfig, bank: EpisodeBank, codec, stats: dict) -> Worl
     dit = VideoDiT(dit_config(size, **overrides))
     diffusion = cfg.diffusion
     if diffusion.target == "delta" and diffusion.delta_scale <= 0:
-        diffusion = replace(diffusion, delta_scale=auto_delta_scale(bank, cfg.data.clip_frames))
+        diffusion = replace(
+            diffusion,
+            delta_scale=auto_delta_scale(
+                bank if isinstance(bank, EpisodeBank) else val, cfg.data.clip_frames
+            ),
+        )
     return WorldModel(dit, codec, diffusion, stats)
 
 
@@ -82,25 +95,47 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     torch.manual_seed(cfg.optim.seed)
     rng = np.random.default_rng(cfg.optim.seed)
-    if cfg.data.format != "metaworld":
-        raise NotImplementedError("DiT training on IRASim-layout data: use format=metaworld here")
-
     codec = load_codec("pixel" if cfg.codec == "pixel" else "autoencoder", cfg.codec)
     codec.requires_grad_(False)
     encode = codec.encode
-    cache_tag = "pixel" if cfg.codec == "pixel" else Path(cfg.codec).name
-    bank = EpisodeBank.from_metaworld(
-        cfg.data.root, "train", encode, cfg.data.tasks, out / f"cache_train_{cache_tag}.pt"
-    )
-    val = EpisodeBank.from_metaworld(
-        cfg.data.root, "val", encode, cfg.data.tasks, out / f"cache_val_{cache_tag}.pt"
-    )
-    stats = _load_stats(cfg.data.root)
-    world = build_model(cfg, bank, codec, stats)
+    if cfg.data.format == "metaworld":
+        cache_tag = "pixel" if cfg.codec == "pixel" else Path(cfg.codec).name
+        bank = EpisodeBank.from_metaworld(
+            cfg.data.root, "train", encode, cfg.data.tasks, out / f"cache_train_{cache_tag}.pt"
+        )
+        val = EpisodeBank.from_metaworld(
+            cfg.data.root, "val", encode, cfg.data.tasks, out / f"cache_val_{cache_tag}.pt"
+        )
+        stats = _load_stats(cfg.data.root)
+    else:  # IRASim layout: stream + encode training clips, encode the val windows once
+        r = cfg.data.resolution
+        res = None if r is None else (tuple(r) if isinstance(r, list | tuple) else (r, r))
+        ds_name = cfg.data.irasim_dataset
+        bank = StreamBank(
+            irasim_batches(
+                cfg.data.root,
+                "train",
+                ds_name,
+                cfg.data.clip_frames,
+                cfg.optim.batch_size,
+                encode,
+                cfg.optim.seed,
+                res,
+            )
+        )
+        val = irasim_val_bank(
+            cfg.data.root, "val", ds_name, cfg.data.clip_frames, cfg.loop.eval_clips, encode, res
+        )
+        stats = irasim_action_stats(cfg.data.root, "train", ds_name)
+    world = build_model(cfg, bank, codec, stats, val)
     state = load_state(out / "checkpoint.pt") if resume else None
     if state is not None:  # the saved diffusion config wins (delta_scale was measured once)
         world.diffusion = DiffusionConfig(**state["diffusion"])
         world.dit.load_state_dict(state["model"])
+    elif cfg.loop.init_from:
+        init = WorldModel.from_pretrained(resolve_model_path(cfg.loop.init_from))
+        load_state_dict_strict(world.dit, init.dit.state_dict(), cfg.loop.init_from)
+        world.diffusion = init.diffusion
     dit = world.dit
     ema = copy.deepcopy(dit).requires_grad_(False)
     opt = torch.optim.AdamW(

@@ -213,3 +213,20 @@ def test_cli_train_smoke(metaworld_root, tmp_path):
     assert "model written to" in res.stdout
     assert checkpoint(tmp_path / "cli_run")["step"] == 2
     WorldModel.from_pretrained(tmp_path / "cli_run" / "model")
+
+
+def test_init_from_starts_a_new_run_from_saved_weights(metaworld_root, tmp_path):
+    """loop.init_from loads a saved model's weights (and its measured delta_scale) into a
+    fresh run: with lr 0 the exported model equals the source model exactly."""
+    from freeaction_gym.training.train_dit import train_dit
+
+    src = train(metaworld_root, tmp_path / "src", 3)
+    d = dit_config(metaworld_root, tmp_path / "dst", 2)
+    d["optim"]["lr"] = 0.0
+    d["diffusion"]["delta_scale"] = 5.0  # overridden by the source model's value
+    d["loop"]["init_from"] = str(src)
+    dst = train_dit(config_from_dict(d))
+    a, b = WorldModel.from_pretrained(src), WorldModel.from_pretrained(dst)
+    assert b.diffusion.delta_scale == a.diffusion.delta_scale != 5.0
+    for k, v in a.dit.state_dict().items():
+        torch.testing.assert_close(b.dit.state_dict()[k], v, rtol=0, atol=0)
