@@ -8,7 +8,6 @@ in diffusers format to ``{output}/model`` (use that path as ``codec:`` of a DiT 
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import time
 from pathlib import Path
@@ -19,16 +18,10 @@ import yaml
 from tqdm.auto import tqdm
 
 from freeaction_gym.models.autoencoder import AutoencoderConfig, VideoAutoencoder
-from freeaction_gym.training.checkpointing import (
-    ema_update,
-    load_state,
-    lr_at,
-    restore_rng,
-    rng_state,
-    save_state,
-)
+from freeaction_gym.training.checkpointing import load_state, restore_rng, rng_state, save_state
 from freeaction_gym.training.config import TrainConfig
 from freeaction_gym.training.data import EpisodeBank
+from freeaction_gym.training.loop import LossLog, optimizer_step, plot_loss
 from freeaction_gym.utils.threads import configure_threads
 from freeaction_gym.world_model.codec import PixelCodec
 
@@ -80,12 +73,8 @@ def train_autoencoder(cfg: TrainConfig, resume: bool = True) -> Path:
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     ae, opt = accelerator.prepare(ae, opt)
     vae = accelerator.unwrap_model(ae).vae
-    log_f = open(out / "log.csv", "a", newline="")
-    log = csv.writer(log_f)
-    if step == 0:
-        log.writerow(["step", "loss", "lr", "sec_per_step"])
-    t0 = t_last = time.time()
-    losses: list[float] = []
+    log = LossLog(out / "log.csv", cfg.loop.log_every, fresh=step == 0)
+    t0 = time.time()
 
     def export() -> None:
         model = copy.deepcopy(ema)
@@ -101,27 +90,13 @@ def train_autoencoder(cfg: TrainConfig, resume: bool = True) -> Path:
     bar = tqdm(total=cfg.optim.steps, initial=step, desc="train autoencoder", mininterval=5)
     while step < cfg.optim.steps:
         x = _frames(bank, cfg.optim.batch_size, rng)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg.optim.lr, cfg.optim.warmup)
         dist = vae.encode(x).latent_dist
         y = vae.decode(dist.sample()).sample
         loss = (y - x).abs().mean() + ((y - x) ** 2).mean() + cfg.optim.kl_weight * dist.kl().mean()
-        opt.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        if cfg.optim.grad_clip > 0:
-            accelerator.clip_grad_norm_(ae.parameters(), cfg.optim.grad_clip)
-        opt.step()
-        ema_update(ema, accelerator.unwrap_model(ae), cfg.optim.ema_decay)
+        optimizer_step(accelerator, loss, ae, opt, ema, cfg.optim, step)
         step += 1
-        losses.append(loss.item())
         bar.update(1)
-        if step % cfg.loop.log_every == 0:
-            dt = (time.time() - t_last) / cfg.loop.log_every
-            t_last = time.time()
-            log.writerow([step, np.mean(losses), opt.param_groups[0]["lr"], round(dt, 4)])
-            log_f.flush()
-            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-            losses.clear()
+        log.add(step, loss.item(), opt.param_groups[0]["lr"], bar)
         over = cfg.loop.max_minutes is not None and (time.time() - t0) / 60 > cfg.loop.max_minutes
         if step % cfg.loop.checkpoint_every == 0 or step == cfg.optim.steps or over:
             save_state(
@@ -137,5 +112,6 @@ def train_autoencoder(cfg: TrainConfig, resume: bool = True) -> Path:
         if over:
             break
     bar.close()
-    log_f.close()
+    log.close()
+    plot_loss(out)
     return out / "model"

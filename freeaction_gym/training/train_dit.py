@@ -9,7 +9,6 @@ periodic logs, atomic checkpoints, EMA export and rollout validation. Runs under
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import time
 from dataclasses import replace
@@ -24,14 +23,7 @@ from freeaction_gym.assets import resolve_model_path
 from freeaction_gym.models.checkpoint import load_state_dict_strict
 from freeaction_gym.models.dit import VideoDiT, count_parameters
 from freeaction_gym.models.presets import dit_config
-from freeaction_gym.training.checkpointing import (
-    ema_update,
-    load_state,
-    lr_at,
-    restore_rng,
-    rng_state,
-    save_state,
-)
+from freeaction_gym.training.checkpointing import load_state, restore_rng, rng_state, save_state
 from freeaction_gym.training.config import TrainConfig
 from freeaction_gym.training.data import (
     EpisodeBank,
@@ -40,6 +32,7 @@ from freeaction_gym.training.data import (
     irasim_batches,
     irasim_val_bank,
 )
+from freeaction_gym.training.loop import LossLog, optimizer_step, plot_loss
 from freeaction_gym.training.validate import rollout_metrics
 from freeaction_gym.utils.threads import configure_threads
 from freeaction_gym.world_model.codec import load_codec
@@ -158,10 +151,7 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
         flush=True,
     )
     val_z, val_a = val.fixed_windows(cfg.loop.eval_clips, cfg.data.clip_frames, seed=7)
-    log_f = open(out / "log.csv", "a", newline="")
-    log = csv.writer(log_f)
-    if step == 0:
-        log.writerow(["step", "loss", "lr", "sec_per_step", "clip_frames"])
+    log = LossLog(out / "log.csv", cfg.loop.log_every, ("clip_frames",), fresh=step == 0)
     t_start = time.time()
 
     def checkpoint() -> None:
@@ -189,8 +179,6 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
         tqdm.write("[eval] " + " ".join(f"{k}={v:.3f}" for k, v in m.items() if k != "step"))
 
     bar = tqdm(total=cfg.optim.steps, initial=step, desc="train dit", mininterval=5)
-    losses: list[float] = []
-    t_last = time.time()
     dit.train()
     while step < cfg.optim.steps:
         f = int(rng.integers(cfg.data.min_clip_frames, cfg.data.clip_frames + 1))
@@ -199,25 +187,11 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
         if cfg.optim.moving_weight > 0:
             moving = ((z[:, 1:] - z[:, :1]).abs().amax(dim=2, keepdim=True) > 0.08).float()
             weights = 1.0 + cfg.optim.moving_weight * moving
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg.optim.lr, cfg.optim.warmup)
         loss = world.training_loss(z, a, weights=weights, timestep_power=cfg.optim.timestep_power)
-        opt.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        if cfg.optim.grad_clip > 0:
-            accelerator.clip_grad_norm_(dit.parameters(), cfg.optim.grad_clip)
-        opt.step()
-        ema_update(ema, accelerator.unwrap_model(dit), cfg.optim.ema_decay)
+        optimizer_step(accelerator, loss, dit, opt, ema, cfg.optim, step)
         step += 1
-        losses.append(loss.item())
         bar.update(1)
-        if step % cfg.loop.log_every == 0:
-            dt = (time.time() - t_last) / cfg.loop.log_every
-            t_last = time.time()
-            log.writerow([step, np.mean(losses), opt.param_groups[0]["lr"], round(dt, 4), f])
-            log_f.flush()
-            bar.set_postfix(loss=f"{np.mean(losses):.4f}", s_per_step=f"{dt:.2f}")
-            losses.clear()
+        log.add(step, loss.item(), opt.param_groups[0]["lr"], bar, f)
         over_budget = (
             cfg.loop.max_minutes is not None and (time.time() - t_start) / 60 > cfg.loop.max_minutes
         )
@@ -229,28 +203,6 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
             tqdm.write(f"[train] time budget of {cfg.loop.max_minutes} min reached at step {step}")
             break
     bar.close()
-    log_f.close()
+    log.close()
     plot_loss(out)
     return out / "model"
-
-
-def plot_loss(out: Path) -> None:
-    """``log.csv`` -> ``loss.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = list(csv.DictReader(open(out / "log.csv")))
-    if not rows:
-        return
-    steps = [int(r["step"]) for r in rows]
-    loss = [float(r["loss"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(steps, loss)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    fig.tight_layout()
-    fig.savefig(out / "loss.png", dpi=100)
-    plt.close(fig)
