@@ -11,8 +11,8 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
-from freeaction_gym.envs.registration import ENV_IDS, register_envs  # noqa: E402
+from freeaction_gym.envs.registration import ENV_IDS, REAL_ENV_IDS, register_envs  # noqa: E402
 
 register_envs()
 
-__all__ = ["ENV_IDS", "__version__"]
+__all__ = ["ENV_IDS", "REAL_ENV_IDS", "__version__"]

@@ -2,7 +2,9 @@
 
 Stored as ``.npz``: ``initial`` uint8 (N, H, W, 3), ``goal`` uint8 (N, H, W, 3) (the last
 frame of the same held-out episode, or a frame just after its first success), ``task``
-str (N,), ``layout`` int (N,), ``episode`` str (N,) (source file).
+str (N,), ``episode`` str (N,) (source file), and, when known, ``layout`` / ``layout_seed``
+int (N,): the scene is layout ``layout`` of ``metaworld.MT1(task, seed=layout_seed)``, so the
+real simulator can start from the same scene (-1 when unknown, e.g. IRASim datasets).
 """
 
 from __future__ import annotations
@@ -19,8 +21,17 @@ class ResetBank:
     goal: np.ndarray  # (N, H, W, 3) uint8
     task: np.ndarray  # (N,) str
     episode: np.ndarray  # (N,) str
+    layout: np.ndarray | None = None  # (N,) int, -1 = unknown (filled in __post_init__)
+    layout_seed: np.ndarray | None = None  # (N,) int, -1 = unknown
 
     def __post_init__(self) -> None:
+        n = len(self.initial)
+        for name in ("layout", "layout_seed"):
+            value = getattr(self, name)
+            value = np.full(n, -1, np.int64) if value is None else np.asarray(value, np.int64)
+            if value.shape != (n,):
+                raise ValueError(f"reset bank {name} must have shape ({n},), got {value.shape}")
+            object.__setattr__(self, name, value)  # frozen dataclass
         if self.initial.ndim != 4 or self.initial.shape[-1] != 3 or self.initial.dtype != np.uint8:
             raise ValueError(
                 f"reset bank frames must be uint8 (N, H, W, 3), got {self.initial.shape}"
@@ -36,6 +47,11 @@ class ResetBank:
     @property
     def tasks(self) -> list[str]:
         return sorted(set(self.task.tolist()))
+
+    @property
+    def has_layouts(self) -> bool:
+        """Every entry names its MetaWorld scene (``layout`` and ``layout_seed`` >= 0)."""
+        return bool(np.all(self.layout >= 0) and np.all(self.layout_seed >= 0))
 
     def indices(self, task: str | None) -> np.ndarray:
         """Entries of ``task`` (all when None); error naming the known tasks otherwise."""
@@ -56,7 +72,10 @@ class ResetBank:
                 "options={'initial_frame': ...} to reset()."
             )
         with np.load(path, allow_pickle=False) as z:
-            return cls(z["initial"], z["goal"], z["task"].astype(str), z["episode"].astype(str))
+            optional = {k: z[k] for k in ("layout", "layout_seed") if k in z.files}
+            return cls(
+                z["initial"], z["goal"], z["task"].astype(str), z["episode"].astype(str), **optional
+            )
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
@@ -68,6 +87,8 @@ class ResetBank:
             goal=self.goal,
             task=self.task.astype("U"),
             episode=self.episode.astype("U"),
+            layout=self.layout,
+            layout_seed=self.layout_seed,
         )
         tmp.replace(path)
 
@@ -83,7 +104,7 @@ class ResetBank:
         after the first successful action, else the last frame; ``last``: the last frame)."""
         from freeaction_gym.data.episodes import list_episodes, load_episode
 
-        init, goals, task, names = [], [], [], []
+        init, goals, task, names, layout, layout_seed = [], [], [], [], [], []
         for p in list_episodes(root, split, tasks):
             ep = load_episode(p)
             k = len(ep.rgb) - 1
@@ -93,7 +114,16 @@ class ResetBank:
             goals.append(ep.rgb[k])
             task.append(str(ep.task))
             names.append(p.name)
-        return cls(np.stack(init), np.stack(goals), np.array(task), np.array(names))
+            layout.append(ep.layout)
+            layout_seed.append(int(ep.info.get("layout_seed", -1)))
+        return cls(
+            np.stack(init),
+            np.stack(goals),
+            np.array(task),
+            np.array(names),
+            np.array(layout),
+            np.array(layout_seed),
+        )
 
     @classmethod
     def from_irasim(

@@ -6,6 +6,7 @@ from gymnasium.envs.registration import register, registry
 
 ENTRY = "freeaction_gym.envs.env:VideoWorldModelEnv"
 VECTOR_ENTRY = "freeaction_gym.envs.vector:VideoWorldModelVectorEnv"
+REAL_ENTRY = "freeaction_gym.envs.real_metaworld:RealMetaWorldEnv"
 
 # id -> preset file in envs_config/ (same name)
 ENV_IDS: tuple[str, ...] = (
@@ -18,6 +19,16 @@ ENV_IDS: tuple[str, ...] = (
     "FreeActionLanguageTable-v0",
 )
 
+# The real MetaWorld counterparts: id -> the imagined preset they mirror (task, episode
+# length, reset bank), so a policy moves between imagination and reality unchanged.
+REAL_COUNTERPARTS: dict[str, str] = {
+    "FreeActionRealMetaWorld-v0": "FreeActionMetaWorld-v0",
+    "FreeActionRealMetaWorldReach-v0": "FreeActionMetaWorldReach-v0",
+    "FreeActionRealMetaWorldPush-v0": "FreeActionMetaWorldPush-v0",
+    "FreeActionRealMetaWorldPickPlace-v0": "FreeActionMetaWorldPickPlace-v0",
+}
+REAL_ENV_IDS: tuple[str, ...] = tuple(REAL_COUNTERPARTS)
+
 
 def register_envs() -> None:
     for env_id in ENV_IDS:
@@ -29,3 +40,6 @@ def register_envs() -> None:
             vector_entry_point=VECTOR_ENTRY,
             kwargs={"preset": env_id, "env_id": env_id},
         )
+    for env_id, imagined in REAL_COUNTERPARTS.items():
+        if env_id not in registry:
+            register(id=env_id, entry_point=REAL_ENTRY, kwargs={"mirror": imagined})

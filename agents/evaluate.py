@@ -1,0 +1,263 @@
+"""Evaluate a policy on a FreeAction env: success rate and return with bootstrap 95% CIs.
+
+    python -m agents.evaluate --env FreeActionRealMetaWorldReach-v0 --policy run/final_model.zip
+    python -m agents.evaluate --env FreeActionMetaWorldReach-v0 --policy random --episodes 50
+    python -m agents.evaluate --env FreeActionRealMetaWorldPush-v0 --policy expert:0.1
+
+``--policy``: an SB3 ``.zip`` (PPO or SAC; frame stacking is inferred from its observation
+space), ``random`` (uniform actions) or ``expert:<sigma>`` (MetaWorld's scripted expert plus
+Gaussian noise; it reads the true simulator state, so only real ids). An episode succeeds
+if ``info['success']`` is true at any step. Prints (and with ``--out`` writes) JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.config import parse_assignments
+
+
+@dataclass
+class EvalArgs:
+    """Command-line arguments of ``python -m agents.evaluate``."""
+
+    env: str = "FreeActionRealMetaWorldReach-v0"
+    policy: str = "random"
+    """``<file>.zip``, ``random`` or ``expert:<sigma>`` (real ids only)."""
+    episodes: int = 20
+    num_envs: int = 1
+    """Parallel envs; each runs ``episodes / num_envs`` episodes (no bias to short ones)."""
+    seed: int = 0
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    deterministic: bool = True
+    """Zip policies: the mean action (no sampling)."""
+    algo: str = "auto"
+    """``ppo``, ``sac`` or ``auto`` (from the zip's policy class)."""
+    confidence: float = 0.95
+    n_resamples: int = 10_000
+    out: str | None = None
+    """Also write the JSON report here."""
+
+
+def bootstrap_ci(
+    values, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean of ``values``: resample with
+    replacement ``n_resamples`` times, take the (1-c)/2 and (1+c)/2 quantiles of the means."""
+    x = np.asarray(values, np.float64)
+    if x.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = np.concatenate(
+        [
+            x[rng.integers(0, x.size, (min(1000, n_resamples - i), x.size))].mean(axis=1)
+            for i in range(0, n_resamples, 1000)
+        ]
+    )
+    alpha = (1.0 - confidence) / 2
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+# ------------------------------------------------------------------------------ policies
+
+
+def load_model(path: str | Path, algo: str = "auto", device: str = "cpu"):
+    """An SB3 PPO/SAC model; ``auto`` reads the policy class's module from the zip."""
+    from stable_baselines3 import PPO, SAC
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"policy file not found: {path}")
+    if algo == "auto":
+        with zipfile.ZipFile(path) as z:
+            data = json.loads(z.read("data"))
+        module = str(data.get("policy_class", {}).get("__module__", ""))
+        algo = "sac" if ".sac." in module else "ppo"
+    return {"ppo": PPO, "sac": SAC}[algo].load(path, device=device)
+
+
+def frame_stack_of(model, env_space) -> int:
+    """How many frames the policy expects stacked, from its (C, H, W) or (H, W, C) space."""
+    from stable_baselines3.common.preprocessing import is_image_space_channels_first
+
+    space = model.observation_space
+    c_policy = space.shape[0] if is_image_space_channels_first(space) else space.shape[-1]
+    c_env = env_space.shape[-1]
+    if c_policy % c_env:
+        raise ValueError(
+            f"policy observations {space.shape} do not fit env frames {env_space.shape}"
+        )
+    return c_policy // c_env
+
+
+def expert_policy(vec, sigma: float, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Noisy MetaWorld scripted experts reading each real env's 39-D state."""
+    from metaworld.policies import ENV_POLICY_MAP
+
+    rng = np.random.default_rng(seed)
+    envs = [e.unwrapped for e in vec.envs]
+    experts: dict[str, Any] = {}
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        out = []
+        for env in envs:
+            task = env.scene["task"]
+            expert = experts.setdefault(task, ENV_POLICY_MAP[task]())
+            with warnings.catch_warnings():  # "Constant(s) may be too high": we clip anyway
+                warnings.simplefilter("ignore", UserWarning)
+                a = np.clip(expert.get_action(env.state), -1.0, 1.0)
+            out.append(np.clip(a + rng.normal(0.0, sigma, 4), -1.0, 1.0))
+        return np.asarray(out, np.float32)
+
+    return act
+
+
+# ------------------------------------------------------------------------------ rollouts
+
+
+def run_episodes(vec, act: Callable[[np.ndarray], np.ndarray], episodes: int) -> list[dict]:
+    """Episodes (``return``, ``length``, ``success`` at any step, ``task``) with env ``i``
+    running ``(episodes + i) // num_envs`` of them, as SB3's ``evaluate_policy`` does."""
+    n = vec.num_envs
+    targets = np.array([(episodes + i) // n for i in range(n)])
+    counts = np.zeros(n, int)
+    ret, length, success = np.zeros(n), np.zeros(n, int), np.zeros(n, bool)
+    results: list[dict] = []
+    obs = vec.reset()
+    while (counts < targets).any():
+        obs, reward, dones, infos = vec.step(act(obs))
+        ret += reward
+        length += 1
+        for i, info in enumerate(infos):
+            success[i] |= bool(info.get("success", False) or info.get("is_success", False))
+            if not dones[i]:
+                continue
+            if counts[i] < targets[i]:
+                results.append(
+                    {
+                        "return": float(ret[i]),
+                        "length": int(length[i]),
+                        "success": bool(success[i]),
+                        "task": str(info.get("task", "")),
+                    }
+                )
+                counts[i] += 1
+            ret[i], length[i], success[i] = 0.0, 0, False
+    return results
+
+
+def evaluate(args: EvalArgs) -> dict[str, Any]:
+    from freeaction_gym.utils.threads import configure_threads
+
+    configure_threads()
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    from agents.envs import env_kind, make_vec_env
+
+    if args.episodes < 1:
+        raise ValueError("--episodes must be >= 1")
+    vec = make_vec_env(args.env, args.num_envs, args.seed, args.env_kwargs, monitor=False)
+    if args.policy == "random":
+        space = vec.action_space
+        space.seed(args.seed)
+        act = lambda obs: np.stack([space.sample() for _ in range(vec.num_envs)])  # noqa: E731
+    elif args.policy.startswith("expert"):
+        if env_kind(args.env) != "real":
+            raise ValueError(
+                f"--policy expert needs the true simulator state: use a real id "
+                f"(FreeActionRealMetaWorld*), not {args.env}; evaluate imagination with a "
+                ".zip or random policy"
+            )
+        sigma = float(args.policy.partition(":")[2] or 0.0)
+        act = expert_policy(vec, sigma, args.seed)
+    else:
+        model = load_model(args.policy, args.algo)
+        stack = frame_stack_of(model, vec.observation_space)
+        if stack > 1:
+            vec = VecFrameStack(vec, stack, channels_order="last")
+        act = lambda obs: model.predict(obs, deterministic=args.deterministic)[0]  # noqa: E731
+    try:
+        eps = run_episodes(vec, act, args.episodes)
+    finally:
+        vec.close()
+
+    succ = np.array([e["success"] for e in eps], float)
+    rets = np.array([e["return"] for e in eps])
+    ci = dict(confidence=args.confidence, n_resamples=args.n_resamples, seed=args.seed)
+    per_task: dict[str, dict[str, float]] = {}
+    for task in sorted({e["task"] for e in eps}):
+        s = [e["success"] for e in eps if e["task"] == task]
+        per_task[task] = {"episodes": len(s), "success_rate": float(np.mean(s))}
+    return {
+        "env": args.env,
+        "policy": args.policy,
+        "episodes": len(eps),
+        "seed": args.seed,
+        "env_kwargs": args.env_kwargs,
+        "confidence": args.confidence,
+        "success_rate": float(succ.mean()),
+        "success_rate_ci": bootstrap_ci(succ, **ci),
+        "return_mean": float(rets.mean()),
+        "return_std": float(rets.std()),
+        "return_ci": bootstrap_ci(rets, **ci),
+        "length_mean": float(np.mean([e["length"] for e in eps])),
+        "per_task": per_task,
+        "per_episode": eps,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> EvalArgs:
+    d = EvalArgs()
+    p = argparse.ArgumentParser(
+        prog="python -m agents.evaluate", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--env", default=d.env, help="registered env id")
+    p.add_argument("--policy", default=d.policy, help="<file>.zip | random | expert:<sigma>")
+    p.add_argument("--episodes", type=int, default=d.episodes)
+    p.add_argument("--num-envs", type=int, default=d.num_envs)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--env-kwargs", nargs="*", default=[], metavar="K=V", help="env options")
+    p.add_argument("--stochastic", action="store_true", help="sample zip policies' actions")
+    p.add_argument("--algo", default=d.algo, choices=["auto", "ppo", "sac"])
+    p.add_argument("--confidence", type=float, default=d.confidence)
+    p.add_argument("--n-resamples", type=int, default=d.n_resamples)
+    p.add_argument("--out", default=None, help="write the JSON report here too")
+    a = p.parse_args(argv)
+    return EvalArgs(
+        env=a.env,
+        policy=a.policy,
+        episodes=a.episodes,
+        num_envs=a.num_envs,
+        seed=a.seed,
+        env_kwargs=parse_assignments(a.env_kwargs),
+        deterministic=not a.stochastic,
+        algo=a.algo,
+        confidence=a.confidence,
+        n_resamples=a.n_resamples,
+        out=a.out,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    report = evaluate(args)
+    text = json.dumps(report, indent=2)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

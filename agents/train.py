@@ -1,0 +1,236 @@
+"""Train a stable-baselines3 PPO or SAC agent on a FreeAction env (imagined or real).
+
+    python -m agents.train --env FreeActionMetaWorldReach-v0 --algo ppo \\
+        --out runs/agents/reach_ppo [--timesteps N] [--num-envs K] \\
+        [--env-kwargs model=<dir> sampling.num_steps=4] [--hyperparams FILE] [--hp n_steps=64]
+
+The imagined env steps all ``K`` envs with one batched world-model call
+(:func:`freeaction_gym.envs.vector.make_sb3_vec_env`); ``--eval-env
+FreeActionRealMetaWorldReach-v0`` evaluates a policy trained in imagination in the real
+simulator while it trains. Writes into ``--out``: ``final_model.zip``, ``best_model.zip``
+(best evaluation), ``checkpoints/``, ``eval/evaluations.npz``, ``videos/*.mp4``,
+``logs/`` (TensorBoard events + progress.csv) and ``train_config.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from agents.config import ALGOS, load_hyperparams, parse_assignments
+
+
+@dataclass
+class TrainArgs:
+    """Command-line arguments of ``python -m agents.train``."""
+
+    env: str = "FreeActionMetaWorldReach-v0"
+    """A registered id: imagined (``FreeActionMetaWorld*``) or real
+    (``FreeActionRealMetaWorld*``)."""
+    algo: Literal["ppo", "sac"] = "ppo"
+    timesteps: int | None = None
+    """Environment steps to train for (default: the hyperparameters' ``n_timesteps``)."""
+    num_envs: int | None = None
+    """Parallel envs (default: the hyperparameters' ``n_envs``)."""
+    out: str | None = None
+    """Output directory (default ``runs/agents/<env>_<algo>_s<seed>``)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Env options (``gym.make`` keywords) over the hyperparameters' ``env_kwargs``."""
+    hyperparams: str | None = None
+    """A YAML file with ``ppo:``/``sac:`` sections (default ``agents/hyperparams/<env>.yaml``)."""
+    hp: dict[str, Any] = field(default_factory=dict)
+    """Hyperparameter overrides (``n_steps=64``, ``policy_kwargs.net_arch=[64]``)."""
+    seed: int = 0
+    eval_env: str | None = None
+    """Evaluate on this id instead (e.g. the real counterpart of an imagined id)."""
+    eval_env_kwargs: dict[str, Any] | None = None
+    """Options of the eval env (default: ``env_kwargs`` when it is the training id)."""
+    eval_freq: int = 10_000
+    """Evaluate every this many environment steps (0: never)."""
+    eval_episodes: int = 5
+    checkpoint_freq: int = 50_000
+    """Save a checkpoint every this many environment steps (0: never)."""
+    video_freq: int = 50_000
+    """Record an evaluation episode every this many steps and at the end (0: never)."""
+    progress: bool = True
+    device: str = "auto"
+    verbose: int = 1
+
+
+def _image_wrap(vec):
+    """Channel-first view of image observations (what SB3 does to the training env)."""
+    from stable_baselines3.common.preprocessing import (
+        is_image_space,
+        is_image_space_channels_first,
+    )
+    from stable_baselines3.common.vec_env import VecTransposeImage
+
+    space = vec.observation_space
+    if is_image_space(space) and not is_image_space_channels_first(space):
+        return VecTransposeImage(vec)
+    return vec
+
+
+def train(args: TrainArgs) -> dict[str, Any]:
+    """Train, save and return a summary (paths, steps, seconds)."""
+    from freeaction_gym.utils.threads import configure_threads
+
+    configure_threads()
+    from stable_baselines3 import PPO, SAC
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback, EvalCallback
+    from stable_baselines3.common.logger import configure
+
+    from agents.callbacks import TqdmCallback, VideoRecorderCallback
+    from agents.envs import make_vec_env
+    from agents.policies import policy_kwargs_from_config
+
+    # -- settings --------------------------------------------------------------------------
+    hp = load_hyperparams(args.env, args.algo, args.hyperparams, args.hp)
+    n_envs = args.num_envs or hp.n_envs
+    total = args.timesteps or hp.n_timesteps
+    out = Path(args.out or f"runs/agents/{args.env}_{args.algo}_s{args.seed}")
+    out.mkdir(parents=True, exist_ok=True)
+    env_kwargs = {**hp.env_kwargs, **args.env_kwargs}
+    eval_id = args.eval_env or args.env
+    eval_kwargs = args.eval_env_kwargs
+    if eval_kwargs is None:
+        eval_kwargs = env_kwargs if eval_id == args.env else {}
+
+    # -- envs ------------------------------------------------------------------------------
+    train_env = _image_wrap(
+        make_vec_env(args.env, n_envs, args.seed, env_kwargs, frame_stack=hp.frame_stack)
+    )
+    eval_vec = None
+    if args.eval_freq > 0 or args.video_freq > 0:
+        eval_vec = make_vec_env(eval_id, 1, args.seed + 10_000, eval_kwargs, hp.frame_stack)
+
+    # -- model -----------------------------------------------------------------------------
+    algo_cls = {"ppo": PPO, "sac": SAC}[args.algo]
+    try:
+        model = algo_cls(
+            hp.policy,
+            train_env,
+            policy_kwargs=policy_kwargs_from_config(hp.policy_kwargs),
+            seed=args.seed,
+            device=args.device,
+            verbose=args.verbose,
+            **hp.algo_kwargs,
+        )
+    except TypeError as e:
+        raise ValueError(f"bad {args.algo} hyperparameters from {hp.source}: {e}") from e
+    formats = ["csv", "tensorboard"] + (["stdout"] if args.verbose else [])
+    model.set_logger(configure(str(out / "logs"), formats))
+
+    # -- callbacks -------------------------------------------------------------------------
+    callbacks = []
+    if args.progress:
+        callbacks.append(TqdmCallback())
+    if args.checkpoint_freq > 0:
+        callbacks.append(
+            CheckpointCallback(
+                max(1, args.checkpoint_freq // n_envs), str(out / "checkpoints"), args.algo
+            )
+        )
+    if args.eval_freq > 0:
+        callbacks.append(
+            EvalCallback(
+                _image_wrap(eval_vec),
+                n_eval_episodes=args.eval_episodes,
+                eval_freq=max(1, args.eval_freq // n_envs),
+                best_model_save_path=str(out),
+                log_path=str(out / "eval"),
+                deterministic=True,
+                verbose=args.verbose,
+            )
+        )
+    if args.video_freq > 0:
+        fps = int((getattr(eval_vec, "metadata", None) or {}).get("render_fps", 10))
+        callbacks.append(
+            VideoRecorderCallback(eval_vec, out / "videos", args.video_freq, fps, args.algo)
+        )
+
+    # -- train -----------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    model.learn(total, callback=CallbackList(callbacks), tb_log_name=args.algo)
+    seconds = time.perf_counter() - t0
+    model.save(out / "final_model.zip")
+    summary = {
+        "env": args.env,
+        "algo": args.algo,
+        "timesteps": int(model.num_timesteps),
+        "num_envs": n_envs,
+        "seconds": seconds,
+        "final_model": str(out / "final_model.zip"),
+        "hyperparams_file": hp.source,
+    }
+    config = {
+        "args": asdict(args),
+        "hyperparams": {
+            **asdict(hp),
+            "algo_kwargs": {k: repr(v) for k, v in hp.algo_kwargs.items()},
+        },
+        "summary": summary,
+    }
+    (out / "train_config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
+    train_env.close()
+    if eval_vec is not None:
+        eval_vec.close()
+    return summary
+
+
+def parse_args(argv: list[str] | None = None) -> TrainArgs:
+    d = TrainArgs()
+    p = argparse.ArgumentParser(prog="python -m agents.train", description=__doc__.split("\n")[0])
+    p.add_argument("--env", default=d.env, help="registered env id")
+    p.add_argument("--algo", default=d.algo, choices=ALGOS)
+    p.add_argument("--timesteps", type=int, default=None, help="environment steps")
+    p.add_argument("--num-envs", type=int, default=None, help="parallel envs")
+    p.add_argument("--out", default=None, help="output directory")
+    p.add_argument("--env-kwargs", nargs="*", default=[], metavar="K=V", help="env options")
+    p.add_argument("--hyperparams", default=None, help="hyperparameter YAML file")
+    p.add_argument("--hp", nargs="*", default=[], metavar="K=V", help="hyperparameter overrides")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--eval-env", default=None, help="evaluate on this id (e.g. the real one)")
+    p.add_argument("--eval-env-kwargs", nargs="*", default=None, metavar="K=V")
+    p.add_argument("--eval-freq", type=int, default=d.eval_freq, help="env steps; 0 = never")
+    p.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
+    p.add_argument("--checkpoint-freq", type=int, default=d.checkpoint_freq, help="0 = never")
+    p.add_argument("--video-freq", type=int, default=d.video_freq, help="0 = never")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--verbose", type=int, default=d.verbose)
+    a = p.parse_args(argv)
+    return TrainArgs(
+        env=a.env,
+        algo=a.algo,
+        timesteps=a.timesteps,
+        num_envs=a.num_envs,
+        out=a.out,
+        env_kwargs=parse_assignments(a.env_kwargs),
+        hyperparams=a.hyperparams,
+        hp=parse_assignments(a.hp),
+        seed=a.seed,
+        eval_env=a.eval_env,
+        eval_env_kwargs=None if a.eval_env_kwargs is None else parse_assignments(a.eval_env_kwargs),
+        eval_freq=a.eval_freq,
+        eval_episodes=a.eval_episodes,
+        checkpoint_freq=a.checkpoint_freq,
+        video_freq=a.video_freq,
+        progress=not a.no_progress,
+        device=a.device,
+        verbose=a.verbose,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    summary = train(parse_args(argv))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
