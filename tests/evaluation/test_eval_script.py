@@ -48,3 +48,25 @@ def test_eval_world_model_quick(tiny_world_model, tiny_dataset, tmp_path):
         assert (out / f"{name}.mp4").stat().st_size > 0
         assert (out / f"{name}_strip.png").stat().st_size > 0
     assert (out / "psnr_over_time_long.png").is_file()
+
+
+def test_sweep_sampler_steps_quick(tiny_world_model, tiny_dataset, tmp_path):
+    out = tmp_path / "sweep.md"
+    env = os.environ | {"OMP_WAIT_POLICY": "PASSIVE", "FREEACTION_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        str(REPO / "experiments" / "sweep_sampler_steps.py"),
+        "--quick",
+        "--model",
+        str(tiny_world_model),
+        "--data",
+        str(tiny_dataset),
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [r for r in out.read_text().splitlines() if r.startswith("| ") and r[2].isdigit()]
+    assert len(rows) == 2 * 3  # steps 1, 2 x three sampling variants
+    # every row's copy baseline is the same clips' copy PSNR
+    assert len({r.split("|")[4] for r in rows}) == 1
