@@ -131,7 +131,10 @@ if world.mu_act(freeaction.norm, K) is None:
     print(f"warning: {args.model} has no mu_act statistics; truncation is centred on 0")
 # One config for every chunk: mu_act of the full chunk K (the default mean_step_l2 norm is
 # nearly independent of the chunk length; see stats.json mu_act).
-SAMPLERS = {"model": plain, "model+FreeAction": freeaction}
+trunc_only = world.default_sampling(
+    K, scheduler=args.scheduler, num_steps=args.steps, guidance={"mode": "none"}
+)
+SAMPLERS = {"model": plain, "model+truncation": trunc_only, "model+FreeAction": freeaction}
 print(
     f"[eval] {args.model}: {count_parameters(world.dit) / 1e6:.2f}M params, "
     f"{world.dit.config.num_frames} frames ({n} context, chunk {K}), codec "
@@ -261,7 +264,8 @@ COLUMNS = {  # metric -> (header, digits)
 
 
 def table(summary: dict, metrics: list[str]) -> str:
-    order = ["model", "copy", "model+FreeAction", "model (shuffled)", "model+FreeAction (shuffled)"]
+    order = ["model", "copy", "model+truncation", "model+FreeAction", "model (shuffled)",
+             "model+truncation (shuffled)", "model+FreeAction (shuffled)"]
     head = "| | " + " | ".join(COLUMNS[m][0] for m in metrics) + " |"
     lines = [head, "|---" * (len(metrics) + 1) + "|"]
     for row in [r for r in order if r in summary["rows"]]:
@@ -411,7 +415,7 @@ md = [
     "| | last-frame PSNR (dB) | last-frame mean pixel drift | non-finite latents |",
     "|---|---|---|---|",
 ]
-for row in ["model", "copy", "model+FreeAction"]:
+for row in ["model", "copy", "model+truncation", "model+FreeAction"]:
     pf = lg["per_frame"][row]
     bad = lg["health"].get(row, {}).get("nonfinite_latents", 0)
     md.append(f"| {row} | {pf['psnr'][-1]:.2f} | {pf['pixel_drift'][-1]:+.2f} | {bad} |")
