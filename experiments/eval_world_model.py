@@ -264,8 +264,15 @@ COLUMNS = {  # metric -> (header, digits)
 
 
 def table(summary: dict, metrics: list[str]) -> str:
-    order = ["model", "copy", "model+truncation", "model+FreeAction", "model (shuffled)",
-             "model+truncation (shuffled)", "model+FreeAction (shuffled)"]
+    order = [
+        "model",
+        "copy",
+        "model+truncation",
+        "model+FreeAction",
+        "model (shuffled)",
+        "model+truncation (shuffled)",
+        "model+FreeAction (shuffled)",
+    ]
     head = "| | " + " | ".join(COLUMNS[m][0] for m in metrics) + " |"
     lines = [head, "|---" * (len(metrics) + 1) + "|"]
     for row in [r for r in order if r in summary["rows"]]:

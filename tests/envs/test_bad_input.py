@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file, save_file
 
 from freeaction_gym.envs.env import VideoWorldModelEnv
@@ -99,7 +100,9 @@ def test_step_after_truncation_needs_reset(tiny, tmp_path):
     # The env's own episode limit (gym.make's max_episode_steps= is gymnasium's TimeLimit
     # wrapper, which never reaches the env), set here through a preset file.
     preset = tmp_path / "short.yaml"
-    preset.write_text("max_episode_steps: 1\n")
+    from freeaction_gym.envs.config import load_preset
+
+    preset.write_text(yaml.safe_dump({**load_preset(ENV_ID), "max_episode_steps": 1}))
     env = make(tiny, preset=str(preset))
     assert env.unwrapped.config.max_episode_steps == 1
     env.reset(seed=SEED)
