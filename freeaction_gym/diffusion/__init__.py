@@ -8,6 +8,7 @@ from freeaction_gym.diffusion.schedule import SCHEDULERS, alphas_cumprod, make_s
 from freeaction_gym.diffusion.truncation import (
     NoiseTruncation,
     truncated_initial_noise,
+    truncated_normal_from_uniform,
     truncation_threshold,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "q_sample",
     "sample_video",
     "truncated_initial_noise",
+    "truncated_normal_from_uniform",
     "truncation_threshold",
 ]

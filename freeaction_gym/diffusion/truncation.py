@@ -30,6 +30,34 @@ def truncation_threshold(
     return tau_min + (tau_max - tau_min) * torch.sigmoid(a - mu_act)
 
 
+def _per_sample(tau: float | torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """tau as float64, broadcastable to ``shape`` (per-sample taus view as (B, 1, ...))."""
+    tau_t = torch.as_tensor(tau, dtype=torch.float64)
+    if torch.isnan(tau_t).any() or (tau_t <= 0).any():
+        raise ValueError(f"truncation threshold must be positive, got {tau}")
+    if tau_t.ndim == 1:
+        if tau_t.shape[0] != shape[0]:
+            raise ValueError(f"per-sample tau has {tau_t.shape[0]} entries for batch {shape[0]}")
+        tau_t = tau_t.view(-1, *([1] * (len(shape) - 1)))
+    elif tau_t.ndim > 1:
+        raise ValueError("tau must be a float or a (batch,) tensor")
+    return tau_t
+
+
+def truncated_normal_from_uniform(u: torch.Tensor, tau: float | torch.Tensor) -> torch.Tensor:
+    """Map uniforms ``u`` in (0, 1) to N(0, 1) truncated to [-tau, tau] (inverse CDF).
+
+    z = Phi^-1(1/2 + (u - 1/2) m), m = 2 Phi(tau) - 1 the mass inside the interval; monotone
+    in u, so the same uniforms under different taus give paired draws (same signs and
+    ranks). ``tau`` is a float or per-sample (B,); ``inf`` gives plain Gaussian noise.
+    Returns float64 of u's shape.
+    """
+    tau_t = _per_sample(tau, tuple(u.shape)).to(u.device)
+    mass = torch.special.erf(tau_t / 2**0.5)  # 2 Phi(tau) - 1
+    z = torch.special.ndtri(0.5 + (u.double() - 0.5) * mass)
+    return torch.minimum(torch.maximum(z, -tau_t), tau_t)  # float rounding
+
+
 def truncated_initial_noise(
     shape: tuple[int, ...] | torch.Size,
     tau: float | torch.Tensor,
@@ -40,28 +68,18 @@ def truncated_initial_noise(
     """Exact draws from N(0, 1) truncated to [-tau, tau], of the given ``shape``.
 
     ``tau`` is a float or a per-sample tensor (B,) broadcast over dim 0; ``inf`` gives plain
-    Gaussian noise. Inverse-CDF sampling: u ~ U(0, 1), z = Phi^-1(1/2 + (u - 1/2) m) with
-    m = 2 Phi(tau) - 1 the mass inside the interval (float64, symmetric about 0).
+    Gaussian noise. Draws u ~ U(0, 1) (float64) and maps them with
+    :func:`truncated_normal_from_uniform`.
     """
     shape = tuple(shape)
-    tau_t = torch.as_tensor(tau, dtype=torch.float64)
-    if torch.isnan(tau_t).any() or (tau_t <= 0).any():
-        raise ValueError(f"truncation threshold must be positive, got {tau}")
-    if tau_t.ndim == 1:
-        if tau_t.shape[0] != shape[0]:
-            raise ValueError(f"per-sample tau has {tau_t.shape[0]} entries for batch {shape[0]}")
-        tau_t = tau_t.view(-1, *([1] * (len(shape) - 1)))
-    elif tau_t.ndim > 1:
-        raise ValueError("tau must be a float or a (batch,) tensor")
+    _per_sample(tau, shape)  # validate before drawing
     u = torch.rand(
         shape,
         generator=generator,
         dtype=torch.float64,
         device=generator.device if generator is not None else None,
     )
-    mass = torch.special.erf(tau_t / 2**0.5)  # 2 Phi(tau) - 1
-    z = torch.special.ndtri(0.5 + (u - 0.5) * mass.to(u.device))
-    z = torch.minimum(torch.maximum(z, -tau_t.to(z.device)), tau_t.to(z.device))  # float rounding
+    z = truncated_normal_from_uniform(u, tau)
     return z.to(device=device or z.device, dtype=dtype)
 
 

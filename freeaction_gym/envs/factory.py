@@ -46,22 +46,11 @@ def fill_from_environment(cfg: EnvConfig, env_id: str) -> EnvConfig:
 
 
 def load_world_model(cfg: EnvConfig):
-    from freeaction_gym.world_model.model import DiffusionConfig, WorldModel
+    from freeaction_gym.world_model.loading import load_world_model as load
 
     if cfg.model_format == "irasim":
-        from freeaction_gym.models.autoencoder import VideoAutoencoder
-        from freeaction_gym.models.checkpoint import load_irasim_checkpoint
-
-        dit = load_irasim_checkpoint(cfg.model)
-        codec = VideoAutoencoder.from_pretrained(cfg.vae)
-        return WorldModel(dit, codec, DiffusionConfig(), {}).eval()
-    path = resolve_model_path(cfg.model)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"no world model at {path} (expected config.json + model.safetensors written by "
-            "`freeaction train`); use model='bundled:metaworld_default' for the bundled one"
-        )
-    return WorldModel.from_pretrained(path)
+        return load(cfg.model, cfg.vae, irasim=True)
+    return load(cfg.model, irasim=False)
 
 
 def load_bank(cfg: EnvConfig) -> ResetBank | None:

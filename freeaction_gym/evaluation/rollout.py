@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from freeaction_gym.data.episodes import list_episodes, load_episode
+from freeaction_gym.diffusion.truncation import truncated_normal_from_uniform
 from freeaction_gym.world_model.model import SamplingConfig, WorldModel
 
 SamplingArg = SamplingConfig | Callable[[int], SamplingConfig]
@@ -41,6 +42,22 @@ def chunk_sizes(num_actions: int, chunk: int) -> list[int]:
     return [chunk] * full + ([rest] if rest else [])
 
 
+def paired_initial_noise(
+    generators: Sequence[torch.Generator], shape: tuple[int, ...], tau: torch.Tensor
+) -> torch.Tensor:
+    """float32 (B, *shape) initial noise, clip b's uniforms drawn from ``generators[b]`` and
+    mapped through the truncated-normal inverse CDF at ``tau[b]`` (inf: plain Gaussian)."""
+    if len(generators) != len(tau):
+        raise ValueError(f"{len(generators)} generators for {len(tau)} clips")
+    u = torch.stack([torch.rand(shape, generator=g, dtype=torch.float64) for g in generators])
+    return truncated_normal_from_uniform(u, tau).float()
+
+
+def clip_generators(seed: int, clip_ids: Sequence[int]) -> list[torch.Generator]:
+    """One generator per clip, seeded by (seed, clip id) only."""
+    return [torch.Generator().manual_seed(int(seed) * 1_000_003 + int(c)) for c in clip_ids]
+
+
 @torch.inference_mode()
 def rollout_autoregressive(
     world: WorldModel,
@@ -48,7 +65,7 @@ def rollout_autoregressive(
     actions: torch.Tensor,
     sampling: SamplingArg | None = None,
     chunk: int | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> torch.Tensor:
     """Generate every frame that follows ``context_latent`` under ``actions``.
 
@@ -58,7 +75,10 @@ def rollout_autoregressive(
     :func:`max_chunk`) is the number of frames per denoiser call. ``sampling`` is one
     :class:`SamplingConfig` for every chunk, or a function of the chunk length returning
     one (e.g. ``world.default_sampling``; FreeAction's ``mu_act`` depends on the chunk length
-    under the ``chunk_l2`` norm). Initial noise is drawn from ``generator`` chunk by chunk.
+    under the ``chunk_l2`` norm). Initial noise is drawn from ``generator`` chunk by chunk;
+    a sequence of generators (one per clip) makes every clip's noise independent of the
+    batch it runs in, and of the method: each clip draws the same uniforms whatever its
+    truncation threshold (see :func:`paired_initial_noise`) - the paired design.
 
     Returns latents (B, n + T, C, h, w): the context followed by the T generated frames.
     """
@@ -80,7 +100,13 @@ def rollout_autoregressive(
         ctx = torch.stack(frames[-n:], dim=1)  # (B, n, C, h, w): generated latents, as is
         acts = actions[:, done : done + n - 1 + k]  # (B, n - 1 + k, A)
         cfg = sampling(k) if callable(sampling) else sampling
-        z, _ = world.predict(ctx, acts, cfg, generator=generator)  # (B, k, C, h, w)
+        if generator is None or isinstance(generator, torch.Generator):
+            z, _ = world.predict(ctx, acts, cfg, generator=generator)  # (B, k, C, h, w)
+        else:
+            cfg = cfg or world.default_sampling(k)
+            tau = cfg.truncation.tau(world.action_norm(acts[:, n - 1 :], cfg.norm))
+            noise = paired_initial_noise(generator, (k, *ctx.shape[2:]), tau)
+            z, _ = world.predict(ctx, acts, cfg, noise=noise.to(ctx))
         frames.extend(z.unbind(dim=1))
         done += k
     return torch.stack(frames, dim=1)

@@ -174,12 +174,18 @@ def infer_irasim_config(sd: dict[str, torch.Tensor], args: Any = None, **overrid
 
 
 def load_state_dict_strict(
-    model: torch.nn.Module, sd: dict[str, torch.Tensor], source: str
+    model: torch.nn.Module,
+    sd: dict[str, torch.Tensor],
+    source: str,
+    new_modules: tuple[str, ...] = (),
 ) -> None:
     """Load weights, raising :class:`CheckpointError` listing every missing, unexpected and
-    mis-shaped key (nothing is loaded if anything is wrong)."""
+    mis-shaped key (nothing is loaded if anything is wrong).
+
+    Keys under ``new_modules`` (e.g. ``("refiner.",)``) may be absent from ``sd``: they keep
+    their initialisation (warm-starting a model that adds an identity-initialised part)."""
     own = model.state_dict()
-    missing = sorted(set(own) - set(sd))
+    missing = sorted(k for k in set(own) - set(sd) if not k.startswith(new_modules))
     unexpected = sorted(set(sd) - set(own))
     shapes = [
         f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
@@ -200,7 +206,7 @@ def load_state_dict_strict(
             + _fmt("unexpected keys", unexpected)
             + _fmt("mis-shaped", shapes)
         )
-    model.load_state_dict(sd, strict=True)
+    model.load_state_dict(sd, strict=not new_modules)
 
 
 def load_irasim_checkpoint(path: str | Path, **overrides) -> VideoDiT:

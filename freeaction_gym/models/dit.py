@@ -28,6 +28,7 @@ from freeaction_gym.models.layers import (
     sincos_1d,
     sincos_2d,
 )
+from freeaction_gym.models.refiner import ConvRefiner
 
 
 @dataclass
@@ -60,6 +61,11 @@ class DiTConfig:
     """Add a (zero-initialised) projection of frame f's action embedding to its tokens."""
     cumulative_actions: bool = False
     """Feed [a_k, sum_{j<=k} a_j] to the action embedder (input 2A) instead of a_k."""
+    refiner_width: int = 0
+    """Hidden channels of a full-resolution conv refiner on the predicted frames
+    (:class:`~freeaction_gym.models.refiner.ConvRefiner`); 0 = off (IRASim)."""
+    refiner_depth: int = 4
+    """Convolutions in the refiner (>= 2)."""
 
     def __post_init__(self) -> None:
         self.input_size = tuple(self.input_size)  # type: ignore[assignment]
@@ -129,6 +135,8 @@ class VideoDiT(nn.Module):
         )
         self.final_layer = FinalLayer(d, cfg.patch_size, cfg.in_channels)
         self._init_weights()
+        if cfg.refiner_width > 0:  # built after _init_weights: keeps its own zero init
+            self.refiner = ConvRefiner(cfg.in_channels, cfg.refiner_width, cfg.refiner_depth, d)
 
     def _init_weights(self) -> None:
         def _basic(m: nn.Module) -> None:
@@ -245,7 +253,12 @@ class VideoDiT(nn.Module):
                 x_tok = self.blocks[i + 1](x_tok, c_temp)
             x_tok = rearrange(x_tok, "(b p) f d -> (b f) p d", b=b)
         out = self.final_layer(x_tok, c_final)  # (B F, P, p*p*C)
-        return rearrange(self.unpatchify(out), "(b f) c h w -> b f c h w", b=b)
+        out = rearrange(self.unpatchify(out), "(b f) c h w -> b f c h w", b=b)
+        if cfg.refiner_width > 0:
+            n = cfg.num_context_frames
+            refined = self.refiner(out[:, n:], x[:, n:], x[:, n - 1], t_emb)
+            out = torch.cat([out[:, :n], refined], dim=1)
+        return out
 
     @staticmethod
     def _temporal_per_frame(

@@ -127,7 +127,9 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
         world.dit.load_state_dict(state["model"])
     elif cfg.loop.init_from:
         init = WorldModel.from_pretrained(resolve_model_path(cfg.loop.init_from))
-        load_state_dict_strict(world.dit, init.dit.state_dict(), cfg.loop.init_from)
+        load_state_dict_strict(
+            world.dit, init.dit.state_dict(), cfg.loop.init_from, new_modules=("refiner.",)
+        )
         world.diffusion = init.diffusion
     dit = world.dit
     ema = copy.deepcopy(dit).requires_grad_(False)

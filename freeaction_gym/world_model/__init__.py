@@ -1,6 +1,7 @@
 """World model = frame codec + video DiT + diffusion parameterisation + FreeAction sampler."""
 
 from freeaction_gym.world_model.codec import PixelCodec, load_codec
+from freeaction_gym.world_model.loading import load_world_model
 from freeaction_gym.world_model.model import (
     DiffusionConfig,
     SamplingConfig,
@@ -14,5 +15,6 @@ __all__ = [
     "SamplingConfig",
     "WorldModel",
     "load_codec",
+    "load_world_model",
     "lookup_mu_act",
 ]

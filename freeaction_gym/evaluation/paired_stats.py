@@ -1,0 +1,36 @@
+"""Means, 95% intervals and paired differences for per-clip scores (scipy's t distribution)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+
+def mean_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, lo, hi) of the finite entries of 1-D ``x``: Student-t interval of the mean.
+    One finite value gives a zero-width interval; none gives NaNs."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return (float("nan"),) * 3
+    m = float(x.mean())
+    if x.size == 1:
+        return m, m, m
+    half = float(stats.sem(x) * stats.t.ppf(0.5 + level / 2, x.size - 1))
+    return m, m - half, m + half
+
+
+def paired_diff_ci(
+    x: np.ndarray, base: np.ndarray, level: float = 0.95
+) -> tuple[float, float, float, float]:
+    """(mean diff, lo, hi, p) of ``x - base`` over pairs where both are finite; ``p`` is the
+    two-sided paired t-test (scipy.stats.ttest_rel), NaN if undefined."""
+    x, base = np.asarray(x, np.float64), np.asarray(base, np.float64)
+    if x.shape != base.shape:
+        raise ValueError(f"paired scores need equal shapes, got {x.shape} and {base.shape}")
+    ok = np.isfinite(x) & np.isfinite(base)
+    d = x[ok] - base[ok]
+    m, lo, hi = mean_ci(d, level)
+    if d.size < 2 or np.all(d == d[0]):
+        return m, lo, hi, float("nan")
+    return m, lo, hi, float(stats.ttest_rel(x[ok], base[ok]).pvalue)

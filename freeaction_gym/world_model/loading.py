@@ -1,0 +1,38 @@
+"""One loader for every world model a user can point at: our own directories (including
+``bundled:<name>``) and released IRASim checkpoints (``.pt``) with their SDXL VAE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from freeaction_gym.assets import resolve_model_path
+from freeaction_gym.world_model.model import DiffusionConfig, WorldModel
+
+
+def load_world_model(
+    model: str | Path, vae: str | Path | None = None, irasim: bool | None = None
+) -> WorldModel:
+    """``model``: a directory written by ``WorldModel.save_pretrained`` / ``freeaction train``,
+    ``bundled:<name>``, or an IRASim checkpoint file (needs ``vae``: a diffusers
+    AutoencoderKL directory, e.g. SDXL's ``vae/``). ``irasim`` None decides by the ``.pt``
+    suffix. Returns the model in eval mode."""
+    if irasim if irasim is not None else str(model).endswith(".pt"):
+        from freeaction_gym.models.autoencoder import VideoAutoencoder
+        from freeaction_gym.models.checkpoint import load_irasim_checkpoint
+
+        if vae is None:
+            raise ValueError(
+                f"IRASim checkpoint {model} needs its autoencoder: pass the diffusers "
+                "AutoencoderKL directory (SDXL's vae/) as vae"
+            )
+        dit = load_irasim_checkpoint(model)
+        codec = VideoAutoencoder.from_pretrained(vae)
+        return WorldModel(dit, codec, DiffusionConfig(), {}).eval()
+    path = resolve_model_path(model)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"no world model at {path} (expected config.json + model.safetensors written by "
+            "`freeaction train`); use 'bundled:metaworld_default' for the bundled one, or an "
+            "IRASim .pt checkpoint together with its VAE directory"
+        )
+    return WorldModel.from_pretrained(path)
