@@ -31,13 +31,15 @@ def sample_video(
     action_norm: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     null_action: torch.Tensor | None = None,
+    batch_cfg: bool = True,
 ) -> torch.Tensor:
     """Denoise ``noise`` into the frames that follow ``context``.
 
     context (B, n, C, H, W) clean latents; actions (B, n + K - 1, A) covering every frame
     transition of the clip; noise (B, K, C, H, W) initial latent of the K predicted frames;
     guidance with per-sample ``action_norm`` (B,). Returns (B, K, C, H, W).
-    The positive and negative passes of guided steps run as one batch of 2B.
+    The positive and negative passes of guided steps run as one batch of 2B
+    (``batch_cfg=False``: two separate calls, the naive path kept for benchmarks).
     """
     b, n = context.shape[:2]
     k = noise.shape[1]
@@ -65,10 +67,16 @@ def sample_video(
         x_in = scheduler.scale_model_input(x, t)
         w = guidance.weight(action_norm, i, n_evals) if use_cfg else None
         if use_cfg and bool((w != 0).any()):
-            video = torch.cat([context, x_in], dim=1).repeat(2, 1, 1, 1, 1)  # (2B, F, C, H, W)
-            tt = t.expand(2 * b).to(x.device)
-            eps_pair = model(video, tt, pair_actions, pair_null)[:, n:]
-            eps_pos, eps_neg = eps_pair[:b], eps_pair[b:]
+            if batch_cfg:
+                video = torch.cat([context, x_in], dim=1).repeat(2, 1, 1, 1, 1)  # (2B, F, ...)
+                tt = t.expand(2 * b).to(x.device)
+                eps_pair = model(video, tt, pair_actions, pair_null)[:, n:]
+                eps_pos, eps_neg = eps_pair[:b], eps_pair[b:]
+            else:
+                video = torch.cat([context, x_in], dim=1)
+                tt = t.expand(b).to(x.device)
+                eps_pos = model(video, tt, actions, pair_null[:b])[:, n:]
+                eps_neg = model(video, tt, pair_actions[b:], pair_null[b:])[:, n:]
             eps = eps_pos + w.to(eps_pos).view(-1, 1, 1, 1, 1) * (eps_pos - eps_neg)
         else:
             video = torch.cat([context, x_in], dim=1)  # (B, F, C, H, W)

@@ -26,7 +26,7 @@ from freeaction_gym.diffusion.action_norm import ActionNormSpec, action_norm
 from freeaction_gym.diffusion.guidance import ActionCFG
 from freeaction_gym.diffusion.loss import diffusion_loss
 from freeaction_gym.diffusion.sampler import sample_video
-from freeaction_gym.diffusion.schedule import make_scheduler
+from freeaction_gym.diffusion.schedule import AsEpsilon, make_scheduler
 from freeaction_gym.diffusion.truncation import NoiseTruncation
 from freeaction_gym.models.checkpoint import load_pretrained_dit, save_pretrained_dit
 from freeaction_gym.models.dit import VideoDiT
@@ -61,11 +61,13 @@ class SamplingConfig:
     guidance: ActionCFG = field(default_factory=ActionCFG)
     truncation: NoiseTruncation = field(default_factory=NoiseTruncation)
     norm: ActionNormSpec = field(default_factory=ActionNormSpec)
+    batch_cfg: bool = True
+    """Guidance's positive and negative passes as one 2B batch (False: two calls)."""
 
     @classmethod
     def from_dict(cls, d: dict) -> SamplingConfig:
         d = dict(d)
-        known = {"scheduler", "num_steps", "guidance", "truncation", "norm"}
+        known = {"scheduler", "num_steps", "guidance", "truncation", "norm", "batch_cfg"}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown sampling options {sorted(unknown)}; known: {sorted(known)}")
@@ -75,6 +77,7 @@ class SamplingConfig:
             guidance=ActionCFG(**d.get("guidance", {})),
             truncation=NoiseTruncation(**d.get("truncation", {})),
             norm=ActionNormSpec(**d.get("norm", {})),
+            batch_cfg=bool(d.get("batch_cfg", True)),
         )
 
     def to_dict(self) -> dict:
@@ -168,11 +171,14 @@ class WorldModel(nn.Module):
         )
 
     # -- sampling ------------------------------------------------------------------------
+    def _eps_only(self, name: str) -> bool:
+        """PNDM takes epsilon only: other parameterisations are converted (AsEpsilon)."""
+        return name == "pndm" and self.diffusion.prediction_type != "epsilon"
+
     def scheduler(self, name: str):
         if name not in self._schedulers:
-            self._schedulers[name] = make_scheduler(
-                name, self.diffusion.num_train_timesteps, self.diffusion.prediction_type
-            )
+            pred = "epsilon" if self._eps_only(name) else self.diffusion.prediction_type
+            self._schedulers[name] = make_scheduler(name, self.diffusion.num_train_timesteps, pred)
         return self._schedulers[name]
 
     def action_norm(self, chunk: torch.Tensor, spec: ActionNormSpec) -> torch.Tensor:
@@ -220,8 +226,11 @@ class WorldModel(nn.Module):
         else:
             tau = sampling.truncation.tau(norm)
         scheduler = self.scheduler(sampling.scheduler)
+        denoiser = self.dit
+        if self._eps_only(sampling.scheduler):
+            denoiser = AsEpsilon(self.dit, self.diffusion.prediction_type, len(scheduler.betas))
         x = sample_video(
-            self.dit,
+            denoiser,
             context,
             actions,
             noise.to(context),
@@ -230,6 +239,7 @@ class WorldModel(nn.Module):
             guidance=sampling.guidance,
             action_norm=norm,
             generator=generator,
+            batch_cfg=sampling.batch_cfg,
         )
         w0 = sampling.guidance.weight(norm, 0, max(1, len(scheduler.timesteps)))
         info = {"action_norm": norm, "tau": tau, "guidance_weight": w0}

@@ -104,6 +104,11 @@ def test_batched_cfg_equals_separate_calls(sched: str, negative: str) -> None:
     assert got.shape == noise.shape
     # float32: the first step divides by sqrt(abar_999) ~ 0.006, amplifying rounding
     torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
+    # the naive two-call path (benchmarks) gives the same frames
+    split = sample_video(
+        model, context, actions, noise, make_scheduler(sched), 6, guidance, norms, batch_cfg=False
+    )
+    torch.testing.assert_close(split, got, rtol=1e-3, atol=1e-4)
     # guidance made a difference (so the comparison above is meaningful)
     plain = sample_video(model, context, actions, noise, make_scheduler(sched), 6)
     assert (got - plain).abs().max() > 1e-3
@@ -129,6 +134,14 @@ def test_call_counts_batch_sizes_and_pndm_59_evals(cutoff: float) -> None:
         assert torch.equal(c["t"][:b], c["t"][b:])
     for c in spy.calls[n_guided:]:
         assert torch.equal(c["actions"], actions)
+    spy.calls.clear()  # unbatched guidance: two calls of B per guided step
+    sample_video(
+        spy, context, actions, noise, make_scheduler("pndm"), 50, ActionCFG(cutoff=cutoff), norms,
+        batch_cfg=False,
+    )  # fmt: skip
+    sizes = [c["x"].shape[0] for c in spy.calls]
+    assert sizes == [b] * (2 * n_guided + 59 - n_guided)
+    assert torch.equal(spy.calls[1]["actions"], -actions)
 
 
 def test_null_negative_uses_null_mask() -> None:

@@ -210,3 +210,22 @@ def test_irasim_checkpoint_without_vae_is_a_clear_error(tiny, irasim_rt1_dataset
            "--data-format", "irasim"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode != 0 and "needs its autoencoder" in proc.stderr
+
+
+def test_bench_imagination_quick(tiny_world_model, tiny_dataset, tmp_path):
+    """The issue-8 benchmark runs end to end (numbers are not asserted: it is a smoke test,
+    the benchmark itself lives outside the test suite)."""
+    out = tmp_path / "bench.md"
+    env = os.environ | {"OMP_WAIT_POLICY": "PASSIVE", "FREEACTION_THREADS": "1"}
+    cmd = [sys.executable, str(REPO / "experiments" / "bench_imagination.py"), "--quick",
+           "--model", str(tiny_world_model), "--data", str(tiny_dataset), "--env-steps", "0",
+           "--out", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.with_suffix(".json").read_text())
+    names = [r["row"] for r in res["ladder"]]
+    assert names[0].startswith("naive") and "default" in names[6]
+    naive = res["ladder"][0]["config"]
+    assert naive["scheduler"] == "pndm" and not naive["batch_cfg"] and naive["full_window"]
+    assert all(r["frames_per_s"] > 0 and math.isfinite(r["latent_l2"]) for r in res["ladder"])
+    assert "| naive (IRASim-style) |" in out.read_text()

@@ -1,0 +1,350 @@
+"""Fast imagination vs the naive path, in one process (issue 8).
+
+Every row imagines the same held-out clips (N envs x T frames, one action per frame, each env
+starting from its clip's true first frame) and reports speed AND fidelity of exactly those
+frames against the ground truth. Rows add one optimisation at a time, from IRASim's naive
+path to our default:
+
+  naive         one env at a time, PNDM 50 steps (59 denoiser evaluations), the model's
+                full window predicted per env step (actions padded by repeating the last,
+                only the first frame kept), FreeAction CFG as two separate forward calls
+  ...           + only the needed frame per call, + CFG batched (2B), + DDIM 10, + DDIM 2,
+                + 8 envs in one call, + CFG off (the presets' default: CFG cost fidelity on
+                our model), + 4 actions per env step (chunk 4)
+
+then thread settings, torch.compile, inference_mode vs no_grad, env-count scaling, the cost
+of CFG, the full gym vector env (reward head, bookkeeping) and a torch profile of the default.
+
+    python experiments/bench_imagination.py --out docs/bench_imagination.md
+    python experiments/bench_imagination.py --quick
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when OpenMP starts
+
+import json  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from dataclasses import asdict, dataclass, replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from freeaction_gym.evaluation import latent_l2, psnr_video  # noqa: E402
+from freeaction_gym.evaluation.rollout import collect_clips, encode_frames, max_chunk  # noqa: E402
+from freeaction_gym.utils.args import parse_args  # noqa: E402
+from freeaction_gym.utils.threads import configure_threads  # noqa: E402
+from freeaction_gym.world_model import SamplingConfig, WorldModel, load_world_model  # noqa: E402
+
+
+@dataclass
+class Args:
+    """Benchmark imagined frames: naive IRASim-style path vs the optimised default."""
+
+    model: str = "bundled:metaworld_default"
+    """World model directory or bundled:<name>."""
+    data: str = "data/metaworld_default"
+    """Episode dataset root with held-out clips."""
+    split: str = "test"
+    """Split the clips come from."""
+    num_envs: int = 8
+    """Envs (clips) imagined side by side."""
+    frames: int = 8
+    """Imagined frames per env (one action each)."""
+    repeats: int = 2
+    """Timed repetitions of the fast rows (best of); the naive rows run once."""
+    env_steps: int = 20
+    """Timed steps of the full gym vector env (0 skips it; needs a model with reset bank)."""
+    compile: bool = True
+    """Also time torch.compile of the denoiser (skipped if it fails)."""
+    out: str | None = None
+    """Write the markdown report here (and .json beside it)."""
+    quick: bool = False
+    """2 envs x 2 frames, PNDM 10 instead of 50 (seconds; for the smoke test)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    scheduler: str = "ddim"
+    steps: int = 2
+    cfg: bool = False
+    batch_cfg: bool = True
+    batched_envs: bool = True
+    full_window: bool = False
+    chunk: int = 1
+    threads: int | None = None
+    compiled: bool = False
+    grad_mode: str = "inference"  # inference | no_grad
+
+
+class PeakRSS:
+    """Peak resident memory (MiB) above the level at entry, sampled every 2 ms."""
+
+    def __enter__(self):
+        self.base = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._watch, daemon=True)
+        self._t.start()
+        return self
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, self._rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self._rss())
+        self.mib = (self.peak - self.base) / 2**20
+
+
+def sampling_for(world: WorldModel, row: Row, k: int) -> SamplingConfig:
+    mode = "action_scaled" if row.cfg else "none"
+    return world.default_sampling(
+        k, scheduler=row.scheduler, num_steps=row.steps, guidance={"mode": mode},
+        batch_cfg=row.batch_cfg,
+    )  # fmt: skip
+
+
+def imagine(world: WorldModel, row: Row, ctx: torch.Tensor, actions: torch.Tensor, seed: int):
+    """Latents (N, 1 + T, C, h, w) of every env's imagined frames under ``row``."""
+    n_env, t_len = actions.shape[:2]
+    window = max_chunk(world)
+    groups = [list(range(n_env))] if row.batched_envs else [[i] for i in range(n_env)]
+    out = torch.empty(n_env, 1 + t_len, *ctx.shape[2:])
+    grad = torch.inference_mode() if row.grad_mode == "inference" else torch.no_grad()
+    with grad:
+        for idx in groups:
+            g = torch.Generator().manual_seed(seed + idx[0])
+            cur = ctx[idx, :1]
+            out[idx, 0] = cur[:, 0]
+            for s in range(0, t_len, row.chunk):
+                acts = actions[idx, s : s + row.chunk]
+                k = acts.shape[1]
+                if row.full_window and k < window:  # IRASim pads to its clip length
+                    acts = torch.cat([acts, acts[:, -1:].expand(-1, window - k, -1)], 1)
+                z, _ = world.predict(cur, acts, sampling_for(world, row, acts.shape[1]), g)
+                z = z[:, :k]
+                out[idx, 1 + s : 1 + s + k] = z
+                cur = z[:, -1:]
+    return out
+
+
+def time_row(world, row, ctx, actions, truth, true_z, repeats) -> dict:
+    if row.threads is not None:
+        prev = torch.get_num_threads()
+        torch.set_num_threads(row.threads)
+    try:
+        imagine(world, replace(row, scheduler="ddim", steps=2), ctx[:1], actions[:1, :1], 0)  # warm
+        best, mem = float("inf"), 0.0
+        for _ in range(repeats):
+            with PeakRSS() as peak:
+                t0 = time.perf_counter()
+                z = imagine(world, row, ctx, actions, seed=0)
+                dt = time.perf_counter() - t0
+            best, mem = min(best, dt), max(mem, peak.mib)
+    finally:
+        if row.threads is not None:
+            torch.set_num_threads(prev)
+    frames = actions.shape[0] * actions.shape[1]
+    video = world.decode(z).numpy()
+    return {
+        "row": row.name,
+        "config": asdict(row),
+        "seconds": best,
+        "frames_per_s": frames / best,
+        "env_steps_per_s": frames / row.chunk / best,
+        "ms_per_frame": 1000 * best / frames,
+        "peak_mib": mem,
+        "latent_l2": float(latent_l2(z, true_z).mean()),
+        "psnr": float(np.minimum(psnr_video(video, truth), 100).mean()),
+    }
+
+
+def env_throughput(model: str, num_envs: int, steps: int) -> float:
+    """Env steps/s of the full gym vector env (preset defaults: learned reward head)."""
+    import gymnasium as gym
+
+    import freeaction_gym  # noqa: F401
+
+    venv = gym.make_vec("FreeActionMetaWorld-v0", num_envs=num_envs, model=model)
+    venv.reset(seed=0)
+    acts = np.random.default_rng(0).uniform(-1, 1, (steps + 2, num_envs, 4)).astype(np.float32)
+    for a in acts[:2]:
+        venv.step(a)
+    t0 = time.perf_counter()
+    for a in acts[2:]:
+        venv.step(a)
+    dt = time.perf_counter() - t0
+    venv.close()
+    return num_envs * steps / dt
+
+
+def profile_default(world, ctx, actions) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    row = Row("default")
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        imagine(world, row, ctx, actions[:, :4], 0)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
+
+
+def ladder(pndm_steps: int) -> list[Row]:
+    naive = Row("naive (IRASim-style)", "pndm", pndm_steps, True, False, False, True)
+    r1 = replace(naive, name="+ predict only the needed frame", full_window=False)
+    r2 = replace(r1, name="+ CFG batched into one 2B call", batch_cfg=True)
+    r3 = replace(r2, name="+ DDIM 10 steps", scheduler="ddim", steps=10)
+    r4 = replace(r3, name="+ DDIM 2 steps", steps=2)
+    r5 = replace(r4, name="+ all envs in one call", batched_envs=True)
+    r6 = replace(r5, name="+ CFG off = **default**", cfg=False)
+    r7 = replace(r6, name="+ 4 actions per env step (chunk 4)", chunk=4)
+    return [naive, r1, r2, r3, r4, r5, r6, r7]
+
+
+def fmt_rows(rows: list[dict], ref: dict) -> list[str]:
+    lines = [
+        "| configuration | frames/s | ms/frame | x naive | peak MiB | Latent L2 | PSNR |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['row']} | {r['frames_per_s']:.2f} | {r['ms_per_frame']:.1f} | "
+            f"{r['frames_per_s'] / ref['frames_per_s']:.1f}x | {r['peak_mib']:.0f} | "
+            f"{r['latent_l2']:.4f} | {r['psnr']:.2f} |"
+        )
+    return lines
+
+
+def main() -> None:
+    args = parse_args(Args)
+    pndm = 50
+    if args.quick:
+        args.num_envs, args.frames, args.repeats, pndm, args.compile = 2, 2, 1, 10, False
+        args.env_steps = min(args.env_steps, 4)
+    threads = configure_threads()
+    world = load_world_model(args.model)
+    clips = collect_clips(args.data, args.split, args.frames + 1, args.num_envs, seed=0)
+    true_z = encode_frames(world, clips.frames)
+    ctx, actions = true_z[:, :1], clips.actions
+    t_start = time.time()
+    results = []
+    rows = ladder(pndm)
+    for row in tqdm(rows, desc="ladder"):
+        reps = 1 if row.steps > 10 else args.repeats
+        results.append(time_row(world, row, ctx, actions, clips.frames, true_z, reps))
+    naive, default = results[0], results[6]
+    default_row = rows[6]
+    extra = [
+        replace(default_row, name="default, 1 thread", threads=1),
+        replace(
+            default_row, name="default, no_grad instead of inference_mode", grad_mode="no_grad"
+        ),
+        replace(default_row, name="default + CFG (batched, first half of steps)", cfg=True),
+        replace(default_row, name="DDIM 10, CFG off", steps=10),
+        replace(default_row, name="DDIM 10 + CFG (batched)", steps=10, cfg=True),
+        replace(default_row, name="DDIM 10 + CFG (two calls)", steps=10, cfg=True, batch_cfg=False),
+    ]
+    extra_res = [
+        time_row(world, r, ctx, actions, clips.frames, true_z, args.repeats)
+        for r in tqdm(extra, desc="extras")
+    ]
+    compile_note = "not run"
+    if args.compile:
+        eager = world.dit
+        try:
+            world.dit = torch.compile(eager, dynamic=False)
+            r = time_row(world, replace(default_row, name="default + torch.compile"), ctx, actions,
+                         clips.frames, true_z, args.repeats)  # fmt: skip
+            extra_res.append(r)
+            compile_note = f"{r['frames_per_s'] / default['frames_per_s']:.2f}x the eager default"
+        except Exception as e:  # noqa: BLE001 - report why compile is unavailable
+            compile_note = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
+        finally:
+            world.dit = eager
+    scaling = []
+    for n in sorted({1, 2, 4, args.num_envs}):
+        if n > args.num_envs:
+            continue
+        r = time_row(world, replace(default_row, name=f"default, {n} envs"), ctx[:n],
+                     actions[:n], clips.frames[:n], true_z[:n], args.repeats)  # fmt: skip
+        scaling.append(r)
+    env_rates = {}
+    if args.env_steps > 0:
+        env_rates = {n: env_throughput(args.model, n, args.env_steps) for n in (1, args.num_envs)}
+    prof = profile_default(world, ctx, actions)
+    minutes = (time.time() - t_start) / 60
+
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    lines = [
+        f"Command: `{command}` ({minutes:.1f} min, {threads} torch threads, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, torch {torch.__version__}). "
+        f"{args.num_envs} held-out `{args.split}` clips x {args.frames} imagined frames, one "
+        "action per frame; fidelity of exactly the timed frames vs ground truth (frames 2..).",
+        "",
+        "**Ladder: naive -> default** (each row adds one change to the row above)",
+        "",
+        *fmt_rows(results, naive),
+        "",
+        "**Single optimisations around the default**",
+        "",
+        *fmt_rows(extra_res, naive),
+        "",
+        f"torch.compile: {compile_note}.",
+        "",
+        "**Scaling with batched envs** (default settings)",
+        "",
+        "| envs | frames/s | vs 1 env | per-env efficiency |",
+        "|---|---|---|---|",
+    ]
+    one = scaling[0]["frames_per_s"]
+    for r, n in zip(scaling, sorted({1, 2, 4, args.num_envs}), strict=False):
+        ratio = r["frames_per_s"] / one
+        lines.append(f"| {n} | {r['frames_per_s']:.2f} | {ratio:.2f}x | {ratio / n:.2f} |")
+    cfg_cost = default["frames_per_s"] / extra_res[2]["frames_per_s"]
+    cfg10 = extra_res[3]["frames_per_s"] / extra_res[4]["frames_per_s"]
+    cfg10_split = extra_res[3]["frames_per_s"] / extra_res[5]["frames_per_s"]
+    lines += [
+        "",
+        f"CFG cost (time per frame with / without): {cfg_cost:.2f}x at DDIM 2, {cfg10:.2f}x at "
+        f"DDIM 10 batched, {cfg10_split:.2f}x at DDIM 10 as two calls.",
+        f"Default vs naive: {default['frames_per_s'] / naive['frames_per_s']:.0f}x the frames/s, "
+        f"Latent L2 {default['latent_l2']:.4f} vs {naive['latent_l2']:.4f}, PSNR "
+        f"{default['psnr']:.2f} vs {naive['psnr']:.2f} dB.",
+        "",
+        "**Full gym vector env** (`gym.make_vec('FreeActionMetaWorld-v0')`, preset defaults, "
+        "learned reward head): "
+        + (", ".join(f"{n} envs {v:.1f} env steps/s" for n, v in env_rates.items()) or "skipped")
+        + f" (imagination alone at {args.num_envs} envs: {default['frames_per_s']:.1f} frames/s).",
+        "",
+        "**Profile of the default** (4 frames x all envs, torch.profiler, self CPU time)",
+        "",
+        "```",
+        prof.strip(),
+        "```",
+    ]
+    md = "\n".join(lines) + "\n"
+    print(md)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(md)
+        payload = {"command": command, "ladder": results, "extras": extra_res, "scaling": scaling,
+                   "env_steps_per_s": env_rates, "compile": compile_note}  # fmt: skip
+        out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
+
+
+if __name__ == "__main__":
+    main()
