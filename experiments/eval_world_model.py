@@ -45,6 +45,7 @@ import torch  # noqa: E402
 from scipy import stats as st  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from freeaction_gym.assets import resolve_model_path  # noqa: E402
 from freeaction_gym.diffusion import ActionCFG, NoiseTruncation  # noqa: E402
 from freeaction_gym.evaluation import (  # noqa: E402
     latent_l2,
@@ -62,7 +63,7 @@ from freeaction_gym.evaluation.rollout import (  # noqa: E402
 from freeaction_gym.models import count_parameters  # noqa: E402
 from freeaction_gym.utils.args import parse_args  # noqa: E402
 from freeaction_gym.utils.threads import configure_threads  # noqa: E402
-from freeaction_gym.world_model import SamplingConfig, WorldModel  # noqa: E402
+from freeaction_gym.world_model import SamplingConfig, load_world_model  # noqa: E402
 
 PSNR_CAP = 100.0  # dB; identical frames give +inf (a copy of a static scene)
 IRASIM_FRAMES = 16  # IRASim's short trajectories: 1 context frame + 15 actions
@@ -72,8 +73,10 @@ IRASIM_FRAMES = 16  # IRASim's short trajectories: 1 context frame + 15 actions
 class Args:
     """Evaluate a world model against the copy-the-context baseline on held-out episodes."""
 
-    model: str = "runs/metaworld_default/model"
-    """WorldModel directory (written by ``WorldModel.save_pretrained`` / ``freeaction train``)."""
+    model: str = "bundled:metaworld_default"
+    """World model directory (``freeaction train``), bundled:<name>, or an IRASim .pt."""
+    vae: str | None = None
+    """diffusers AutoencoderKL directory for an IRASim checkpoint."""
     data: str = "data/metaworld_default"
     """Episode dataset root (``freeaction data metaworld``)."""
     split: Literal["train", "val", "test"] = "test"
@@ -112,12 +115,10 @@ out.mkdir(parents=True, exist_ok=True)
 t_start = time.time()
 
 # -- model, sampler settings -------------------------------------------------------------
-if not (Path(args.model) / "config.json").is_file():
-    sys.exit(
-        f"no world model at {args.model} (expected {args.model}/config.json); train one with "
-        "`freeaction train --config configs/metaworld_default.yaml` or pass --model"
-    )
-world = WorldModel.from_pretrained(args.model)
+try:
+    world = load_world_model(args.model, args.vae)
+except (FileNotFoundError, ValueError) as e:
+    sys.exit(f"{e}\n(train one with `freeaction train --config configs/metaworld_default.yaml`)")
 n = world.num_context
 K = max_chunk(world)  # frames per denoiser call = the env's action chunk
 plain = SamplingConfig(
@@ -370,7 +371,7 @@ for name, (frames, count, shuffle, per_frame) in SETTINGS.items():
 metrics = {
     "command": shlex.join(["python", *sys.argv]),
     "cwd": os.getcwd(),
-    "model_dir": str(Path(args.model).resolve()),
+    "model_dir": str(Path(args.model).resolve() if args.vae else resolve_model_path(args.model)),
     "data": str(Path(args.data).resolve()),
     "git_commit": git("rev-parse", "HEAD").strip() or None,
     "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no").strip()),

@@ -55,6 +55,7 @@ from freeaction_gym.evaluation.study import (  # noqa: E402
     summarize,
 )
 from freeaction_gym.utils.args import parse_args  # noqa: E402
+from freeaction_gym.utils.markdown import update_block  # noqa: E402
 from freeaction_gym.utils.threads import configure_threads  # noqa: E402
 from freeaction_gym.world_model import load_world_model  # noqa: E402
 
@@ -258,17 +259,6 @@ def plot_sweeps(out: Path, table: dict) -> str | None:
     return "metric_vs_lambda_tau.png"
 
 
-def update_doc(path: Path, key: str, text: str) -> None:
-    begin, end = f"<!-- {key}:begin -->", f"<!-- {key}:end -->"
-    doc = path.read_text() if path.is_file() else ""
-    block = f"{begin}\n{text.strip()}\n{end}"
-    if begin in doc and end in doc:
-        doc = doc[: doc.index(begin)] + block + doc[doc.index(end) + len(end) :]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    path.write_text(doc)
-
-
 def main() -> None:
     args = parse_args(Args)
     if args.quick:
@@ -330,7 +320,7 @@ def main() -> None:
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
     if args.update_doc:
-        update_doc(Path(args.update_doc), f"table{args.table}", text)
+        update_block(args.update_doc, f"table{args.table}", text)
     print(text)
 
 

@@ -8,6 +8,7 @@ Commands:
   train-reward ...     train the learned reward/success head on a MetaWorld dataset
   bank --data D --out F  build a reset bank (initial/goal frames) from a dataset split
   bundle ...           package a trained run (fp16 weights, reset bank, reward head)
+  pad-train ...        train the PAD-style image/depth/action policy on demonstrations
 """
 
 from __future__ import annotations
@@ -81,7 +82,16 @@ def _train_reward(argv: list[str]) -> int:
     return reward_main(argv)
 
 
+def _pad_train(argv: list[str]) -> int:
+    from freeaction_gym.pad.train import PADTrainArgs, train_pad
+    from freeaction_gym.utils.args import parse_args
+
+    print(train_pad(parse_args(PADTrainArgs, argv)))
+    return 0
+
+
 COMMANDS = {
+    "pad-train": _pad_train,
     "train": _train,
     "train-reward": _train_reward,
     "data": _data,

@@ -112,6 +112,22 @@ class MetaWorldDataConfig:
     """Per-episode probability of a non-expert gripper (always open/closed/random toggles)."""
     gripper_toggle_prob: float = 0.15
     """Per-frame flip probability in the random-toggle gripper behaviour."""
+    stop_after_success: int = -1
+    """End an episode this many actions after its first success (demonstrations for a
+    policy); -1 always records ``frames`` actions."""
+
+    @classmethod
+    def demonstrations(cls, **kw) -> MetaWorldDataConfig:
+        """Clean scripted-expert demos (no noise, perturbations or gripper overrides), cut
+        2 actions after the first success unless ``stop_after_success`` is given."""
+        clean = dict(
+            noise_sigma_range=(0.0, 0.0),
+            random_action_prob=0.0,
+            perturb_start_prob=0.0,
+            gripper_override_prob=0.0,
+            stop_after_success=2,
+        )
+        return cls(**(clean | kw))
 
     def __post_init__(self) -> None:
         self.noise_sigma_range = tuple(self.noise_sigma_range)  # type: ignore[assignment]
@@ -383,6 +399,7 @@ def generate_episode(
         rgb, depth = render()
         rgbs.append(rgb)
         depths.append(depth)
+        first_success = None
         for k in range(cfg.frames):
             actions[k] = policy(obs)
             for _ in range(cfg.action_repeat):
@@ -392,6 +409,12 @@ def generate_episode(
             rgb, depth = render()
             rgbs.append(rgb)
             depths.append(depth)
+            if success[k] and first_success is None:
+                first_success = k
+            if cfg.stop_after_success >= 0 and first_success is not None:
+                if k - first_success >= cfg.stop_after_success:
+                    actions, rewards, success = actions[: k + 1], rewards[: k + 1], success[: k + 1]
+                    break
     finally:
         if owned:
             render.close()
@@ -571,6 +594,17 @@ def main_metaworld(argv: list[str] | None = None) -> int:
         help=f"preset {sorted(CAMERA_PRESETS)} or a MetaWorld camera (corner2, ...)",
     )
     p.add_argument("--no-depth", action="store_true", help="do not store depth")
+    p.add_argument(
+        "--demos",
+        action="store_true",
+        help="clean scripted-expert demonstrations cut shortly after the first success",
+    )
+    p.add_argument(
+        "--stop-after-success",
+        type=int,
+        default=None,
+        help="actions kept after the first success (-1: fixed length; --demos: 2)",
+    )
     p.add_argument("--seed", type=int, default=d.base_seed, help="base seed of the episode seeds")
     p.add_argument("--workers", type=int, default=2, help="worker processes (1 = in-process)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
@@ -584,7 +618,12 @@ def main_metaworld(argv: list[str] | None = None) -> int:
         stats = compute_stats(args.root, write=True)
         print(json.dumps({k: stats[k] for k in ("num_episodes", "per_task")}, indent=2))
         return 0
-    cfg = MetaWorldDataConfig(
+    extra = {}
+    if args.stop_after_success is not None:
+        extra["stop_after_success"] = args.stop_after_success
+    make = MetaWorldDataConfig.demonstrations if args.demos else MetaWorldDataConfig
+    cfg = make(
+        **extra,
         tasks=list(args.tasks),
         train_episodes=args.train,
         val_episodes=args.val,

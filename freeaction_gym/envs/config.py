@@ -47,6 +47,9 @@ class EnvConfig:
     goal_success_distance: float = 0.01
     terminate_on_success: bool = True
     render_fps: int = 10
+    compile: bool = False
+    """``torch.compile`` the denoiser (CPU: ~1.1x the eager speed after a one-off compile
+    of tens of seconds at the first step; docs/BENCHMARKS.md)."""
     timing_in_info: bool = False
     """Add ``step_time_ms``/``model_time_ms``/``decode_time_ms`` to ``info``. Off by default
     because wall-clock times make infos differ between identically seeded runs; the last

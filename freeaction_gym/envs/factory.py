@@ -91,6 +91,10 @@ def build(cfg: EnvConfig, env_id: str = "VideoWorldModelEnv"):
     configure_threads()
     cfg = fill_from_environment(cfg, env_id)
     world = load_world_model(cfg)
+    if cfg.compile:
+        import torch
+
+        world.dit = torch.compile(world.dit, dynamic=False)
     bank = load_bank(cfg)
     reward_fn, tasks = load_reward(cfg, bank)
     return world, bank, reward_fn, tasks

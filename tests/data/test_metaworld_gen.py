@@ -220,3 +220,17 @@ def test_worker_processes_write_the_same_files(root, tmp_path):
         a, b = npz(p), npz(tmp_path / p.relative_to(root))
         for k in a:
             np.testing.assert_array_equal(a[k], b[k], err_msg=f"{p.name}:{k}")
+
+
+def test_demonstrations_are_clean_and_cut_after_first_success():
+    cfg = MetaWorldDataConfig.demonstrations(tasks=["reach-v3"], frames=40, resolution=16)
+    assert cfg.noise_sigma_range == (0.0, 0.0) and cfg.random_action_prob == 0.0
+    ep = generate_episode(cfg, "reach-v3", "train", 0)
+    first = int(np.argmax(ep["success"]))
+    assert ep["success"].any() and first < 30  # the clean expert reaches in ~12-23 actions
+    assert len(ep["action"]) == first + 3 and ep["rgb"].shape[0] == first + 4
+    assert ep["depth"].shape[0] == first + 4
+    again = generate_episode(cfg, "reach-v3", "train", 0)  # deterministic
+    np.testing.assert_array_equal(again["action"], ep["action"])
+    fixed = dataclasses.replace(cfg, stop_after_success=-1, frames=first + 6)
+    assert len(generate_episode(fixed, "reach-v3", "train", 0)["action"]) == first + 6
