@@ -15,7 +15,7 @@ path to our default:
 then thread settings, torch.compile, inference_mode vs no_grad, env-count scaling, the cost
 of CFG, the full gym vector env (reward head, bookkeeping) and a torch profile of the default.
 
-    python experiments/bench_imagination.py --out docs/bench_imagination.md
+    python experiments/bench_imagination.py --out outputs/bench_imagination.md
     python experiments/bench_imagination.py --quick
 """
 

@@ -110,9 +110,9 @@ def extras(steps: int) -> list[Method]:
         for lo, hi in ((0.25, 1.0), (0.75, 1.25), (1.0, 2.0))
     ]
     rows += [
-        Method("||a|| = chunk L2 (raw)", fa(norm={"kind": "chunk_l2", "space": "raw"})),
+        Method("norm: chunk L2 (raw)", fa(norm={"kind": "chunk_l2", "space": "raw"})),
         Method(
-            "||a|| = mean step L2 (normalised)",
+            "norm: mean step L2 (normalised)",
             fa(norm={"kind": "mean_step_l2", "space": "normalized"}),
         ),
         Method("negative = null action (IRASim)", fa(guidance={"negative": "null"})),

@@ -52,11 +52,20 @@ class PADConfig:
     num_tasks: int = 5
     image_attends_only_image: bool = True
     """PAD's attention structure: image tokens do not attend to depth/action tokens."""
+    prediction_type: str = "sample"
+    """What the network outputs for every modality: ``sample`` (the clean x0) or ``epsilon``.
+    x0 prediction is the default: after a CPU-sized budget, eps prediction's small errors at
+    high noise are amplified ~1/sqrt(abar_T) ~ 160x by the x0 estimate and sampling drifted
+    (measured: image MSE 1.35 vs copy 0.03 after 3,000 steps)."""
 
     def __post_init__(self) -> None:
         if self.image_size % self.patch_size:
             raise ValueError(
                 f"image_size {self.image_size} not divisible by patch {self.patch_size}"
+            )
+        if self.prediction_type not in ("sample", "epsilon"):
+            raise ValueError(
+                f"prediction_type must be sample or epsilon, got {self.prediction_type!r}"
             )
         if min(self.future_frames, self.horizon, self.num_tasks, self.depth) < 1:
             raise ValueError("future_frames, horizon, num_tasks and depth must be >= 1")
@@ -79,7 +88,7 @@ class PADConfig:
 
 
 class PADDiT(nn.Module):
-    """Joint image/depth/action denoiser (epsilon prediction for every modality)."""
+    """Joint image/depth/action denoiser (``config.prediction_type`` for every modality)."""
 
     def __init__(self, config: PADConfig) -> None:
         super().__init__()
@@ -145,11 +154,11 @@ class PADDiT(nn.Module):
         t: torch.Tensor,
         task: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
-        """Predict each modality's noise.
+        """Predict each modality's clean value (or noise, ``prediction_type="epsilon"``).
 
         obs_rgb (B, 3, S, S) in [-1, 1]; obs_depth (B, 1, S, S) normalised; noisy["image"]
         (B, 3k, S, S), noisy["depth"] (B, k, S, S), noisy["action"] (B, H, A); t (B,) steps
-        in [0, 1000); task (B,) task indices. Returns eps with the shapes of ``noisy``.
+        in [0, 1000); task (B,) task indices. Returns predictions with the shapes of ``noisy``.
         """
         cfg, n_img = self.config, self.config.num_patches
         img = self.image_embed(torch.cat([obs_rgb, noisy["image"]], 1)) + self.pos_2d

@@ -54,11 +54,11 @@ def sample_joint(
     clean estimates: image (B, 3k, S, S) and depth (B, k, S, S) in the model's normalised
     units, action (B, H, A).
     """
-    scheduler = make_scheduler("ddim")
+    scheduler = make_scheduler("ddim", prediction_type=model.config.prediction_type)
     scheduler.set_timesteps(num_steps)
     x = {m: noise[m].clone() for m in MODALITIES}
     b = obs_rgb.shape[0]
     for t in scheduler.timesteps:
-        eps = model(obs_rgb, obs_depth, x, t.expand(b), task)
-        x = {m: scheduler.step(eps[m], t, x[m]).prev_sample for m in MODALITIES}
+        out = model(obs_rgb, obs_depth, x, t.expand(b), task)
+        x = {m: scheduler.step(out[m], t, x[m]).prev_sample for m in MODALITIES}
     return x

@@ -49,6 +49,8 @@ class PADTrainArgs:
     """Future RGB/depth frames predicted (at the end of the chunk)."""
     image_attends_only_image: bool = True
     """PAD's attention structure."""
+    prediction_type: str = "sample"
+    """Network output: sample (x0) or epsilon."""
     loss_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     """Loss weights of image, depth, action."""
     steps: int = 4000
@@ -66,15 +68,17 @@ class PADTrainArgs:
 
 
 def joint_loss(model: PADDiT, batch: dict, weights, generator=None) -> torch.Tensor:
-    """Epsilon-prediction MSE of every modality at one shared random timestep per sample."""
+    """MSE of every modality's prediction (x0 or eps, ``model.config.prediction_type``) at
+    one shared random timestep per sample."""
     abar = alphas_cumprod().float()
     b = batch["obs_rgb"].shape[0]
     t = torch.randint(0, len(abar), (b,), generator=generator)
     noise = {m: torch.randn(batch[m].shape, generator=generator) for m in MODALITIES}
     noisy = {m: q_sample(batch[m], t, noise[m], abar) for m in MODALITIES}
-    eps = model(batch["obs_rgb"], batch["obs_depth"], noisy, t, batch["task"])
+    pred = model(batch["obs_rgb"], batch["obs_depth"], noisy, t, batch["task"])
+    target = noise if model.config.prediction_type == "epsilon" else batch
     return sum(
-        w * (eps[m] - noise[m]).pow(2).mean() for w, m in zip(weights, MODALITIES, strict=True)
+        w * (pred[m] - target[m]).pow(2).mean() for w, m in zip(weights, MODALITIES, strict=True)
     )
 
 
@@ -92,6 +96,7 @@ def train_pad(args: PADTrainArgs, resume: bool = True) -> Path:
         depth=args.depth, num_heads=args.num_heads, future_frames=args.future_frames,
         horizon=args.horizon, num_tasks=len(bank.stats.tasks),
         image_attends_only_image=args.image_attends_only_image,
+        prediction_type=args.prediction_type,
     )  # fmt: skip
     model = PADDiT(cfg)
     ema = copy.deepcopy(model).requires_grad_(False)

@@ -89,3 +89,38 @@ def test_config_validation():
         PADConfig(image_size=30, patch_size=4)
     with pytest.raises(ValueError, match=">= 1"):
         PADConfig(horizon=0)
+
+
+@pytest.mark.parametrize("kind", ["sample", "epsilon"])
+def test_joint_loss_targets_follow_prediction_type(kind, monkeypatch):
+    """An oracle returning exactly the right target (x0 or the noise) has zero loss."""
+    from freeaction_gym.pad import train as pad_train
+
+    cfg = PADConfig(**(CFG.to_dict() | {"prediction_type": kind}))
+    rgb, depth, _, _, task = _inputs(cfg=cfg)
+    batch = {"obs_rgb": rgb, "obs_depth": depth, "task": task}
+    batch |= {k: torch.randn(v) for k, v in cfg.shapes(2).items()}
+    drawn = {}
+    real_randn = torch.randn
+
+    def spy_randn(*a, **kw):
+        out = real_randn(*a, **kw)
+        drawn[len(drawn)] = out
+        return out
+
+    monkeypatch.setattr(pad_train.torch, "randn", spy_randn)
+
+    class Oracle(torch.nn.Module):
+        config = cfg
+
+        def forward(self, obs_rgb, obs_depth, noisy, t, task):
+            if kind == "sample":
+                return {k: batch[k] for k in ("image", "depth", "action")}
+            return {k: drawn[i] for i, k in enumerate(("image", "depth", "action"))}
+
+    assert float(pad_train.joint_loss(Oracle(), batch, [1, 1, 1])) == pytest.approx(0.0, abs=1e-12)
+    wrong = PADConfig(
+        **(cfg.to_dict() | {"prediction_type": "sample" if kind == "epsilon" else "epsilon"})
+    )
+    Oracle.config = wrong
+    assert float(pad_train.joint_loss(Oracle(), batch, [1, 1, 1])) > 0.5
