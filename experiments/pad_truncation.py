@@ -29,9 +29,10 @@ from pathlib import Path  # noqa: E402
 
 import imageio  # noqa: E402
 import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from freeaction_gym.evaluation.paired_stats import mean_ci, paired_diff_ci  # noqa: E402
+from freeaction_gym.evaluation.paired_stats import paired_diff_ci  # noqa: E402
 from freeaction_gym.pad.evaluate import (  # noqa: E402
     expert_chunk_policy,
     pad_chunk_policy,
@@ -122,7 +123,9 @@ def table(success: dict, tasks: list[str]) -> tuple[str, dict]:
     summary = {}
     for row, per_task in success.items():
         allx = np.concatenate([per_task[t] for t in tasks])
-        m, lo, hi = mean_ci(allx)
+        m = float(allx.mean())
+        ci = stats.binomtest(int(allx.sum()), allx.size).proportion_ci(method="wilson")
+        lo, hi = float(ci.low), float(ci.high)
         cells = [f"{100 * per_task[t].mean():.0f}%" for t in tasks]
         diff = ""
         entry = {
@@ -179,8 +182,9 @@ def main() -> None:
         f"(step {meta.get('step')}), {args.episodes} held-out layouts per task "
         f"(MT1 seed {args.layout_seed}), {args.max_actions} actions x {args.action_repeat} sim "
         f"steps, re-planning every {args.execute} actions, DDIM {args.steps} steps (eta 0), "
-        f"tau {args.tau}; success = success at any step. Same layouts and noise uniforms in "
-        "every row; the last column is the paired difference vs baseline over all episodes.\n\n"
+        f"tau {args.tau}; success = success at any step (Wilson 95% interval). Same layouts and "
+        "noise uniforms in every row; the last column is the paired difference vs baseline "
+        "over all episodes (t-interval).\n\n"
         + md_table
         + ("\n\nVideos (baseline): " + ", ".join(f"`{out / f}`" for f in files) if files else "")
         + "\n"
