@@ -9,7 +9,7 @@ uniforms (paired), so differences vs baseline are paired differences over episod
 scripted expert and a uniform random policy run on the same layouts for reference.
 
     python experiments/pad_truncation.py --policy runs/pad/policy --update-doc docs/RESULTS.md
-    python experiments/pad_truncation.py --policy runs/pad/policy --quick
+    python experiments/pad_truncation.py --quick          # bundled policy, seconds
 """
 
 from __future__ import annotations
@@ -57,8 +57,9 @@ CONFIGS = {  # name -> truncated modalities (tau from the row)
 class Args:
     """Closed-loop success of a PAD policy under modality-selective noise truncation."""
 
-    policy: str = "runs/pad/policy"
-    """Directory with pad.json + pad.safetensors (``freeaction pad-train``)."""
+    policy: str = "freeaction_gym/assets/pad_metaworld"
+    """Directory with pad.json + pad.safetensors (``freeaction pad-train``); default: the
+    bundled fp16 copy of the policy in docs/RESULTS.md."""
     tasks: list[str] | None = None
     """Tasks to evaluate (default: every task the policy was trained on)."""
     episodes: int = 20
