@@ -9,7 +9,7 @@ import torch
 
 from freeaction_gym.pad.data import DemoStats
 from freeaction_gym.pad.model import PADDiT
-from freeaction_gym.pad.sampling import initial_noise, sample_joint
+from freeaction_gym.pad.sampling import check_modalities, initial_noise, sample_joint
 
 
 class PADPolicy:
@@ -29,7 +29,7 @@ class PADPolicy:
     ) -> None:
         self.model, self.stats = model.eval(), stats
         self.truncate, self.tau, self.num_steps = tuple(truncate), float(tau), num_steps
-        initial_noise({k: (1,) for k in ("image", "depth", "action")}, self.truncate)  # validate
+        check_modalities(self.truncate)  # fail at construction, without drawing noise
 
     def task_ids(self, tasks: Iterable[str]) -> torch.Tensor:
         names = self.stats.tasks

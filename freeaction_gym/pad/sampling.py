@@ -21,6 +21,15 @@ from freeaction_gym.diffusion.truncation import truncated_normal_from_uniform
 from freeaction_gym.pad.model import MODALITIES, PADDiT
 
 
+def check_modalities(names: Iterable[str]) -> set[str]:
+    """The set of ``names``; ValueError naming any that is not a modality."""
+    names = set(names)
+    unknown = names - set(MODALITIES)
+    if unknown:
+        raise ValueError(f"unknown modalities {sorted(unknown)}; choose from {MODALITIES}")
+    return names
+
+
 def initial_noise(
     shapes: dict[str, tuple[int, ...]],
     truncate: Iterable[str] = (),
@@ -28,10 +37,7 @@ def initial_noise(
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """float32 initial noise per modality; those in ``truncate`` are truncated at ``tau``."""
-    truncate = set(truncate)
-    unknown = truncate - set(MODALITIES)
-    if unknown:
-        raise ValueError(f"unknown modalities {sorted(unknown)}; choose from {MODALITIES}")
+    truncate = check_modalities(truncate)
     out = {}
     for m in MODALITIES:  # fixed order: pairing across configurations
         u = torch.rand(shapes[m], generator=generator, dtype=torch.float64)

@@ -23,7 +23,8 @@ from freeaction_gym.pad.data import DemoBank, DemoStats
 from freeaction_gym.pad.io import save_pad
 from freeaction_gym.pad.model import MODALITIES, PADConfig, PADDiT, count_parameters
 from freeaction_gym.training.checkpointing import load_state, restore_rng, rng_state, save_state
-from freeaction_gym.training.loop import LossLog, ema_update, lr_at, plot_loss
+from freeaction_gym.training.config import OptimConfig
+from freeaction_gym.training.loop import LossLog, optimizer_step, plot_loss
 from freeaction_gym.utils.threads import configure_threads
 
 
@@ -67,22 +68,29 @@ class PADTrainArgs:
     """Stop (after a checkpoint) when this wall-clock budget is used up."""
 
 
-def joint_loss(model: PADDiT, batch: dict, weights, generator=None) -> torch.Tensor:
-    """MSE of every modality's prediction (x0 or eps, ``model.config.prediction_type``) at
-    one shared random timestep per sample."""
+def joint_loss(
+    model, batch: dict, weights, generator=None, prediction_type: str | None = None
+) -> torch.Tensor:
+    """MSE of every modality's prediction (x0 or eps; ``prediction_type`` defaults to
+    ``model.config.prediction_type``) at one shared random timestep per sample."""
     abar = alphas_cumprod().float()
     b = batch["obs_rgb"].shape[0]
     t = torch.randint(0, len(abar), (b,), generator=generator)
     noise = {m: torch.randn(batch[m].shape, generator=generator) for m in MODALITIES}
     noisy = {m: q_sample(batch[m], t, noise[m], abar) for m in MODALITIES}
     pred = model(batch["obs_rgb"], batch["obs_depth"], noisy, t, batch["task"])
-    target = noise if model.config.prediction_type == "epsilon" else batch
+    kind = prediction_type or model.config.prediction_type
+    target = noise if kind == "epsilon" else batch
     return sum(
         w * (pred[m] - target[m]).pow(2).mean() for w, m in zip(weights, MODALITIES, strict=True)
     )
 
 
 def train_pad(args: PADTrainArgs, resume: bool = True) -> Path:
+    """Run (or resume from ``{out}/checkpoint.pt``) a PAD training run under ``accelerate``
+    (the world model's optimizer step: warmup, clipping, EMA); returns the policy dir."""
+    from accelerate import Accelerator
+
     configure_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -110,6 +118,10 @@ def train_pad(args: PADTrainArgs, resume: bool = True) -> Path:
         step = int(state["step"])
         restore_rng(state["rng"], rng)
         bank.stats = DemoStats(**state["stats"])
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    model, opt = accelerator.prepare(model, opt)
+    optim = OptimConfig(lr=args.lr, warmup=args.warmup, grad_clip=args.grad_clip,
+                        ema_decay=args.ema_decay)  # fmt: skip
     print(
         f"[pad] {count_parameters(model) / 1e6:.2f}M params, {len(bank)} samples from "
         f"{len(bank.lengths)} demos of {bank.stats.tasks}, resume step {step}",
@@ -117,7 +129,8 @@ def train_pad(args: PADTrainArgs, resume: bool = True) -> Path:
     )
 
     def checkpoint() -> None:
-        save_state(out / "checkpoint.pt", model=model.state_dict(), ema=ema.state_dict(),
+        net = accelerator.unwrap_model(model)
+        save_state(out / "checkpoint.pt", model=net.state_dict(), ema=ema.state_dict(),
                    opt=opt.state_dict(), step=step, rng=rng_state(rng),
                    stats=asdict(bank.stats))  # fmt: skip
         save_pad(ema, bank.stats, out / "policy", {"train": asdict(args), "step": step})
@@ -127,14 +140,9 @@ def train_pad(args: PADTrainArgs, resume: bool = True) -> Path:
     t0 = time.time()
     model.train()
     while step < args.steps:
-        loss = joint_loss(model, bank.sample(args.batch_size, rng), args.loss_weights)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.lr, args.warmup)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        opt.step()
-        ema_update(ema, model, args.ema_decay)
+        batch = bank.sample(args.batch_size, rng)
+        loss = joint_loss(model, batch, args.loss_weights, prediction_type=cfg.prediction_type)
+        optimizer_step(accelerator, loss, model, opt, ema, optim, step)
         step += 1
         bar.update(1)
         log.add(step, loss.item(), opt.param_groups[0]["lr"], bar)

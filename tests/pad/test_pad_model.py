@@ -124,3 +124,16 @@ def test_joint_loss_targets_follow_prediction_type(kind, monkeypatch):
     )
     Oracle.config = wrong
     assert float(pad_train.joint_loss(Oracle(), batch, [1, 1, 1])) > 0.5
+
+
+def test_policy_rejects_unknown_modalities_without_drawing_noise():
+    from freeaction_gym.pad.data import DemoStats
+    from freeaction_gym.pad.policy import PADPolicy
+
+    stats = DemoStats(0.0, 1.0, ["reach-v3", "push-v3", "pick-place-v3"])
+    model = _model()  # seeds the global generator itself
+    state = torch.get_rng_state()
+    PADPolicy(model, stats, ("image", "action"), 1.0)
+    assert torch.equal(torch.get_rng_state(), state)  # construction draws nothing
+    with pytest.raises(ValueError, match="unknown modalities"):
+        PADPolicy(model, stats, ("rgb",))
