@@ -53,6 +53,7 @@ from freeaction_gym.evaluation import (  # noqa: E402
     psnr_video,
     ssim_video,
 )
+from freeaction_gym.evaluation.paired_stats import mean_ci  # noqa: E402
 from freeaction_gym.evaluation.rollout import (  # noqa: E402
     Clips,
     collect_clips,
@@ -179,12 +180,9 @@ def generate(sampling: SamplingConfig, clips: Clips, true_z, actions, seed: int,
 
 def summarise(per_clip: np.ndarray) -> dict:
     """Mean and 95% t-interval half-width across clips (non-finite clips dropped)."""
-    x = np.asarray(per_clip, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return {"mean": float("nan"), "ci95": float("nan"), "n": 0}
-    half = st.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size) if x.size > 1 else np.nan
-    return {"mean": float(x.mean()), "ci95": float(half), "n": int(x.size)}
+    n = int(np.isfinite(np.asarray(per_clip, dtype=np.float64)).sum())
+    mean, _, hi = mean_ci(per_clip)
+    return {"mean": mean, "ci95": hi - mean if n > 1 else float("nan"), "n": n}
 
 
 def evaluate_setting(name: str, clips: Clips, shuffle: bool, per_frame: bool) -> dict:

@@ -172,14 +172,40 @@ def no_irasim_env_vars(monkeypatch):
             monkeypatch.delenv(f"FREEACTION_{tag}_{kind}", raising=False)
 
 
-@pytest.fixture(scope="session")
-def irasim_rt1_dataset(tmp_path_factory) -> Path:
-    """A made-up RT-1-layout dataset (annotation JSON + lossless mp4, 64x80 frames) with two
-    20-frame episodes per split: a bright block that moves with the end effector's x."""
+def write_rt1_episode(root: Path, split: str, eid: int, frames: np.ndarray, state) -> None:
+    """One RT-1-layout episode: lossless mp4 of uint8 frames (n, H, W, 3) + annotation JSON
+    with the 7-D ``state`` rows (xyz, rpy, extra) and a constant gripper."""
     import json
 
     import imageio.v2 as iio
 
+    video = root / "videos" / split / str(eid) / "rgb.mp4"
+    video.parent.mkdir(parents=True, exist_ok=True)
+    iio.mimwrite(
+        video, frames, fps=4, codec="libx264", pixelformat="yuv444p",
+        output_params=["-qp", "0"], macro_block_size=8,
+    )  # fmt: skip
+    ann = {
+        "episode_id": str(eid),
+        "state": [list(map(float, row)) for row in state],
+        "continuous_gripper_state": [0.5] * len(frames),
+        "videos": [{"video_path": str(video.relative_to(root))}],
+    }
+    path = root / "annotation" / split / f"{eid}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(ann))
+
+
+@pytest.fixture(scope="session")
+def rt1_episode_writer():
+    """:func:`write_rt1_episode` (test modules cannot import conftest)."""
+    return write_rt1_episode
+
+
+@pytest.fixture(scope="session")
+def irasim_rt1_dataset(tmp_path_factory) -> Path:
+    """A made-up RT-1-layout dataset (annotation JSON + lossless mp4, 64x80 frames) with two
+    20-frame episodes per split: a bright block that moves with the end effector's x."""
     root = tmp_path_factory.mktemp("rt1_layout")
     h, w = IRASIM_HW
     for split in ("train", "val", "test"):
@@ -187,24 +213,9 @@ def irasim_rt1_dataset(tmp_path_factory) -> Path:
             n = 20
             rng = np.random.default_rng(100 + eid)
             xs = np.cumsum(rng.uniform(-0.02, 0.02, n))
-            state = [[float(x), 0.5, 0.2, 0.0, 0.0, 0.0, 1.0] for x in xs]
             frames = np.full((n, h, w, 3), 60, np.uint8)
             for k, x in enumerate(xs):
                 c = int(np.clip(32 + 600 * x, 0, w - 16)) // 16 * 16
                 frames[k, 16:32, c : c + 16] = (230, 200, 40)
-            video = root / "videos" / split / str(eid) / "rgb.mp4"
-            video.parent.mkdir(parents=True, exist_ok=True)
-            iio.mimwrite(
-                video, frames, fps=4, codec="libx264", pixelformat="yuv444p",
-                output_params=["-qp", "0"], macro_block_size=16,
-            )  # fmt: skip
-            ann = {
-                "episode_id": str(eid),
-                "state": state,
-                "continuous_gripper_state": [0.5] * n,
-                "videos": [{"video_path": str(video.relative_to(root))}],
-            }
-            path = root / "annotation" / split / f"{eid}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(ann))
+            write_rt1_episode(root, split, eid, frames, [[x, 0.5, 0.2, 0, 0, 0, 1] for x in xs])
     return root

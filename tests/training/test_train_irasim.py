@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import imageio.v2 as iio
 import numpy as np
 
 from freeaction_gym.training.config import config_from_dict
@@ -12,37 +11,14 @@ from freeaction_gym.training.train_dit import train_dit
 from freeaction_gym.world_model import WorldModel
 
 
-def write_episode(root, split: str, eid: int, n: int) -> None:
-    rng = np.random.default_rng(eid)
-    frames = np.repeat(np.repeat(rng.integers(0, 255, (n, 4, 5, 3), dtype=np.uint8), 8, 1), 8, 2)
-    video = root / "videos" / split / str(eid) / "rgb.mp4"
-    video.parent.mkdir(parents=True, exist_ok=True)
-    iio.mimwrite(
-        video,
-        frames,
-        fps=4,
-        codec="libx264",
-        pixelformat="yuv444p",
-        output_params=["-qp", "0"],
-        macro_block_size=8,
-    )
-    state = [[0.01 * k, 0.0, 0.2, 0.0, 0.0, 0.0, 0.0] for k in range(n)]
-    ann = {
-        "episode_id": str(eid),
-        "state": state,
-        "continuous_gripper_state": [0.5] * n,
-        "videos": [{"video_path": str(video.relative_to(root))}],
-    }
-    path = root / "annotation" / split / f"{eid}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(ann))
-
-
-def test_trainer_on_irasim_layout(tmp_path):
+def test_trainer_on_irasim_layout(tmp_path, rt1_episode_writer):
     root = tmp_path / "rt1"
     for split, ids in (("train", (0, 1, 2)), ("val", (3,))):
         for eid in ids:
-            write_episode(root, split, eid, 20)
+            rng = np.random.default_rng(eid)
+            frames = rng.integers(0, 255, (20, 4, 5, 3), dtype=np.uint8).repeat(8, 1).repeat(8, 2)
+            state = [[0.01 * k, 0.0, 0.2, 0.0, 0.0, 0.0, 0.0] for k in range(20)]
+            rt1_episode_writer(root, split, eid, frames, state)
     cfg = config_from_dict(
         {
             "data": {
