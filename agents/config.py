@@ -4,9 +4,10 @@ algorithm (``ppo:``, ``sac:``). A per-task id without its own file uses its fami
 
 Keys read here: ``n_timesteps``, ``n_envs``, ``policy``, ``policy_kwargs`` (see
 :func:`agents.policies.policy_kwargs_from_config`), ``env_kwargs`` (env options, e.g. fewer
-sampler steps), ``frame_stack`` (``VecFrameStack``); every other key goes to the SB3
-algorithm's constructor. ``lin_<x>`` is a learning rate/clip range decaying linearly to 0,
-and strings like ``1e6`` (YAML 1.1 reads them as strings) are numbers.
+sampler steps), ``frame_stack`` (``VecFrameStack``), ``normalize_reward`` (``VecNormalize``
+scaling of the training rewards by a running return std; observations untouched); every
+other key goes to the SB3 algorithm's constructor. ``lin_<x>`` is a learning rate/clip
+range decaying linearly to 0, and strings like ``1e6`` (YAML 1.1 reads them as strings) are numbers.
 """
 
 from __future__ import annotations
@@ -17,9 +18,19 @@ from typing import Any
 
 import yaml
 
+from freeaction_gym.utils.args import parse_assignments  # noqa: F401  (re-exported)
+
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 ALGOS = ("ppo", "sac")
-SCRIPT_KEYS = ("n_timesteps", "n_envs", "policy", "policy_kwargs", "env_kwargs", "frame_stack")
+SCRIPT_KEYS = (
+    "n_timesteps",
+    "n_envs",
+    "policy",
+    "policy_kwargs",
+    "env_kwargs",
+    "frame_stack",
+    "normalize_reward",
+)
 
 
 @dataclass
@@ -34,6 +45,9 @@ class AgentHyperparams:
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     frame_stack: int = 1
+    normalize_reward: bool = False
+    """Divide training rewards by the running std of the discounted return (SB3
+    ``VecNormalize(norm_obs=False)``); evaluation always reports raw rewards."""
     algo_kwargs: dict[str, Any] = field(default_factory=dict)
     """Everything else: keyword arguments of ``PPO(...)`` / ``SAC(...)``."""
     source: str = ""
@@ -53,21 +67,6 @@ def hyperparams_file(env_id: str) -> Path:
         f"no hyperparameters for {env_id} in {HYPERPARAMS_DIR} (have "
         f"{sorted(p.name for p in HYPERPARAMS_DIR.glob('*.yaml'))}); pass --hyperparams FILE"
     )
-
-
-def parse_assignments(items: list[str] | None) -> dict[str, Any]:
-    """``["a=1", "b.c=x"]`` -> ``{"a": 1, "b": {"c": "x"}}`` (values parsed as YAML)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"expected key=value, got {item!r}")
-        *parents, leaf = key.split(".")
-        node = out
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
-    return out
 
 
 def _number(value: Any) -> Any:
@@ -108,6 +107,7 @@ def load_hyperparams(
         policy_kwargs=dict(script.get("policy_kwargs") or {}),
         env_kwargs=dict(script.get("env_kwargs") or {}),
         frame_stack=int(script.get("frame_stack", 1)),
+        normalize_reward=bool(script.get("normalize_reward", False)),
         algo_kwargs={k: _number(v) for k, v in values.items()},
         source=str(path),
     )

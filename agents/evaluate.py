@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from agents.config import parse_assignments
+from freeaction_gym.evaluation.paired_stats import bootstrap_ci
+from freeaction_gym.evaluation.policies import load_model
 
 
 @dataclass
@@ -48,42 +49,7 @@ class EvalArgs:
     """Also write the JSON report here."""
 
 
-def bootstrap_ci(
-    values, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean of ``values``: resample with
-    replacement ``n_resamples`` times, take the (1-c)/2 and (1+c)/2 quantiles of the means."""
-    x = np.asarray(values, np.float64)
-    if x.size == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = np.concatenate(
-        [
-            x[rng.integers(0, x.size, (min(1000, n_resamples - i), x.size))].mean(axis=1)
-            for i in range(0, n_resamples, 1000)
-        ]
-    )
-    alpha = (1.0 - confidence) / 2
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
-
-
 # ------------------------------------------------------------------------------ policies
-
-
-def load_model(path: str | Path, algo: str = "auto", device: str = "cpu"):
-    """An SB3 PPO/SAC model; ``auto`` reads the policy class's module from the zip."""
-    from stable_baselines3 import PPO, SAC
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"policy file not found: {path}")
-    if algo == "auto":
-        with zipfile.ZipFile(path) as z:
-            data = json.loads(z.read("data"))
-        module = str(data.get("policy_class", {}).get("__module__", ""))
-        algo = "sac" if ".sac." in module else "ppo"
-    return {"ppo": PPO, "sac": SAC}[algo].load(path, device=device)
 
 
 def frame_stack_of(model, env_space) -> int:

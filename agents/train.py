@@ -83,6 +83,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback, EvalCallback
     from stable_baselines3.common.logger import configure
+    from stable_baselines3.common.vec_env import VecNormalize
 
     from agents.callbacks import TqdmCallback, VideoRecorderCallback
     from agents.envs import make_vec_env
@@ -101,12 +102,16 @@ def train(args: TrainArgs) -> dict[str, Any]:
         eval_kwargs = env_kwargs if eval_id == args.env else {}
 
     # -- envs ------------------------------------------------------------------------------
-    train_env = _image_wrap(
-        make_vec_env(args.env, n_envs, args.seed, env_kwargs, frame_stack=hp.frame_stack)
-    )
+    train_vec = make_vec_env(args.env, n_envs, args.seed, env_kwargs, frame_stack=hp.frame_stack)
+    if hp.normalize_reward:
+        gamma = float(hp.algo_kwargs.get("gamma", 0.99))
+        train_vec = VecNormalize(train_vec, norm_obs=False, norm_reward=True, gamma=gamma)
+    train_env = _image_wrap(train_vec)
     eval_vec = None
     if args.eval_freq > 0 or args.video_freq > 0:
         eval_vec = make_vec_env(eval_id, 1, args.seed + 10_000, eval_kwargs, hp.frame_stack)
+        if hp.normalize_reward:  # same wrapper structure as training (SB3 syncs them); raw
+            eval_vec = VecNormalize(eval_vec, False, norm_obs=False, norm_reward=False)
 
     # -- model -----------------------------------------------------------------------------
     algo_cls = {"ppo": PPO, "sac": SAC}[args.algo]

@@ -9,6 +9,7 @@ Commands:
   bank --data D --out F  build a reset bank (initial/goal frames) from a dataset split
   bundle ...           package a trained run (fp16 weights, reset bank, reward head)
   pad-train ...        train the PAD-style image/depth/action policy on demonstrations
+  imagine ...          replay a dataset's actions through the world model (imagined copy)
 """
 
 from __future__ import annotations
@@ -90,7 +91,14 @@ def _pad_train(argv: list[str]) -> int:
     return 0
 
 
+def _imagine(argv: list[str]) -> int:
+    from freeaction_gym.data.imagine import main as imagine_main
+
+    return imagine_main(argv)
+
+
 COMMANDS = {
+    "imagine": _imagine,
     "pad-train": _pad_train,
     "train": _train,
     "train-reward": _train_reward,

@@ -9,7 +9,10 @@ simulator rendered. Writes to ``--out``:
 * ``psnr_over_time.png`` - PSNR of imagined vs real frames over the rollout, with the
   copy-the-first-frame baseline;
 * ``summary.json`` / ``summary.md`` - the numbers (PSNR, success predicted vs real,
-  imagined steps per second).
+  imagined steps per second);
+* ``agent/`` - a PPO agent trained purely in imagination for ``--agent-steps`` steps and
+  evaluated, next to a random policy, in imagination and in the real simulator
+  (:mod:`freeaction_gym.demo_agent`; ``--agent-steps 0`` skips it).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 from freeaction_gym.assets import resolve_model_path
 
 VARIANTS = {
-    "freeaction": {},  # the preset's defaults: action-scaled CFG + truncated noise
+    "freeaction": {},  # the preset's defaults: action-scaled truncated noise (CFG off)
     "plain": {"guidance": {"mode": "none"}, "truncation": {"mode": "none"}},
 }
 
@@ -162,11 +165,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=None, help="number of held-out episodes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reward", default="learned", choices=["learned", "goal_latent", "none"])
+    p.add_argument(
+        "--agent-steps", type=int, default=4096, help="PPO steps in imagination (0: no agent)"
+    )
+    p.add_argument("--agent-scenes", type=int, default=10, help="held-out scenes per world")
     a = p.parse_args(argv)
     from freeaction_gym.utils.threads import configure_threads
 
     configure_threads()
     s = run_demo(Path(a.out), a.model, a.steps, a.episodes, a.seed, a.reward)
     print(_markdown(s))
+    if a.agent_steps > 0:
+        from freeaction_gym.demo_agent import markdown, run_agent_demo
+
+        report = run_agent_demo(
+            Path(a.out) / "agent", a.model, a.agent_steps, a.agent_scenes, a.steps, a.seed
+        )
+        text = markdown(report)
+        with open(Path(a.out) / "summary.md", "a") as f:
+            f.write("\n" + text)
+        print(text)
     print(f"videos, plot and summary written to {a.out}/")
     return 0

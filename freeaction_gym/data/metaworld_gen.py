@@ -267,6 +267,15 @@ class SceneRenderer:
             pass
 
 
+def headless_gl_defaults() -> None:
+    """Without a display, render MuJoCo through OSMesa (``MUJOCO_GL=osmesa``,
+    ``PYOPENGL_PLATFORM=osmesa``) unless the user chose a backend; must run before mujoco is
+    first imported (scripts/setup.sh installs libosmesa6)."""
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "osmesa")
+        os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+
+
 def make_metaworld_env(
     task: str,
     seed: int,
@@ -282,6 +291,7 @@ def make_metaworld_env(
     (H,W) m or None)`` exactly as the dataset stores them (depth is stored as float16).
     Close both when done (``render_fn.close(); env.close()``).
     """
+    headless_gl_defaults()
     import metaworld
 
     if task not in metaworld.env_dict.ALL_V3_ENVIRONMENTS:
@@ -472,8 +482,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _worker_init(cfg: MetaWorldDataConfig, root: str) -> None:
-    os.environ.setdefault("MUJOCO_GL", "osmesa")
-    os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+    headless_gl_defaults()
     _WORKER.update(cfg=cfg, root=Path(root), envs={})
 
 
@@ -610,8 +619,7 @@ def main_metaworld(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     p.add_argument("--stats-only", action="store_true", help="only (re)compute stats.json")
     args = p.parse_args(argv)
-    os.environ.setdefault("MUJOCO_GL", "osmesa")
-    os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+    headless_gl_defaults()
     if args.stats_only:
         from freeaction_gym.data.stats import compute_stats
 

@@ -1,4 +1,5 @@
-"""Means, 95% intervals and paired differences for per-clip scores (scipy's t distribution)."""
+"""Means, 95% intervals (scipy's t distribution, percentile bootstrap) and paired
+differences for per-clip / per-episode scores."""
 
 from __future__ import annotations
 
@@ -34,3 +35,23 @@ def paired_diff_ci(
     if d.size < 2 or np.all(d == d[0]):
         return m, lo, hi, float("nan")
     return m, lo, hi, float(stats.ttest_rel(x[ok], base[ok]).pvalue)
+
+
+def bootstrap_ci(
+    values, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean of ``values``: resample with
+    replacement ``n_resamples`` times, take the (1-c)/2 and (1+c)/2 quantiles of the means."""
+    x = np.asarray(values, np.float64)
+    if x.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = np.concatenate(
+        [
+            x[rng.integers(0, x.size, (min(1000, n_resamples - i), x.size))].mean(axis=1)
+            for i in range(0, n_resamples, 1000)
+        ]
+    )
+    alpha = (1.0 - confidence) / 2
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)

@@ -38,8 +38,10 @@ from freeaction_gym.rewards.learned import RewardHead, RewardHeadConfig
 
 @dataclass
 class TrainRewardArgs:
-    data: str = "data/metaworld_default"
-    """Dataset root (``meta.json`` + ``train/ val/ test/`` episode files)."""
+    data: list[str] = field(default_factory=lambda: ["data/metaworld_default"])
+    """Dataset roots (``meta.json`` + ``train/ val/ test/`` episode files); several roots
+    are pooled, e.g. a real dataset and its imagined copy (``freeaction imagine``), so the
+    head also reads the world model's frames."""
     out: str = "runs/reward_head"
     """Output directory (weights, config.json, metrics.json)."""
     steps: int = 3000
@@ -81,10 +83,12 @@ class FrameSet:
         return int(self.reward.shape[0])
 
 
-def load_frame_set(root: str | os.PathLike, split: str, tasks: list[str]) -> FrameSet:
-    """Frames 1..T of each episode of ``split`` (only ``tasks``) with reward/success 0..T-1."""
+def load_frame_set(root: str | os.PathLike | list[str], split: str, tasks: list[str]) -> FrameSet:
+    """Frames 1..T of each episode of ``split`` (only ``tasks``) with reward/success 0..T-1;
+    a list of roots is pooled."""
+    roots = [root] if isinstance(root, str | os.PathLike) else list(root)
     frames, task_ids, reward, success = [], [], [], []
-    for path in list_episodes(root, split, tasks):
+    for path in (p for r in roots for p in list_episodes(r, split, tasks)):
         ep = load_episode(path, load_depth=False, action_dim=None)
         frames.append(ep.rgb[1:])  # frame k+1 is the result of action k
         task_ids.append(np.full(ep.num_actions, tasks.index(task_of_path(path))))
@@ -216,7 +220,9 @@ def train_reward_head(args: TrainRewardArgs) -> dict:
     gen = torch.Generator().manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tasks = args.tasks or sorted({task_of_path(p) for p in list_episodes(args.data, "train")})
+    if isinstance(args.data, str | os.PathLike):
+        args.data = [str(args.data)]
+    tasks = args.tasks or sorted({task_of_path(p) for p in list_episodes(args.data[0], "train")})
     train, val = load_frame_set(args.data, "train", tasks), load_frame_set(args.data, "val", tasks)
     r_mean, r_std = float(train.reward.mean()), float(train.reward.std())
     n_pos = int(train.success.sum())
@@ -306,6 +312,11 @@ def train_reward_head(args: TrainRewardArgs) -> dict:
         "val": evaluate(head, val, pos_weight, per_task=True),
         "test": evaluate(head, test, pos_weight, per_task=True),
     }
+    if len(args.data) > 1:
+        metrics["test_by_data"] = {
+            root: evaluate(head, load_frame_set(root, "test", tasks), pos_weight, per_task=True)
+            for root in args.data
+        }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     t = metrics["test"]
     tqdm.write(
@@ -324,7 +335,7 @@ def parse_args(argv: list[str] | None = None) -> TrainRewardArgs:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--data", default=d.data, help="dataset root")
+    p.add_argument("--data", nargs="+", default=d.data, help="dataset root(s), pooled")
     p.add_argument("--out", default=d.out, help="output directory")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size)

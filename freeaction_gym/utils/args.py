@@ -18,6 +18,8 @@ import typing
 from dataclasses import MISSING, fields
 from typing import Any, Literal, TypeVar
 
+import yaml
+
 T = TypeVar("T")
 
 
@@ -74,3 +76,18 @@ def parse_args(cls: type[T], argv: list[str] | None = None) -> T:
             **_option(hints[f.name]),
         )
     return cls(**vars(parser.parse_args(argv)))
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, Any]:
+    """``["a=1", "b.c=x"]`` -> ``{"a": 1, "b": {"c": "x"}}`` (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected key=value, got {item!r}")
+        *parents, leaf = key.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    return out

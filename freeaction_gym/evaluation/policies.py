@@ -1,0 +1,136 @@
+"""Policies for :mod:`freeaction_gym.evaluation.worlds` (batched ``reset``/``act``).
+
+* :class:`PlanPolicy` - open loop: a fixed action sequence per scene (reset-bank entry).
+  Replaying in the real simulator the actions a closed-loop policy took there reproduces
+  that episode exactly (MetaWorld is deterministic), so a noisy scripted expert becomes a
+  policy both worlds can execute: :func:`expert_plans`.
+* :class:`RandomPolicy` - uniform actions from a generator seeded by (seed, scene), so the
+  same random sequence is played in both worlds.
+* :class:`ExpertPolicy` - MetaWorld's scripted expert plus Gaussian noise; it reads the
+  true 39-D state, so it runs only in the real world.
+* :class:`SB3Policy` - a stable-baselines3 model acting on the 64x64 frames (closed loop
+  in either world).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from freeaction_gym.evaluation.worlds import RealWorld, Scenes
+
+
+class PlanPolicy:
+    """``plans[j]`` float32 (T, 4) is played in scene ``j`` (bank index); steps past ``T``
+    repeat zeros."""
+
+    def __init__(self, name: str, plans: dict[int, np.ndarray]) -> None:
+        self.name, self.plans = name, {int(k): np.asarray(v, np.float32) for k, v in plans.items()}
+        self._rows: list[np.ndarray] = []
+
+    def reset(self, scenes: Scenes, seed: int) -> None:
+        missing = [int(j) for j in scenes.bank_index if int(j) not in self.plans]
+        if missing:
+            raise KeyError(f"policy {self.name!r} has no plan for bank entries {missing}")
+        self._rows = [self.plans[int(j)] for j in scenes.bank_index]
+
+    def act(self, obs: np.ndarray, t: int, state: np.ndarray | None) -> np.ndarray:
+        return np.stack([p[t] if t < len(p) else np.zeros(4, np.float32) for p in self._rows])
+
+
+class RandomPolicy:
+    """Uniform actions in [-1, 1]^4; scene ``j`` draws from ``default_rng([seed, j])``."""
+
+    def __init__(self, name: str = "random") -> None:
+        self.name = name
+        self._rngs: list[np.random.Generator] = []
+
+    def reset(self, scenes: Scenes, seed: int) -> None:
+        self._rngs = [np.random.default_rng([seed, 7919, int(j)]) for j in scenes.bank_index]
+
+    def act(self, obs: np.ndarray, t: int, state: np.ndarray | None) -> np.ndarray:
+        return np.stack([r.uniform(-1.0, 1.0, 4) for r in self._rngs]).astype(np.float32)
+
+
+class ExpertPolicy:
+    """MetaWorld's scripted expert for each scene's task + N(0, sigma^2) action noise
+    (noise from ``default_rng([seed, 104729, j])`` per scene). Real world only."""
+
+    def __init__(self, sigma: float, name: str | None = None) -> None:
+        if sigma < 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        self.sigma = float(sigma)
+        self.name = name or f"expert sigma={sigma:g}"
+        self._experts: dict[str, Any] = {}
+        self._tasks: list[str] = []
+        self._rngs: list[np.random.Generator] = []
+
+    def reset(self, scenes: Scenes, seed: int) -> None:
+        from metaworld.policies import ENV_POLICY_MAP
+
+        self._tasks = [str(t) for t in scenes.task]
+        for task in self._tasks:
+            if task not in self._experts:
+                self._experts[task] = ENV_POLICY_MAP[task]()
+        self._rngs = [np.random.default_rng([seed, 104729, int(j)]) for j in scenes.bank_index]
+
+    def act(self, obs: np.ndarray, t: int, state: np.ndarray | None) -> np.ndarray:
+        if state is None:
+            raise ValueError(
+                f"{self.name} reads the simulator state, which imagination does not have; "
+                "evaluate it in imagination through its real-world plans (expert_plans)"
+            )
+        out = []
+        for task, s, rng in zip(self._tasks, state, self._rngs, strict=True):
+            with warnings.catch_warnings():  # "Constant(s) may be too high": clipped below
+                warnings.simplefilter("ignore", UserWarning)
+                a = np.clip(self._experts[task].get_action(s), -1.0, 1.0)
+            out.append(a + rng.normal(0.0, self.sigma, 4))
+        return np.clip(np.asarray(out, np.float32), -1.0, 1.0)
+
+
+def expert_plans(
+    real: RealWorld, scenes: Scenes, sigma: float, steps: int, seed: int = 0
+) -> PlanPolicy:
+    """Run the noisy expert closed loop in the real world and return its actions as an
+    open-loop :class:`PlanPolicy` named ``expert sigma=<sigma>``."""
+    expert = ExpertPolicy(sigma)
+    roll = real.run(expert, scenes, steps, seed)
+    plans = {int(j): roll.actions[i] for i, j in enumerate(scenes.bank_index)}
+    return PlanPolicy(expert.name, plans)
+
+
+def load_model(path: str | Path, algo: str = "auto", device: str = "cpu"):
+    """An SB3 PPO/SAC model; ``auto`` reads the policy class's module from the zip."""
+    from stable_baselines3 import PPO, SAC
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"policy file not found: {path}")
+    if algo == "auto":
+        with zipfile.ZipFile(path) as z:
+            data = json.loads(z.read("data"))
+        module = str(data.get("policy_class", {}).get("__module__", ""))
+        algo = "sac" if ".sac." in module else "ppo"
+    return {"ppo": PPO, "sac": SAC}[algo].load(path, device=device)
+
+
+class SB3Policy:
+    """A stable-baselines3 model (``.zip`` path or loaded) on single 64x64 frames."""
+
+    def __init__(self, name: str, model: Any, deterministic: bool = True) -> None:
+        if isinstance(model, str):
+            model = load_model(model)
+        self.name, self.model, self.deterministic = name, model, deterministic
+
+    def reset(self, scenes: Scenes, seed: int) -> None:
+        self.model.set_random_seed(seed)
+
+    def act(self, obs: np.ndarray, t: int, state: np.ndarray | None) -> np.ndarray:
+        actions, _ = self.model.predict(obs, deterministic=self.deterministic)
+        return np.asarray(actions, np.float32)
