@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 
 from agents.config import parse_assignments
 from freeaction_gym.evaluation.paired_stats import bootstrap_ci
-from freeaction_gym.evaluation.policies import load_model
+from freeaction_gym.evaluation.policies import load_model, scripted_action
 
 
 @dataclass
@@ -68,22 +67,16 @@ def frame_stack_of(model, env_space) -> int:
 
 def expert_policy(vec, sigma: float, seed: int) -> Callable[[np.ndarray], np.ndarray]:
     """Noisy MetaWorld scripted experts reading each real env's 39-D state."""
-    from metaworld.policies import ENV_POLICY_MAP
-
     rng = np.random.default_rng(seed)
     envs = [e.unwrapped for e in vec.envs]
     experts: dict[str, Any] = {}
 
     def act(obs: np.ndarray) -> np.ndarray:
-        out = []
-        for env in envs:
-            task = env.scene["task"]
-            expert = experts.setdefault(task, ENV_POLICY_MAP[task]())
-            with warnings.catch_warnings():  # "Constant(s) may be too high": we clip anyway
-                warnings.simplefilter("ignore", UserWarning)
-                a = np.clip(expert.get_action(env.state), -1.0, 1.0)
-            out.append(np.clip(a + rng.normal(0.0, sigma, 4), -1.0, 1.0))
-        return np.asarray(out, np.float32)
+        out = [
+            scripted_action(env.scene["task"], env.state, experts) + rng.normal(0.0, sigma, 4)
+            for env in envs
+        ]
+        return np.clip(np.asarray(out, np.float32), -1.0, 1.0)
 
     return act
 

@@ -57,6 +57,18 @@ class RandomPolicy:
         return np.stack([r.uniform(-1.0, 1.0, 4) for r in self._rngs]).astype(np.float32)
 
 
+def scripted_action(task: str, state: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
+    """MetaWorld's scripted expert action for ``task`` at the 39-D ``state``, clipped to
+    [-1, 1] (float64 (4,)); experts are created once per task in ``cache``."""
+    from metaworld.policies import ENV_POLICY_MAP
+
+    if task not in cache:
+        cache[task] = ENV_POLICY_MAP[task]()
+    with warnings.catch_warnings():  # "Constant(s) may be too high": clipped here
+        warnings.simplefilter("ignore", UserWarning)
+        return np.clip(cache[task].get_action(state), -1.0, 1.0)
+
+
 class ExpertPolicy:
     """MetaWorld's scripted expert for each scene's task + N(0, sigma^2) action noise
     (noise from ``default_rng([seed, 104729, j])`` per scene). Real world only."""
@@ -71,12 +83,7 @@ class ExpertPolicy:
         self._rngs: list[np.random.Generator] = []
 
     def reset(self, scenes: Scenes, seed: int) -> None:
-        from metaworld.policies import ENV_POLICY_MAP
-
         self._tasks = [str(t) for t in scenes.task]
-        for task in self._tasks:
-            if task not in self._experts:
-                self._experts[task] = ENV_POLICY_MAP[task]()
         self._rngs = [np.random.default_rng([seed, 104729, int(j)]) for j in scenes.bank_index]
 
     def act(self, obs: np.ndarray, t: int, state: np.ndarray | None) -> np.ndarray:
@@ -85,12 +92,10 @@ class ExpertPolicy:
                 f"{self.name} reads the simulator state, which imagination does not have; "
                 "evaluate it in imagination through its real-world plans (expert_plans)"
             )
-        out = []
-        for task, s, rng in zip(self._tasks, state, self._rngs, strict=True):
-            with warnings.catch_warnings():  # "Constant(s) may be too high": clipped below
-                warnings.simplefilter("ignore", UserWarning)
-                a = np.clip(self._experts[task].get_action(s), -1.0, 1.0)
-            out.append(a + rng.normal(0.0, self.sigma, 4))
+        out = [
+            scripted_action(task, s, self._experts) + rng.normal(0.0, self.sigma, 4)
+            for task, s, rng in zip(self._tasks, state, self._rngs, strict=True)
+        ]
         return np.clip(np.asarray(out, np.float32), -1.0, 1.0)
 
 

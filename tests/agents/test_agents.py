@@ -142,7 +142,7 @@ def test_train_ppo_in_imagination_then_evaluate(tiny_world, tiny_hp, tmp_path):
             "--num-envs", "1",
             "--out", str(out),
             "--hyperparams", str(tiny_hp),
-            "--hp", "frame_stack=2",
+            "--hp", "frame_stack=2", "normalize_reward=true",
             "--env-kwargs", *imagined_kwargs(tiny_world),
             "--eval-freq", "16",
             "--eval-episodes", "1",
@@ -152,6 +152,8 @@ def test_train_ppo_in_imagination_then_evaluate(tiny_world, tiny_hp, tmp_path):
         )
     )  # fmt: skip
     assert summary["timesteps"] == 32 and summary["algo"] == "ppo"
+    config = json.loads((out / "train_config.json").read_text())
+    assert config["hyperparams"]["normalize_reward"] is True  # VecNormalize + mirrored eval env
     for name in ("final_model.zip", "best_model.zip", "train_config.json", "logs/progress.csv"):
         assert (out / name).is_file(), name
     assert list((out / "logs").glob("events.out.tfevents.*"))
@@ -350,6 +352,8 @@ def test_hyperparams_files_and_overrides():
     assert hp.algo_kwargs["n_steps"] == 8 and hp.algo_kwargs["gamma"] == 0.9
     assert hp.policy_kwargs["net_arch"] == [8]
     assert hp.policy_kwargs["features_extractor"] == "small_cnn"  # merged, not replaced
+    assert hp.normalize_reward is True and "normalize_reward" not in hp.algo_kwargs
+    assert load_hyperparams("FreeActionMetaWorld-v0", "sac").normalize_reward is False
     lr = hp.algo_kwargs["learning_rate"]  # lin_3e-4
     assert lr(1.0) == pytest.approx(3e-4) and lr(0.5) == pytest.approx(1.5e-4)
     assert parse_assignments(["model=/a/b", "sampling.num_steps=2"]) == {

@@ -1,0 +1,108 @@
+"""Smoke runs (subprocess, tiny budgets, the bundled model and the real simulator) of the
+issue-6 scripts: the imagined-vs-real policy study, the imagination-trained agent and the
+README demo with its agent part."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {
+    **os.environ,
+    "OMP_WAIT_POLICY": "PASSIVE",
+    "MUJOCO_GL": "osmesa",
+    "PYOPENGL_PLATFORM": "osmesa",
+}
+
+
+def run(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, *argv], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_policy_eval_study_quick(tmp_path):
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text("before\n<!-- policy-eval:begin -->\nold\n<!-- policy-eval:end -->\nafter\n")
+    run(
+        "experiments/policy_eval_study.py",
+        "--quick",
+        "--out",
+        str(tmp_path / "o"),
+        "--update-doc",
+        str(doc),
+    )
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    policies = ["expert sigma=0", "expert sigma=4", "random"]
+    assert list(res["real"]) == policies and list(res["plain"]) == policies
+    real = res["real"]
+    # the noiseless reach expert earns more real reward than the noisiest one and random
+    assert (
+        real["expert sigma=0"]["reach-v3"]["return"] > real["expert sigma=4"]["reach-v3"]["return"]
+    )
+    assert real["expert sigma=0"]["reach-v3"]["return"] > real["random"]["reach-v3"]["return"]
+    for p in policies:
+        for t in ("reach-v3", "push-v3"):
+            cell = res["plain"][p][t]
+            assert cell["episodes"] == 2 and 0.0 <= cell["success"] <= 1.0
+            lo, hi = cell["return_ci"]
+            assert lo <= cell["return"] <= hi
+    ag = res["agreement"]["plain"]["return"]
+    assert ag["points"] == 6 and -1.0 <= ag["pearson"] <= 1.0
+    assert (tmp_path / "o" / "imagined_vs_real.png").stat().st_size > 10_000
+    text = doc.read_text()
+    assert "old" not in text and "| plain |" in text and text.endswith("after\n")
+
+
+def test_imagination_agent_quick(tmp_path):
+    out = tmp_path / "ia"
+    run("experiments/imagination_agent.py", "--quick", "--out", str(out))
+    res = json.loads((out / "results.json").read_text())
+    names = ["PPO in imagination", "PPO in real simulator", "random"]
+    assert list(res["policies"]) == names
+    assert res["runs"]["PPO in imagination"]["env"] == "FreeActionMetaWorldReach-v0"
+    assert res["runs"]["PPO in real simulator"]["env"] == "FreeActionRealMetaWorldReach-v0"
+    for name in names:
+        row = res["policies"][name]
+        assert row["real"]["return"] > 0 and 0.0 <= row["imagined"]["success"] <= 1.0
+    assert res["policies"]["random"]["real_return_vs_random"][0] == 0.0
+    assert len(list((out / "videos").glob("*.mp4"))) == 2
+    # a second call reuses the finished runs instead of training again
+    before = (out / "imagined" / "final_model.zip").stat().st_mtime
+    run("experiments/imagination_agent.py", "--quick", "--out", str(out))
+    assert (out / "imagined" / "final_model.zip").stat().st_mtime == before
+
+
+def test_readme_demo_with_agent(tmp_path):
+    out = tmp_path / "demo"
+    run(
+        "-m",
+        "freeaction_gym.cli",
+        "demo",
+        "--out",
+        str(out),
+        "--episodes",
+        "2",
+        "--steps",
+        "4",
+        "--agent-steps",
+        "128",
+        "--agent-scenes",
+        "2",
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["episodes"] == 2 and summary["steps"] == 4
+    agent = json.loads((out / "agent" / "agent.json").read_text())
+    assert agent["timesteps"] == 128 and len(agent["scenes"]) == 2
+    for name in ("ppo (imagination)", "random"):
+        for world in ("imagined", "real"):
+            assert len(agent[name][world]["success"]) == 2
+    assert (out / "agent" / "final_model.zip").is_file()
+    assert (out / "agent" / "agent_real_vs_imagined.mp4").stat().st_size > 0
+    assert "PPO trained 128 steps in imagination" in (out / "summary.md").read_text()
