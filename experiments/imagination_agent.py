@@ -1,7 +1,8 @@
 """An agent trained purely in imagination vs the same budget in the real simulator (issue 6).
 
-Trains PPO (``agents/hyperparams``) on the imagined env (``--env``, learned reward) and on
-its real MetaWorld counterpart for the same number of environment steps and seed, then
+Trains PPO (``agents/hyperparams``) on the imagined env (``--env``, learned reward; with
+the hyperparameters' ``support`` guard, and without it as an ablation) and on its real
+MetaWorld counterpart for the same number of environment steps and seed, then
 evaluates both, and a uniform random policy, on the same held-out scenes in the real
 simulator (the number that matters) and in imagination, with 95% bootstrap intervals and
 the paired difference in real success vs random. Reuses finished runs in ``--out`` unless
@@ -56,6 +57,8 @@ class Args:
     hp: list[str] = field(default_factory=list)
     """Hyperparameter overrides for both runs (``n_steps=32``)."""
     out: str = "runs/imagination_agent"
+    ablate_support: bool = True
+    """Also train in imagination without the ``support`` guard of the hyperparameters."""
     retrain: bool = False
     """Train again even if ``final_model.zip`` exists."""
     quick: bool = False
@@ -67,7 +70,7 @@ def real_id(env_id: str) -> str:
     return env_id.replace("FreeAction", "FreeActionReal", 1)
 
 
-def train_run(args: Args, env_id: str, out: Path) -> dict:
+def train_run(args: Args, env_id: str, out: Path, env_kwargs: dict | None = None) -> dict:
     from freeaction_gym.utils.args import parse_assignments
 
     final = out / "final_model.zip"
@@ -86,6 +89,7 @@ def train_run(args: Args, env_id: str, out: Path) -> dict:
             timesteps=args.timesteps,
             out=str(out),
             hp=hp,
+            env_kwargs=env_kwargs or {},
             seed=args.seed,
             eval_freq=0,
             checkpoint_freq=max(args.timesteps // 4, 1),
@@ -101,10 +105,12 @@ def main(args: Args) -> dict:
         args.timesteps, args.scenes, args.steps = 256, 2, 5
     t0 = time.time()
     out = Path(args.out)
-    runs = {
-        "PPO in imagination": train_run(args, args.env, out / "imagined"),
-        "PPO in real simulator": train_run(args, real_id(args.env), out / "real"),
-    }
+    runs = {"PPO in imagination": train_run(args, args.env, out / "imagined")}
+    if args.ablate_support:  # the same run without the hyperparameters' support guard
+        runs["PPO in imagination, no support guard"] = train_run(
+            args, args.env, out / "imagined_no_support", {"support": None}
+        )
+    runs["PPO in real simulator"] = train_run(args, real_id(args.env), out / "real")
     imagined = ImaginedWorld(args.env)
     task = imagined.config.task
     scenes = scenes_from_bank(imagined.bank, [task] if task else None, args.scenes)
@@ -136,7 +142,7 @@ def main(args: Args) -> dict:
         results["policies"][p.name] = row
     vid = out / "videos"
     vid.mkdir(parents=True, exist_ok=True)
-    for p in policies[:2]:
+    for p in policies[:-1]:
         fname = p.name.replace(" ", "_") + "_real_vs_imagined.mp4"
         k = min(4, len(scenes))
         write_video(

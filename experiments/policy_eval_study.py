@@ -236,31 +236,20 @@ def markdown(results: dict, args: Args, command: str, minutes: float) -> str:
             f"| {r['spearman']:.3f} [{r['spearman_lo']:.2f}, {r['spearman_hi']:.2f}] "
             f"| {s['mean_abs_gap']:.3f} | {s['episode_agreement']:.3f} |"
         )
-    lines += ["", "Success rate per policy and task (real, then each imagined sampler):", ""]
     head = "| policy | task | real | " + " | ".join(variants) + " |"
-    lines += [head, "|" + "---|" * (3 + len(variants))]
-
-    def cell(d):
-        lo, hi = d["success_ci"]
-        return f"{d['success']:.2f} [{lo:.2f}, {hi:.2f}]"
-
-    for p in results["real"]:
-        for t in tasks:
-            row = [p, t, cell(results["real"][p][t])]
-            row += [cell(results[v][p][t]) for v in variants]
-            lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Return per policy and task (mean [95% CI]; dataset units):", ""]
-    lines += [head, "|" + "---|" * (3 + len(variants))]
-
-    def rcell(d):
-        lo, hi = d["return_ci"]
-        return f"{d['return']:.0f} [{lo:.0f}, {hi:.0f}]"
-
-    for p in results["real"]:
-        for t in tasks:
-            row = [p, t, rcell(results["real"][p][t])]
-            row += [rcell(results[v][p][t]) for v in variants]
-            lines.append("| " + " | ".join(row) + " |")
+    for metric, fmt, title in (
+        ("success", ".2f", "Success rate per policy and task (real, then each imagined sampler):"),
+        ("return", ".0f", "Return per policy and task (mean [95% CI]; dataset units):"),
+    ):
+        lines += ["", title, "", head, "|" + "---|" * (3 + len(variants))]
+        for p in results["real"]:
+            for t in tasks:
+                row = []
+                for w in ["real", *variants]:
+                    d = results[w][p][t]
+                    lo, hi = d[metric + "_ci"]
+                    row.append(f"{d[metric]:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]")
+                lines.append("| " + " | ".join([p, t, *row]) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -46,6 +46,12 @@ class EnvConfig:
     """Learned reward head directory (default: the bundled model's ``reward_head/``)."""
     goal_success_distance: float = 0.01
     terminate_on_success: bool = True
+    support: dict[str, Any] | None = None
+    """Halt imagined episodes that leave the data's support (MOReL-style): ``{"low": [A],
+    "high": [A], "penalty": 0.0}`` bounds on the dead-reckoned displacement (the running
+    sum of env actions since reset, env units). When a step leaves the box the episode ends
+    (``terminated``, ``info["out_of_support"]``) and ``penalty`` is subtracted from its reward:
+    there the world model extrapolates and its reward cannot be trusted. None: off."""
     render_fps: int = 10
     compile: bool = False
     """``torch.compile`` the denoiser (CPU: ~1.1x the eager speed after a one-off compile
@@ -65,9 +71,27 @@ class EnvConfig:
         for name, allowed in checks.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"env option {name}={getattr(self, name)!r}; allowed: {allowed}")
+        if self.support is not None:
+            self.support = check_support(self.support)
         for name in ("action_chunk", "max_episode_steps", "frame_stack"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"env option {name} must be >= 1, got {getattr(self, name)}")
+
+
+def check_support(support: Any) -> dict[str, Any]:
+    """Validate the ``support`` option; returns it with float lists and a float penalty."""
+    if not isinstance(support, dict) or not {"low", "high"} <= set(support):
+        raise ValueError(f"env option support must be a dict with low and high, got {support!r}")
+    unknown = sorted(set(support) - {"low", "high", "penalty"})
+    if unknown:
+        raise ValueError(
+            f"env option support has unknown key(s) {unknown}; known: low, high, penalty"
+        )
+    low = [float(v) for v in support["low"]]
+    high = [float(v) for v in support["high"]]
+    if len(low) != len(high) or not all(lo < hi for lo, hi in zip(low, high, strict=True)):
+        raise ValueError(f"env option support needs low < high of equal length, got {low}, {high}")
+    return {"low": low, "high": high, "penalty": float(support.get("penalty", 0.0))}
 
 
 def make_env_config(preset: str | None = None, **kwargs: Any) -> EnvConfig:

@@ -27,6 +27,7 @@ class StepResult:
     reward: np.ndarray  # (N,) float32
     success: np.ndarray  # (N,) bool
     info: dict[str, np.ndarray]
+    halt: np.ndarray  # (N,) bool: left the data's support (config.support); ends the episode
 
 
 class ImaginationCore:
@@ -58,6 +59,12 @@ class ImaginationCore:
         self.goal: torch.Tensor | None = None  # (N, C, h, w)
         self.task_id = np.zeros(num_envs, dtype=np.int64)
         self.steps = np.zeros(num_envs, dtype=np.int64)
+        self.displacement = np.zeros((num_envs, a), np.float64)  # sum of env actions
+        if config.support is not None and len(config.support["low"]) != a:
+            raise ValueError(
+                f"env option support bounds have {len(config.support['low'])} entries; the "
+                f"model's actions have {a}"
+            )
         self.generators = [torch.Generator() for _ in range(num_envs)]
         self.timing: dict[str, float] = {}
         # Every start frame must have this shape (checked before any state changes, also
@@ -109,6 +116,7 @@ class ImaginationCore:
         self.goal[i] = z[1] if goal is not None else float("nan")
         self.task_id[i] = self.task_names.index(task) if task in self.task_names else 0
         self.steps[i] = 0
+        self.displacement[i] = 0.0
 
     def _allocate(self, z: torch.Tensor, frame: np.ndarray) -> None:
         self.context = torch.zeros(self.n, self.n_ctx, *z.shape)
@@ -169,6 +177,15 @@ class ImaginationCore:
         idx = np.arange(self.n) if active is None else np.flatnonzero(active)
         self.frames[idx] = stacked[idx]
         self.steps[idx] += 1
+        self.displacement[idx] += np.asarray(actions, np.float64)[idx].sum(axis=1)
+        halt = np.zeros(self.n, bool)
+        if self.config.support is not None:
+            sup = self.config.support
+            d = self.displacement
+            halt = ((d < sup["low"]) | (d > sup["high"])).any(axis=1)
+            if active is not None:
+                halt &= np.asarray(active, bool)
+            reward[halt] -= sup["penalty"]
         t3 = time.perf_counter()
         self.timing = {  # per env step of the whole batch, milliseconds
             "step_time_ms": (t3 - t0) * 1000,
@@ -176,13 +193,14 @@ class ImaginationCore:
             "decode_time_ms": (t2 - t1) * 1000,
         }
         out_info = {
+            "out_of_support": halt,
             "action_norm": norm.numpy(),
             "tau": torch.cat(tau).numpy(),
             "guidance_weight": info["guidance_weight"].numpy(),
         }
         if self.config.timing_in_info:
             out_info.update({k: np.full(self.n, v, np.float32) for k, v in self.timing.items()})
-        return StepResult(frames, latents, reward, success, out_info)
+        return StepResult(frames, latents, reward, success, out_info, halt)
 
     # -- observations --------------------------------------------------------------------
     def observation(self, i: int) -> np.ndarray:

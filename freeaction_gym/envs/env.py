@@ -81,11 +81,12 @@ class VideoWorldModelEnv(gym.Env):
         a = validate_actions(action, self.config, self.world.action_dim, None)
         res = self.core.step(a)
         success = bool(res.success[0])
-        terminated = success and self.config.terminate_on_success
+        terminated = (success and self.config.terminate_on_success) or bool(res.halt[0])
         truncated = bool(self.core.steps[0] >= self.config.max_episode_steps) and not terminated
         self._needs_reset = terminated or truncated
         info = {k: float(v[0]) for k, v in res.info.items()}
         info["success"] = success
+        info["out_of_support"] = bool(res.halt[0])
         info["task"] = self._task_name()
         return self.core.observation(0), float(res.reward[0]), terminated, truncated, info
 

@@ -92,7 +92,7 @@ class VideoWorldModelVectorEnv(VectorEnv):
         active = ~resetting
         res = self.core.step(a, active=active)
         success = res.success & active
-        terminated = success & self.config.terminate_on_success
+        terminated = (success & self.config.terminate_on_success) | (res.halt & active)
         truncated = active & (self.core.steps >= self.config.max_episode_steps) & ~terminated
         reward = np.where(active, res.reward, 0.0).astype(np.float32)
         self._autoreset = terminated | truncated
@@ -145,7 +145,7 @@ def make_sb3_vec_env(
 
         def step_wait(self):
             res = self.core.step(self._actions)
-            terminated = res.success & self.config.terminate_on_success
+            terminated = (res.success & self.config.terminate_on_success) | res.halt
             truncated = (self.core.steps >= self.config.max_episode_steps) & ~terminated
             dones = terminated | truncated
             obs = self.core.observations()
@@ -154,6 +154,7 @@ def make_sb3_vec_env(
                 info = {k: float(v[i]) for k, v in res.info.items()}
                 info["success"] = bool(res.success[i])
                 info["is_success"] = bool(res.success[i])
+                info["out_of_support"] = bool(res.halt[i])
                 if dones[i]:
                     info["terminal_observation"] = obs[i].copy()
                     info["TimeLimit.truncated"] = bool(truncated[i])

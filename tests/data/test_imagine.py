@@ -62,7 +62,9 @@ def test_imagined_copy_keeps_labels_and_first_frame(tiny, source, tmp_path):
     summary = run(tiny, source, tmp_path / "a")
     assert summary["episodes"] == 12
     meta = json.loads((tmp_path / "a" / "meta.json").read_text())
-    assert meta["imagined"]["sampling"]["num_steps"] == 2 and meta["format_version"] == FORMAT_VERSION
+    assert (
+        meta["imagined"]["sampling"]["num_steps"] == 2 and meta["format_version"] == FORMAT_VERSION
+    )
     for split in ("train", "val", "test"):
         src = list_episodes(source, split)
         dst = list_episodes(tmp_path / "a", split)

@@ -64,7 +64,12 @@ def test_imagination_agent_quick(tmp_path):
     out = tmp_path / "ia"
     run("experiments/imagination_agent.py", "--quick", "--out", str(out))
     res = json.loads((out / "results.json").read_text())
-    names = ["PPO in imagination", "PPO in real simulator", "random"]
+    names = [
+        "PPO in imagination",
+        "PPO in imagination, no support guard",
+        "PPO in real simulator",
+        "random",
+    ]
     assert list(res["policies"]) == names
     assert res["runs"]["PPO in imagination"]["env"] == "FreeActionMetaWorldReach-v0"
     assert res["runs"]["PPO in real simulator"]["env"] == "FreeActionRealMetaWorldReach-v0"
@@ -72,7 +77,11 @@ def test_imagination_agent_quick(tmp_path):
         row = res["policies"][name]
         assert row["real"]["return"] > 0 and 0.0 <= row["imagined"]["success"] <= 1.0
     assert res["policies"]["random"]["real_return_vs_random"][0] == 0.0
-    assert len(list((out / "videos").glob("*.mp4"))) == 2
+    assert len(list((out / "videos").glob("*.mp4"))) == 3
+    cfg = json.loads((out / "imagined" / "train_config.json").read_text())
+    assert cfg["hyperparams"]["env_kwargs"]["support"]["low"][0] < 0  # the guard is on
+    cfg = json.loads((out / "imagined_no_support" / "train_config.json").read_text())
+    assert cfg["args"]["env_kwargs"] == {"support": None}
     # a second call reuses the finished runs instead of training again
     before = (out / "imagined" / "final_model.zip").stat().st_mtime
     run("experiments/imagination_agent.py", "--quick", "--out", str(out))
