@@ -78,7 +78,7 @@ def train_run(args: Args, env_id: str, out: Path, env_kwargs: dict | None = None
     if final.is_file() and cfg_file.is_file() and not args.retrain:
         summary = json.loads(cfg_file.read_text())["summary"]
         if summary["timesteps"] >= args.timesteps:
-            return summary
+            return {**summary, "final_model": str(final)}  # the run may have been moved
     hp = parse_assignments(args.hp)
     if args.quick:
         hp.update(n_envs=2, n_steps=64, batch_size=64, n_epochs=1)
