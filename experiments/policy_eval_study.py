@@ -169,9 +169,9 @@ def scatter_plot(results: dict, variants: list[str], tasks: list[str], path: Pat
                 f"{variant}: Pearson {ag['pearson']:.2f}, Spearman {ag['spearman']:.2f}",
                 fontsize=9,
             )
-    fig.legend(loc="lower center", ncol=4, fontsize=7, bbox_to_anchor=(0.5, -0.02))
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(path, dpi=110)
+    fig.tight_layout()
+    fig.legend(loc="center left", ncol=1, fontsize=7, bbox_to_anchor=(1.0, 0.5))
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -58,6 +58,13 @@ def test_policy_eval_study_quick(tmp_path):
     assert (tmp_path / "o" / "imagined_vs_real.png").stat().st_size > 10_000
     text = doc.read_text()
     assert "old" not in text and "| plain |" in text and text.endswith("after\n")
+    sub = run(
+        "experiments/policy_eval_subset.py",
+        str(tmp_path / "o" / "results.json"),
+        "--exclude",
+        "random",
+    ).stdout
+    assert "2 policies x 2 tasks = 4 points" in sub and "| plain |" in sub
 
 
 def test_imagination_agent_quick(tmp_path):
