@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from agents.train import TrainArgs, train  # noqa: E402
-from freeaction_gym.demo_agent import write_video  # noqa: E402
 from freeaction_gym.evaluation.paired_stats import bootstrap_ci, paired_diff_ci  # noqa: E402
 from freeaction_gym.evaluation.policies import RandomPolicy, SB3Policy  # noqa: E402
 from freeaction_gym.evaluation.worlds import (  # noqa: E402
@@ -39,6 +38,7 @@ from freeaction_gym.evaluation.worlds import (  # noqa: E402
 from freeaction_gym.utils.args import parse_args  # noqa: E402
 from freeaction_gym.utils.markdown import update_block  # noqa: E402
 from freeaction_gym.utils.threads import configure_threads  # noqa: E402
+from freeaction_gym.utils.video import write_comparison  # noqa: E402
 
 
 @dataclass
@@ -145,9 +145,11 @@ def main(args: Args) -> dict:
     for p in policies[:-1]:
         fname = p.name.replace(" ", "_") + "_real_vs_imagined.mp4"
         k = min(4, len(scenes))
-        write_video(
-            vid / fname, rolls[(p.name, "real")].frames[:k], rolls[(p.name, "imagined")].frames[:k]
+        real_frames, imag_frames = (
+            rolls[(p.name, "real")].frames,
+            rolls[(p.name, "imagined")].frames,
         )
+        write_comparison(vid / fname, [real_frames[:k], imag_frames[:k]])
     results["meta"] = {
         "args": asdict(args),
         "scenes": scenes.bank_index.tolist(),

@@ -56,6 +56,7 @@ from freeaction_gym.evaluation.worlds import (  # noqa: E402
 from freeaction_gym.utils.args import parse_args  # noqa: E402
 from freeaction_gym.utils.markdown import update_block  # noqa: E402
 from freeaction_gym.utils.threads import configure_threads  # noqa: E402
+from freeaction_gym.utils.video import write_comparison  # noqa: E402
 
 # Imagined-world sampler variants (SamplingConfig overrides over the env preset).
 VARIANTS: dict[str, dict] = {
@@ -178,8 +179,6 @@ def scatter_plot(results: dict, variants: list[str], tasks: list[str], path: Pat
 def disagreement_videos(real: dict, imag: dict, k: int, out: Path, scale: int = 3) -> list[str]:
     """Side-by-side (real | imagined) videos of the k episodes whose success differs, the
     largest return gap first."""
-    import imageio.v2 as imageio
-
     cands = []
     for name, rr in real.items():
         ri = imag[name]
@@ -197,14 +196,12 @@ def disagreement_videos(real: dict, imag: dict, k: int, out: Path, scale: int = 
         rr, ri = real[name], imag[name]
         if rr.frames is None or ri.frames is None:
             break
-        pair = np.concatenate([rr.frames[n], ri.frames[n]], axis=2)  # (T+1, H, 2W, 3)
-        pair = pair.repeat(scale, axis=1).repeat(scale, axis=2)
         task = rr.scenes.task[n]
         fname = (
             f"{name.replace(' ', '_').replace('=', '')}_{task}_bank{rr.scenes.bank_index[n]}"
             f"_real{int(rr.succeeded[n])}_imag{int(ri.succeeded[n])}.mp4"
         )
-        imageio.mimwrite(out / fname, list(pair), fps=8, macro_block_size=1)
+        write_comparison(out / fname, [rr.frames[n : n + 1], ri.frames[n : n + 1]], scale)
         written.append(fname)
     return written
 

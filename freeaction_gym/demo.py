@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from freeaction_gym.assets import resolve_model_path
+from freeaction_gym.utils.video import write_comparison
 
 VARIANTS = {
     "freeaction": {},  # the preset's defaults: action-scaled truncated noise (CFG off)
@@ -105,21 +106,11 @@ def run_demo(
         "psnr_first_10_steps_db": {k: float(v[:, :10].mean()) for k, v in curves.items()},
         **{f"{k}_run": v for k, v in info_log.items()},
     }
-    _write_video(out / "rollouts.mp4", real, frames["freeaction"], frames["plain"])
+    write_comparison(out / "rollouts.mp4", [real, frames["freeaction"], frames["plain"]])
     _plot(out / "psnr_over_time.png", curves)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "summary.md").write_text(_markdown(summary))
     return summary
-
-
-def _write_video(path: Path, real, fa, plain, scale: int = 3) -> None:
-    import imageio.v2 as imageio
-
-    rows = np.concatenate(
-        [np.concatenate([r, a, p], axis=2) for r, a, p in zip(real, fa, plain, strict=True)], axis=1
-    )
-    rows = rows.repeat(scale, axis=1).repeat(scale, axis=2)  # (T, H*n*s, 3W*s, 3)
-    imageio.mimwrite(path, list(rows), fps=8, macro_block_size=1)
 
 
 def _plot(path: Path, curves: dict) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
+from freeaction_gym.utils.video import write_comparison
 
 ENV_ID = "FreeActionMetaWorldReach-v0"
 
@@ -72,17 +72,6 @@ def evaluate_agent(
     return report, rolls
 
 
-def write_video(path: Path, real: np.ndarray, imagined: np.ndarray, scale: int = 3) -> None:
-    """Rows = scenes, columns = real | imagined; (N, T+1, H, W, 3) uint8 each."""
-    import imageio.v2 as imageio
-
-    grid = np.concatenate(
-        [np.concatenate([r, i], axis=2) for r, i in zip(real, imagined, strict=True)], axis=1
-    )
-    grid = grid.repeat(scale, axis=1).repeat(scale, axis=2)
-    imageio.mimwrite(path, list(grid), fps=8, macro_block_size=1)
-
-
 def run_agent_demo(
     out: Path,
     model: str,
@@ -107,10 +96,9 @@ def run_agent_demo(
     )
     name = "ppo (imagination)"
     k = min(4, scenes_per_world)
-    write_video(
+    write_comparison(
         out / "agent_real_vs_imagined.mp4",
-        rolls[(name, "real")].frames[:k],
-        rolls[(name, "imagined")].frames[:k],
+        [rolls[(name, "real")].frames[:k], rolls[(name, "imagined")].frames[:k]],
     )
     (out / "agent.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
