@@ -108,7 +108,7 @@ class Args:
 def build_family(args: Args, real: RealWorld, scenes) -> list:
     policies: list = []
     for sigma in tqdm(args.sigmas, desc="expert plans (real)", mininterval=2):
-        policies.append(expert_plans(real, scenes, sigma, args.steps, args.seed))
+        policies.append(expert_plans(real, scenes, sigma, args.steps, args.seed, keep_frames=True))
     policies.append(RandomPolicy())
     for spec in args.agents:
         name, sep, path = spec.partition("=")
@@ -275,7 +275,8 @@ def main(args: Args) -> dict:
         raise ValueError(f"policy names must be unique, got {names}")
     rolls: dict[str, dict[str, Rollouts]] = {"real": {}}
     for p in tqdm(family, desc="real world", mininterval=2):
-        rolls["real"][p.name] = real.run(p, scenes, args.steps, args.seed, keep_frames=True)
+        recorded = getattr(p, "recorded", None)  # expert plans: their real episodes (exact)
+        rolls["real"][p.name] = recorded or real.run(p, scenes, args.steps, args.seed, True)
     real.close()
     num_steps = args.num_steps or base.config.sampling.get("num_steps")
     for v in args.variants:

@@ -22,15 +22,19 @@ from typing import Any
 
 import numpy as np
 
-from freeaction_gym.evaluation.worlds import RealWorld, Scenes
+from freeaction_gym.evaluation.worlds import RealWorld, Rollouts, Scenes
 
 
 class PlanPolicy:
     """``plans[j]`` float32 (T, 4) is played in scene ``j`` (bank index); steps past ``T``
-    repeat zeros."""
+    repeat zeros. ``recorded``: the real-world episodes the plans were taken from, if any
+    (replaying the plans there reproduces them exactly, so they need not be rerun)."""
 
-    def __init__(self, name: str, plans: dict[int, np.ndarray]) -> None:
+    def __init__(
+        self, name: str, plans: dict[int, np.ndarray], recorded: Rollouts | None = None
+    ) -> None:
         self.name, self.plans = name, {int(k): np.asarray(v, np.float32) for k, v in plans.items()}
+        self.recorded = recorded
         self._rows: list[np.ndarray] = []
 
     def reset(self, scenes: Scenes, seed: int) -> None:
@@ -100,14 +104,20 @@ class ExpertPolicy:
 
 
 def expert_plans(
-    real: RealWorld, scenes: Scenes, sigma: float, steps: int, seed: int = 0
+    real: RealWorld,
+    scenes: Scenes,
+    sigma: float,
+    steps: int,
+    seed: int = 0,
+    keep_frames: bool = False,
 ) -> PlanPolicy:
     """Run the noisy expert closed loop in the real world and return its actions as an
-    open-loop :class:`PlanPolicy` named ``expert sigma=<sigma>``."""
+    open-loop :class:`PlanPolicy` named ``expert sigma=<sigma>``, with those real episodes
+    as its ``recorded`` rollouts."""
     expert = ExpertPolicy(sigma)
-    roll = real.run(expert, scenes, steps, seed)
+    roll = real.run(expert, scenes, steps, seed, keep_frames=keep_frames)
     plans = {int(j): roll.actions[i] for i, j in enumerate(scenes.bank_index)}
-    return PlanPolicy(expert.name, plans)
+    return PlanPolicy(expert.name, plans, recorded=roll)
 
 
 def load_model(path: str | Path, algo: str = "auto", device: str = "cpu"):

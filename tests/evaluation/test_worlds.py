@@ -113,7 +113,7 @@ def test_real_expert_plans_replay_exactly():
         bank = real._env(0).bank
         sc = scenes_from_bank(bank, ["reach-v3", "push-v3"], per_task=1)
         closed = real.run(ExpertPolicy(0.3), sc, 10, seed=0, keep_frames=True)
-        plan = expert_plans(real, sc, 0.3, 10, seed=0)
+        plan = expert_plans(real, sc, 0.3, 10, seed=0, keep_frames=True)
         replay = real.run(plan, sc, 10, seed=0, keep_frames=True)
     finally:
         real.close()
@@ -122,6 +122,8 @@ def test_real_expert_plans_replay_exactly():
     np.testing.assert_array_equal(replay.reward, closed.reward)
     np.testing.assert_array_equal(replay.success, closed.success)
     np.testing.assert_array_equal(replay.frames, closed.frames)
+    for name in ("reward", "success", "actions", "frames"):  # what the study reuses
+        np.testing.assert_array_equal(getattr(plan.recorded, name), getattr(closed, name))
     diff = np.abs(closed.frames[:, 0].astype(int) - bank.initial[sc.bank_index].astype(int))
     assert diff.mean() < 2.0  # same scene, same camera as the dataset's first frame
     assert closed.reward[0].sum() > 10  # the reach expert earns reward
