@@ -22,8 +22,9 @@ def bundled_dir(name: str = "metaworld_default") -> Path:
     return d
 
 
-def resolve_model_path(spec: str) -> Path:
+def resolve_model_path(spec: str | Path) -> Path:
     """``bundled:<name>`` or a filesystem path."""
+    spec = str(spec)
     if spec.startswith("bundled:"):
         return bundled_dir(spec.split(":", 1)[1])
     return Path(spec).expanduser()

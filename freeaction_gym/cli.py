@@ -6,6 +6,7 @@ Commands:
   demo [--out DIR]     imagined rollouts of the bundled model vs the real simulator
   play [--keys STR]    drive the imagined robot with the keyboard; writes a video
   train-reward ...     train the learned reward/success head on a MetaWorld dataset
+  train-probe ...      train the state probe (frame -> hand, gripper, object) for evaluation
   bank --data D --out F  build a reset bank (initial/goal frames) from a dataset split
   bundle ...           package a trained run (fp16 weights, reset bank, reward head)
   pad-train ...        train the PAD-style image/depth/action policy on demonstrations
@@ -83,6 +84,12 @@ def _train_reward(argv: list[str]) -> int:
     return reward_main(argv)
 
 
+def _train_probe(argv: list[str]) -> int:
+    from freeaction_gym.evaluation.train_probe import main as probe_main
+
+    return probe_main(argv)
+
+
 def _pad_train(argv: list[str]) -> int:
     from freeaction_gym.pad.train import PADTrainArgs, train_pad
     from freeaction_gym.utils.args import parse_args
@@ -102,6 +109,7 @@ COMMANDS = {
     "pad-train": _pad_train,
     "train": _train,
     "train-reward": _train_reward,
+    "train-probe": _train_probe,
     "data": _data,
     "bundle": _bundle,
     "demo": _demo,
