@@ -17,6 +17,9 @@ An episode of T actions has T+1 frames; frame 0 is after reset, frame k+1 after 
     layout   int     ()            layout index (into MetaWorld ``MT1(task, seed).train_tasks``)
     seed     int     ()            the episode's RNG seed
     task     str     ()            task name
+    state    float32 (T+1, 7)      robot/object state per frame (optional; MetaWorld:
+                                   hand xyz m, gripper opening, object xyz m)
+    keypoints float32 (T+1, K, 3)  arm keypoints per frame, meters (optional)
 
 Other scalar keys (e.g. ``noise_sigma``) are kept in :attr:`Episode.info`.
 """
@@ -73,6 +76,10 @@ class Episode:
     seed: int
     depth: np.ndarray | None = None
     """float16 (T+1, H, W) meters, or None when absent / not loaded."""
+    state: np.ndarray | None = None
+    """float32 (T+1, S) per-frame state (MetaWorld: ``metaworld_gen.STATE_NAMES``), or None."""
+    keypoints: np.ndarray | None = None
+    """float32 (T+1, K, 3) per-frame arm keypoints in meters, or None."""
     info: dict[str, Any] = field(default_factory=dict)
     """Other scalar keys of the file (e.g. ``noise_sigma``)."""
     path: Path | None = None
@@ -121,6 +128,7 @@ def load_episode(
     rgb, action = arrays.pop("rgb"), arrays.pop("action")
     reward, success = arrays.pop("reward"), arrays.pop("success")
     depth = arrays.pop("depth", None)
+    state, keypoints = arrays.pop("state", None), arrays.pop("keypoints", None)
     if rgb.dtype != np.uint8 or rgb.ndim != 4 or rgb.shape[-1] != 3:
         raise _fail(path, f"rgb must be uint8 (T+1, H, W, 3), got {rgb.dtype} {rgb.shape}")
     if action.ndim != 2 or not np.issubdtype(action.dtype, np.floating):
@@ -135,7 +143,11 @@ def load_episode(
             raise _fail(path, f"{name} must have shape ({t},), got {arr.shape}")
     if depth is not None and depth.shape != rgb.shape[:3]:
         raise _fail(path, f"depth must have shape {rgb.shape[:3]}, got {depth.shape}")
-    for arr in (rgb, action, reward, success, depth):
+    if state is not None and (state.ndim != 2 or state.shape[0] != t + 1):
+        raise _fail(path, f"state must have shape ({t + 1}, S), got {state.shape}")
+    if keypoints is not None and (keypoints.ndim != 3 or keypoints.shape[0] != t + 1):
+        raise _fail(path, f"keypoints must have shape ({t + 1}, K, 3), got {keypoints.shape}")
+    for arr in (rgb, action, reward, success, depth, state, keypoints):
         if arr is not None:
             arr.flags.writeable = False
     scalars = {k: v.item() for k, v in arrays.items() if v.ndim == 0}
@@ -148,6 +160,8 @@ def load_episode(
         layout=int(scalars.pop("layout")),
         seed=int(scalars.pop("seed")),
         depth=depth,
+        state=state,
+        keypoints=keypoints,
         info=scalars,
         path=path,
     )

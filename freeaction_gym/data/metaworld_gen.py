@@ -47,6 +47,13 @@ from freeaction_gym.data.episodes import (
     write_json_atomic,
 )
 
+LAYOUTS_PER_SEED = 50  # metaworld.MT1(task, seed).train_tasks
+STATE_NAMES = ("hand_x", "hand_y", "hand_z", "gripper", "obj_x", "obj_y", "obj_z")
+"""Columns of the per-frame ``state`` array: hand xyz (m), gripper opening (MetaWorld's
+normalised finger distance, ~0 closed .. 1 open) and the first object's xyz (m)."""
+KEYPOINT_BODIES = ("right_l1", "right_l3", "right_l5", "right_hand", "hand", "rightpad", "leftpad")
+"""MuJoCo bodies whose world positions are stored per frame as ``keypoints`` (shoulder,
+elbow, forearm, wrist, hand, both finger pads): the arm's skeleton."""
 FLIPPED_CAMERAS = frozenset({"corner", "corner2", "corner3", "corner4"})  # render upside down
 
 
@@ -115,6 +122,13 @@ class MetaWorldDataConfig:
     stop_after_success: int = -1
     """End an episode this many actions after its first success (demonstrations for a
     policy); -1 always records ``frames`` actions."""
+    random_walk_prob: float = 0.0
+    """Per-episode probability of a :class:`RandomWalkPolicy` episode instead of the noisy
+    expert: smooth random motion that reaches where agents go, not only where experts go."""
+    train_layout_seeds: int = 1
+    """The train split draws layouts from this many consecutive ``MT1`` seeds (episode ``i``
+    uses seed ``layout_seeds["train"] + (i // 50) % n``, layout ``i % 50``): more distinct
+    scenes than one seed's 50. Must not reach the val/test seeds."""
 
     @classmethod
     def demonstrations(cls, **kw) -> MetaWorldDataConfig:
@@ -150,6 +164,28 @@ class MetaWorldDataConfig:
             raise ValueError("MetaWorldDataConfig.tasks is empty")
         if self.perturb_len_range[0] < 1 or self.perturb_len_range[1] < self.perturb_len_range[0]:
             raise ValueError(f"bad perturb_len_range {self.perturb_len_range}")
+        if not 0.0 <= self.random_walk_prob <= 1.0:
+            raise ValueError(f"random_walk_prob must be in [0, 1], got {self.random_walk_prob}")
+        if self.train_layout_seeds < 1:
+            raise ValueError(f"train_layout_seeds must be >= 1, got {self.train_layout_seeds}")
+        first = self.layout_seeds["train"]
+        clash = [
+            s
+            for split, s in self.layout_seeds.items()
+            if split != "train" and first <= s < first + self.train_layout_seeds
+        ]
+        if clash:
+            raise ValueError(
+                f"train_layout_seeds={self.train_layout_seeds} makes the train split use "
+                f"the val/test layout seeds {clash}"
+            )
+
+    def layout_of(self, split: str, index: int) -> tuple[int, int]:
+        """``(MT1 seed, layout index)`` of episode ``index`` of ``split``."""
+        seed = self.layout_seeds[split]
+        if split == "train":
+            seed += (index // LAYOUTS_PER_SEED) % self.train_layout_seeds
+        return seed, index % LAYOUTS_PER_SEED
 
     def episodes(self, split: str) -> int:
         return {"train": self.train_episodes, "val": self.val_episodes, "test": self.test_episodes}[
@@ -369,6 +405,40 @@ class ExplorationPolicy:
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
 
+class RandomWalkPolicy:
+    """Per-episode smooth random motion; ``policy(obs) -> (4,) float32`` in [-1, 1].
+
+    xyz follow an AR(1) process ``a_k = rho a_{k-1} + sqrt(1 - rho^2) s e_k``, ``e_k ~ N(0, I)``
+    with a per-episode persistence ``rho ~ U(0.5, 0.95)`` and scale ``s ~ U(0.3, 1.0)`` (the
+    hand drifts over the whole workspace, as an exploring agent does); the gripper is +-1 and
+    flips with probability ``gripper_toggle_prob`` per frame. ``obs`` is ignored.
+    """
+
+    def __init__(self, task: str, cfg: MetaWorldDataConfig, rng: np.random.Generator) -> None:
+        self.cfg, self.rng = cfg, rng
+        self.rho = float(rng.uniform(0.5, 0.95))
+        self.scale = float(rng.uniform(0.3, 1.0))
+        self.sigma, self.level = self.scale, 1.0  # recorded like ExplorationPolicy's
+        self._xyz = rng.normal(0.0, self.scale, 3)
+        self._grip = float(rng.choice([-1.0, 1.0]))
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        rng = self.rng
+        self._xyz = self.rho * self._xyz + np.sqrt(1 - self.rho**2) * rng.normal(0, self.scale, 3)
+        if rng.random() < self.cfg.gripper_toggle_prob:
+            self._grip = -self._grip
+        return np.clip(np.append(self._xyz, self._grip), -1.0, 1.0).astype(np.float32)
+
+
+def robot_state(env: Any, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(state (7,) float32, keypoints (len(KEYPOINT_BODIES), 3) float32)`` of the current
+    simulation: ``state`` per :data:`STATE_NAMES` (from the observation), keypoints in meters
+    (world frame, from MuJoCo's body positions)."""
+    data = env.unwrapped.data
+    keypoints = np.stack([data.body(name).xpos for name in KEYPOINT_BODIES])
+    return np.asarray(obs[:7], np.float32), keypoints.astype(np.float32)
+
+
 # ----------------------------------------------------------------------------- episodes
 
 
@@ -386,9 +456,8 @@ def generate_episode(
     """
     seed = episode_seed(cfg.base_seed, task, split, index)
     rng = np.random.default_rng(seed)
-    layout_seed = cfg.layout_seeds[split]
+    layout_seed, layout = cfg.layout_of(split, index)
     layouts = _mt1_tasks(task, layout_seed)
-    layout = index % len(layouts)
     if env_and_renderer is None:
         env, render = make_metaworld_env(
             task, layout_seed, layout, cfg.camera, cfg.resolution, cfg.depth, cfg.depth_clip_m
@@ -400,9 +469,14 @@ def generate_episode(
         owned = False
     try:
         env.max_path_length = max(env.max_path_length, cfg.frames * cfg.action_repeat)
-        policy = ExplorationPolicy(task, cfg, rng)
+        # Drawn only when enabled, so datasets without random walks keep their old seeds.
+        walk = cfg.random_walk_prob > 0 and rng.random() < cfg.random_walk_prob
+        policy = (RandomWalkPolicy if walk else ExplorationPolicy)(task, cfg, rng)
         obs, _ = env.reset()
-        rgbs, depths = [], []
+        rgbs, depths, states, keypoints = [], [], [], []
+        state, kp = robot_state(env, obs)
+        states.append(state)
+        keypoints.append(kp)
         actions = np.zeros((cfg.frames, 4), np.float32)
         rewards = np.zeros(cfg.frames, np.float32)
         success = np.zeros(cfg.frames, bool)
@@ -419,6 +493,9 @@ def generate_episode(
             rgb, depth = render()
             rgbs.append(rgb)
             depths.append(depth)
+            state, kp = robot_state(env, obs)
+            states.append(state)
+            keypoints.append(kp)
             if success[k] and first_success is None:
                 first_success = k
             if cfg.stop_after_success >= 0 and first_success is not None:
@@ -440,6 +517,9 @@ def generate_episode(
         "noise_sigma": np.float32(policy.sigma),
         "explore_level": np.float32(policy.level),
         "task": np.str_(task),
+        "random_walk": np.bool_(walk),
+        "state": np.stack(states),  # (T+1, 7) per STATE_NAMES
+        "keypoints": np.stack(keypoints),  # (T+1, K, 3) m, per KEYPOINT_BODIES
     }
     if cfg.depth:
         out["depth"] = np.stack(depths).astype(np.float16)  # (T+1, H, W) m
@@ -460,7 +540,13 @@ def _check_or_write_meta(root: Path, cfg: MetaWorldDataConfig) -> None:
                 f"this code writes {FORMAT_VERSION}: use a new root"
             )
         new = json.loads(json.dumps(asdict(cfg)))  # tuples -> lists like the stored file
-        diff = [k for k in new if k not in cfg.COUNT_FIELDS and old["config"].get(k) != new[k]]
+        # A field newer than the stored file counts as its default (older datasets resume).
+        defaults = json.loads(json.dumps(asdict(MetaWorldDataConfig())))
+        diff = [
+            k
+            for k in new
+            if k not in cfg.COUNT_FIELDS and old["config"].get(k, defaults[k]) != new[k]
+        ]
         if diff:
             raise ValueError(
                 f"{meta_path} was written with different settings ({', '.join(diff)}): "
@@ -499,7 +585,7 @@ def _worker_run(job: tuple[str, str, int]) -> tuple[str, bool, float]:
         envs.clear()
         envs[task] = make_metaworld_env(
             task,
-            cfg.layout_seeds[split],
+            cfg.layout_of(split, index)[0],
             0,
             cfg.camera,
             cfg.resolution,
@@ -614,6 +700,18 @@ def main_metaworld(argv: list[str] | None = None) -> int:
         default=None,
         help="actions kept after the first success (-1: fixed length; --demos: 2)",
     )
+    p.add_argument(
+        "--random-walk-prob",
+        type=float,
+        default=d.random_walk_prob,
+        help="per-episode probability of a smooth random-walk episode instead of the expert",
+    )
+    p.add_argument(
+        "--train-layout-seeds",
+        type=int,
+        default=d.train_layout_seeds,
+        help="consecutive MT1 seeds the train split draws layouts from (50 layouts each)",
+    )
     p.add_argument("--seed", type=int, default=d.base_seed, help="base seed of the episode seeds")
     p.add_argument("--workers", type=int, default=2, help="worker processes (1 = in-process)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
@@ -642,6 +740,8 @@ def main_metaworld(argv: list[str] | None = None) -> int:
         camera=args.camera,
         depth=not args.no_depth,
         base_seed=args.seed,
+        random_walk_prob=args.random_walk_prob,
+        train_layout_seeds=args.train_layout_seeds,
     )
     summary = generate_dataset(
         args.root, cfg, num_workers=args.workers, progress=not args.no_progress
@@ -661,7 +761,10 @@ __all__: Sequence[str] = (
     "CAMERA_PRESETS",
     "FORMAT_VERSION",
     "SPLITS",
+    "KEYPOINT_BODIES",
+    "STATE_NAMES",
     "ExplorationPolicy",
+    "RandomWalkPolicy",
     "FreeCamera",
     "MetaWorldDataConfig",
     "SceneRenderer",
@@ -671,6 +774,7 @@ __all__: Sequence[str] = (
     "generate_dataset",
     "generate_episode",
     "main_metaworld",
+    "robot_state",
     "make_metaworld_env",
 )
 
