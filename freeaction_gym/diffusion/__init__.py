@@ -1,7 +1,13 @@
 """Diffusion process, schedulers, sampler and the FreeAction training-free techniques."""
 
 from freeaction_gym.diffusion.action_norm import ActionNormSpec, action_norm, mean_action_norm
-from freeaction_gym.diffusion.guidance import ActionCFG, action_scaled_cfg, guidance_weight
+from freeaction_gym.diffusion.guidance import (
+    ActionCFG,
+    ActionGuidance,
+    action_scaled_cfg,
+    guidance_weight,
+    guided,
+)
 from freeaction_gym.diffusion.loss import diffusion_loss, q_sample
 from freeaction_gym.diffusion.sampler import sample_video
 from freeaction_gym.diffusion.schedule import SCHEDULERS, alphas_cumprod, make_scheduler
@@ -18,7 +24,9 @@ __all__ = [
     "ActionNormSpec",
     "NoiseTruncation",
     "action_norm",
+    "ActionGuidance",
     "action_scaled_cfg",
+    "guided",
     "alphas_cumprod",
     "diffusion_loss",
     "guidance_weight",

@@ -9,10 +9,13 @@ decided early; late steps refine texture, which the negative action should not t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
+
+Denoiser = Callable[..., torch.Tensor]
 
 
 def guidance_weight(
@@ -86,3 +89,74 @@ class ActionCFG:
         if self.negative == "negated":
             return -actions, None
         return actions, torch.ones(actions.shape[0], dtype=torch.bool, device=actions.device)
+
+
+class ActionGuidance:
+    """A denoiser with action-scaled CFG (eq. 2) folded in: the sampler stays a plain loop.
+
+    Wraps ``model(x (B, F, ...), t (B,), actions (B, F-1, A), null_action) -> out`` and has
+    the same signature. It is called once per entry of ``scheduler.timesteps``, in order (a
+    fresh wrapper per sampling run), and counts its calls to know the step index. On guided
+    steps the positive and negative conditions run as one batch of 2B (``batch=False``: two
+    calls of B, the naive path kept for benchmarks) and are combined by
+    :func:`action_scaled_cfg`; the output is linear in the network's, so it works for eps,
+    x0, v or EDM's raw F alike. action_norm (B,) is the per-sample ||a||.
+    """
+
+    def __init__(
+        self,
+        model: Denoiser,
+        guidance: ActionCFG,
+        action_norm: torch.Tensor,
+        scheduler,
+        batch: bool = True,
+    ) -> None:
+        self.model, self.guidance, self.scheduler, self.batch = model, guidance, scheduler, batch
+        n = torch.as_tensor(action_norm, dtype=torch.float32)
+        # fixed mode is eq. 2 with ||a|| = 1 and lam = s - 1 (s = 1: no guidance)
+        self.norm, self.lam = (
+            (torch.ones_like(n), guidance.scale - 1.0)
+            if guidance.mode == "fixed"
+            else (n, guidance.lam)
+        )
+        self.step = 0
+
+    def __call__(self, x, t, actions, null_action=None):
+        i, self.step = self.step, self.step + 1
+        num_steps = len(self.scheduler.timesteps)
+        w = guidance_weight(self.norm, i, num_steps, self.lam, self.guidance.cutoff)
+        if not bool((w != 0).any()):
+            return self.model(x, t, actions, null_action)
+        b = x.shape[0]
+        neg_actions, neg_null = self.guidance.negative_actions(actions)
+        pos_null = null_action if null_action is not None else torch.zeros(b, dtype=torch.bool)
+        neg_null = neg_null if neg_null is not None else pos_null
+        if self.batch:
+            pair = self.model(
+                x.repeat(2, 1, 1, 1, 1),
+                t.repeat(2),
+                torch.cat([actions, neg_actions]),
+                torch.cat([pos_null.to(x.device), neg_null.to(x.device)]),
+            )
+            out_pos, out_neg = pair[:b], pair[b:]
+        else:
+            out_pos = self.model(x, t, actions, pos_null.to(x.device))
+            out_neg = self.model(x, t, neg_actions, neg_null.to(x.device))
+        return action_scaled_cfg(
+            out_pos, out_neg, self.norm, i, num_steps, self.lam, self.guidance.cutoff
+        )
+
+
+def guided(
+    model: Denoiser,
+    guidance: ActionCFG | None,
+    action_norm: torch.Tensor | None,
+    scheduler,
+    batch: bool = True,
+) -> Denoiser:
+    """``model`` wrapped in :class:`ActionGuidance`, or unchanged without guidance."""
+    if guidance is None or guidance.mode == "none":
+        return model
+    if action_norm is None:
+        raise ValueError("guidance needs the per-sample action_norm")
+    return ActionGuidance(model, guidance, action_norm, scheduler, batch)

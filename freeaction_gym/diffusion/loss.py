@@ -36,6 +36,7 @@ def diffusion_loss(
     num_train_timesteps: int = 1000,
     prediction_type: PredictionType = "epsilon",
     timestep_power: float = 1.0,
+    **model_kwargs,
 ) -> torch.Tensor:
     """Denoising MSE on frames ``num_context..F``.
 
@@ -46,7 +47,8 @@ def diffusion_loss(
     dropout); weights optional (B, F-num_context, C|1, H, W) per-element loss weights (e.g. a
     moving-region emphasis). ``timestep_power`` p > 1 draws t = T (1 - (1 - u)^p), u ~ U(0,1),
     favouring noisy steps, where the answer is not visible in x_t and the network must use
-    its actions (p = 1: uniform, IRASim). Returns a scalar.
+    its actions (p = 1: uniform, IRASim). ``model_kwargs`` go to the network (e.g.
+    ``context_noise``). Returns a scalar.
     """
     b = latents.shape[0]
     device = latents.device
@@ -60,7 +62,7 @@ def diffusion_loss(
     target = latents[:, num_context:]
     noise = torch.randn(target.shape, device=device, generator=generator, dtype=latents.dtype)
     x_t = torch.cat([latents[:, :num_context], q_sample(target, t, noise, abar)], dim=1)
-    out = model(x_t, t, actions, null_action)[:, num_context:]
+    out = model(x_t, t, actions, null_action, **model_kwargs)[:, num_context:]
     if prediction_type == "epsilon":
         goal = noise
     elif prediction_type == "sample":

@@ -14,14 +14,17 @@ from diffusers import (
     DDIMScheduler,
     DDPMScheduler,
     DPMSolverMultistepScheduler,
+    EDMEulerScheduler,
     PNDMScheduler,
 )
 
 NUM_TRAIN_TIMESTEPS = 1000
 BETA_START, BETA_END = 1e-4, 0.02
 
-SchedulerName = Literal["pndm", "ddim", "ddpm", "dpmsolver++"]
-SCHEDULERS: tuple[str, ...] = ("pndm", "ddim", "ddpm", "dpmsolver++")
+SchedulerName = Literal["pndm", "ddim", "ddpm", "dpmsolver++", "edm"]
+SCHEDULERS: tuple[str, ...] = ("pndm", "ddim", "ddpm", "dpmsolver++", "edm")
+"""Every sampler name; ``edm`` needs an EDM-trained model, the others a DDPM-trained one."""
+EDM_SCHEDULERS: tuple[str, ...] = ("edm",)
 
 
 def alphas_cumprod(num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> torch.Tensor:
@@ -34,8 +37,18 @@ def make_scheduler(
     name: SchedulerName = "ddim",
     num_train_timesteps: int = NUM_TRAIN_TIMESTEPS,
     prediction_type: str = "epsilon",
+    sigma_min: float = 0.002,
+    sigma_max: float = 5.0,
+    sigma_data: float = 0.5,
+    rho: float = 7.0,
 ):
-    """A diffusers scheduler on IRASim's schedule.
+    """A diffusers scheduler on IRASim's schedule, or EDM's Euler sampler.
+
+    ``edm`` is deterministic Euler (``EDMEulerScheduler``, no churn) on the Karras rho
+    schedule from ``sigma_max`` to ``sigma_min`` and a final step to 0, for models trained
+    with EDM preconditioning (:mod:`freeaction_gym.diffusion.edm`); the model returns the
+    raw network output F, the scheduler applies c_skip / c_out. The other arguments and
+    ``prediction_type`` do not apply to it.
 
     ``pndm`` matches IRASim's inference (skip_prk_steps False, set_alpha_to_one False,
     linspace spacing; 50 steps = 59 model evaluations). ``ddim`` is deterministic (eta 0,
@@ -44,6 +57,16 @@ def make_scheduler(
     is the network's output (``epsilon``, ``sample``, ``v_prediction``; PNDM has no
     ``sample``).
     """
+    if name == "edm":
+        return EDMEulerScheduler(
+            sigma_min=sigma_min,
+            sigma_max=sigma_max,
+            sigma_data=sigma_data,
+            rho=rho,
+            sigma_schedule="karras",
+            prediction_type="epsilon",  # diffusers' name for c_out = +sigma sd / sqrt(...)
+            final_sigmas_type="zero",
+        )
     if name == "pndm" and prediction_type == "sample":
         raise ValueError("PNDM does not support prediction_type='sample'; use ddim or ddpm")
     common = dict(
@@ -96,3 +119,13 @@ class AsEpsilon:
         if self.prediction_type == "sample":  # x_t = sqrt(a) x0 + sqrt(1 - a) eps
             return (x - a.sqrt() * out) / (1 - a).sqrt()
         return a.sqrt() * out + (1 - a).sqrt() * x  # v = sqrt(a) eps - sqrt(1 - a) x0
+
+
+def initial_noise_scale(scheduler) -> float:
+    """What unit-variance initial noise is multiplied by (after ``set_timesteps``).
+
+    EDM starts at exactly ``sigma_max`` (diffusers' ``init_noise_sigma`` for
+    ``EDMEulerScheduler`` is sqrt(sigma_max^2 + 1), a variance-preserving convention)."""
+    if isinstance(scheduler, EDMEulerScheduler):
+        return float(scheduler.sigmas[0])
+    return float(scheduler.init_noise_sigma)

@@ -66,6 +66,14 @@ class DiTConfig:
     (:class:`~freeaction_gym.models.refiner.ConvRefiner`); 0 = off (IRASim)."""
     refiner_depth: int = 4
     """Convolutions in the refiner (>= 2)."""
+    context_mode: Literal["frames", "channels"] = "frames"
+    """``frames``: context frames are frames of the token sequence (IRASim). ``channels``:
+    they are stacked on the channels of every predicted frame before the patch embedding
+    (DIAMOND / GameNGen), so n context frames cost no extra tokens and the sequence holds
+    only the predicted frames."""
+    context_noise_embed: bool = False
+    """Embed the context frames' noise-augmentation level (a fraction in [0, 1]) into every
+    block's adaLN conditioning (zero-initialised, GameNGen)."""
 
     def __post_init__(self) -> None:
         self.input_size = tuple(self.input_size)  # type: ignore[assignment]
@@ -86,6 +94,12 @@ class DiTConfig:
             raise ValueError(
                 f"action_embedder must be 'mlp' or 'linear2', got {self.action_embedder!r}"
             )
+        if self.context_mode not in ("frames", "channels"):
+            raise ValueError(
+                f"context_mode must be 'frames' or 'channels', got {self.context_mode!r}"
+            )
+        if self.context_mode == "channels" and self.conditioning != "frame":
+            raise ValueError("context_mode='channels' needs conditioning='frame'")
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -94,6 +108,18 @@ class DiTConfig:
     @property
     def num_actions(self) -> int:
         return self.num_frames - 1
+
+    @property
+    def embed_channels(self) -> int:
+        """Input channels of the patch embedding (C, or C (1 + n) with channel context)."""
+        n = self.num_context_frames if self.context_mode == "channels" else 0
+        return self.in_channels * (1 + n)
+
+    @property
+    def sequence_frames(self) -> int:
+        """Frames in the token sequence (all of them, or only the predicted ones)."""
+        n = self.num_context_frames if self.context_mode == "channels" else 0
+        return self.num_frames - n
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -109,8 +135,10 @@ class VideoDiT(nn.Module):
         self.config = cfg = config
         d = cfg.hidden_size
         gh, gw = cfg.grid
-        self.x_embedder = PatchEmbed(cfg.patch_size, cfg.in_channels, d)
+        self.x_embedder = PatchEmbed(cfg.patch_size, cfg.embed_channels, d)
         self.t_embedder = TimestepEmbedder(d)
+        if cfg.context_noise_embed:
+            self.ctx_noise_embedder = TimestepEmbedder(d)
         a_in = cfg.action_dim * (2 if cfg.cumulative_actions else 1)
         if cfg.conditioning == "video":
             a_in *= cfg.num_actions
@@ -127,7 +155,7 @@ class VideoDiT(nn.Module):
             torch.from_numpy(sincos_2d(d, gh, gw)).float()[None], requires_grad=False
         )  # (1, P, D)
         self.temp_embed = nn.Parameter(
-            torch.from_numpy(sincos_1d(d, np.arange(cfg.num_frames))).float()[None],
+            torch.from_numpy(sincos_1d(d, np.arange(cfg.sequence_frames))).float()[None],
             requires_grad=False,
         )  # (1, F, D)
         self.blocks = nn.ModuleList(
@@ -160,6 +188,8 @@ class VideoDiT(nn.Module):
         nn.init.zeros_(self.final_layer.linear.bias)
         if self.config.action_tokens:
             nn.init.zeros_(self.action_token_proj.weight)
+        if self.config.context_noise_embed:  # starts as "no information": c unchanged
+            nn.init.zeros_(self.ctx_noise_embedder.mlp[2].weight)
 
     # ----------------------------------------------------------------------------------
     def embed_actions(
@@ -173,7 +203,16 @@ class VideoDiT(nn.Module):
         b = actions.shape[0]
         a = actions.float()
         if cfg.cumulative_actions:
-            a = torch.cat([a, a.cumsum(dim=1)], dim=-1)  # (B, F-1, 2A)
+            cum = a
+            if cfg.context_mode == "channels":  # sum from the last context frame on
+                cum = torch.cat(
+                    [
+                        torch.zeros_like(a[:, : cfg.num_context_frames - 1]),
+                        a[:, cfg.num_context_frames - 1 :],
+                    ],
+                    dim=1,
+                )
+            a = torch.cat([a, cum.cumsum(dim=1)], dim=-1)  # (B, F-1, 2A)
         if cfg.conditioning == "video":
             a = a.flatten(1)  # (B, (F-1) A)
         if cfg.action_embedder == "mlp":
@@ -201,12 +240,15 @@ class VideoDiT(nn.Module):
         t: torch.Tensor,
         actions: torch.Tensor,
         null_action: torch.Tensor | None = None,
+        context_noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the noise of every frame.
 
         x (B, F, C, H, W) latents with the context frame(s) clean; t (B,) diffusion steps in
-        [0, 1000); actions (B, F-1, A). Returns eps (B, F, C, H, W); the context frames'
-        output carries no meaning.
+        [0, 1000); actions (B, F-1, A); context_noise (B,) the context frames' augmentation
+        level as a fraction in [0, 1] (``context_noise_embed`` models; None = 0). Returns
+        (B, F, C, H, W); the context frames' output carries no meaning (with
+        ``context_mode='channels'`` it is the input context).
         """
         cfg = self.config
         b, f = x.shape[:2]
@@ -219,9 +261,20 @@ class VideoDiT(nn.Module):
             )
         if cfg.conditioning == "video" and f != cfg.num_frames:
             raise ValueError("Video-Ada conditioning needs exactly num_frames frames")
-        tokens = self.x_embedder(rearrange(x, "b f c h w -> (b f) c h w")) + self.pos_embed
-        t_emb = self.t_embedder(t)  # (B, D)
+        n = cfg.num_context_frames
         a_emb = self.embed_actions(actions, null_action)
+        if cfg.context_mode == "channels":
+            ctx = x[:, :n].flatten(1, 2)[:, None].expand(-1, f - n, -1, -1, -1)  # (B,K,nC,H,W)
+            x_seq = torch.cat([x[:, n:], ctx], dim=2)  # (B, K, (1+n) C, H, W)
+            a_emb = a_emb[:, n:]  # the predicted frames' actions
+        else:
+            x_seq = x
+        tokens = self.x_embedder(rearrange(x_seq, "b f c h w -> (b f) c h w")) + self.pos_embed
+        t_emb = self.t_embedder(t)  # (B, D)
+        if cfg.context_noise_embed:
+            level = context_noise if context_noise is not None else torch.zeros(b)
+            t_emb = t_emb + self.ctx_noise_embedder(1000.0 * level.to(t_emb.device))
+        f_all, f = f, x_seq.shape[1]  # tokens now hold f frames
         p_tokens = tokens.shape[1]
         if cfg.conditioning == "frame":
             c_frame = t_emb[:, None] + a_emb  # (B, F, D)
@@ -254,10 +307,12 @@ class VideoDiT(nn.Module):
             x_tok = rearrange(x_tok, "(b p) f d -> (b f) p d", b=b)
         out = self.final_layer(x_tok, c_final)  # (B F, P, p*p*C)
         out = rearrange(self.unpatchify(out), "(b f) c h w -> b f c h w", b=b)
+        if cfg.context_mode == "channels":
+            out = torch.cat([x[:, :n], out], dim=1)  # (B, F_all, C, H, W)
         if cfg.refiner_width > 0:
-            n = cfg.num_context_frames
             refined = self.refiner(out[:, n:], x[:, n:], x[:, n - 1], t_emb)
             out = torch.cat([out[:, :n], refined], dim=1)
+        assert out.shape[1] == f_all
         return out
 
     @staticmethod

@@ -36,7 +36,7 @@ from freeaction_gym.training.loop import LossLog, optimizer_step, plot_loss
 from freeaction_gym.training.validate import rollout_metrics
 from freeaction_gym.utils.threads import configure_threads
 from freeaction_gym.world_model.codec import load_codec
-from freeaction_gym.world_model.model import DiffusionConfig, SamplingConfig, WorldModel
+from freeaction_gym.world_model.model import DiffusionConfig, WorldModel
 
 
 def auto_delta_scale(bank: EpisodeBank, clip_frames: int, threshold: float = 0.08) -> float:
@@ -50,7 +50,8 @@ def auto_delta_scale(bank: EpisodeBank, clip_frames: int, threshold: float = 0.0
 
 
 def build_model(cfg: TrainConfig, bank, codec, stats: dict, val: EpisodeBank) -> WorldModel:
-    z0 = bank.latents[0]
+    transform = getattr(bank, "transform", None)
+    z0 = bank.latents[0] if transform is None else transform(bank.latents[0])
     overrides = dict(cfg.model)
     size = overrides.pop("size", "S")
     overrides.setdefault("input_size", tuple(z0.shape[-2:]))
@@ -92,12 +93,21 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
     codec.requires_grad_(False)
     encode = codec.encode
     if cfg.data.format == "metaworld":
-        cache_tag = "pixel" if cfg.codec == "pixel" else Path(cfg.codec).name
+        if cfg.codec == "pixel":  # uint8 frames; one cache beside the data serves every run
+            encode, cache_dir, cache_tag = None, Path(cfg.data.root) / ".cache", "pixel"
+            if cfg.data.tasks:
+                cache_tag += "_" + "_".join(sorted(cfg.data.tasks))
+        else:
+            cache_dir, cache_tag = out, Path(cfg.codec).name
         bank = EpisodeBank.from_metaworld(
-            cfg.data.root, "train", encode, cfg.data.tasks, out / f"cache_train_{cache_tag}.pt"
+            cfg.data.root,
+            "train",
+            encode,
+            cfg.data.tasks,
+            cache_dir / f"cache_train_{cache_tag}.pt",
         )
         val = EpisodeBank.from_metaworld(
-            cfg.data.root, "val", encode, cfg.data.tasks, out / f"cache_val_{cache_tag}.pt"
+            cfg.data.root, "val", encode, cfg.data.tasks, cache_dir / f"cache_val_{cache_tag}.pt"
         )
         stats = _load_stats(cfg.data.root)
     else:  # IRASim layout: stream + encode training clips, encode the val windows once
@@ -121,6 +131,12 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
         )
         stats = irasim_action_stats(cfg.data.root, "train", ds_name)
     world = build_model(cfg, bank, codec, stats, val)
+    n_ctx = world.num_context
+    if cfg.data.min_clip_frames < n_ctx + 1:
+        raise ValueError(
+            f"data.min_clip_frames={cfg.data.min_clip_frames} leaves no frame to predict after "
+            f"{n_ctx} context frames; use >= {n_ctx + 1}"
+        )
     state = load_state(out / "checkpoint.pt") if resume else None
     if state is not None:  # the saved diffusion config wins (delta_scale was measured once)
         world.diffusion = DiffusionConfig(**state["diffusion"])
@@ -171,9 +187,12 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
 
     def evaluate() -> None:
         export = WorldModel(ema, codec, world.diffusion, stats).eval()
-        sampling = SamplingConfig(num_steps=cfg.loop.eval_sample_steps)
-        sampling.guidance = replace(sampling.guidance, mode="none")
-        sampling.truncation = replace(sampling.truncation, mode="none")
+        sampling = export.default_sampling(
+            cfg.data.clip_frames - n_ctx,
+            num_steps=cfg.loop.eval_sample_steps,
+            guidance={"mode": "none"},
+            truncation={"mode": "none"},
+        )
         m = rollout_metrics(export, val_z, val_a, sampling, seed=0)
         m["step"] = step
         with open(out / "eval.jsonl", "a") as f:
@@ -187,7 +206,8 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
         z, a = bank.sample(cfg.optim.batch_size, f, rng)
         weights = None
         if cfg.optim.moving_weight > 0:
-            moving = ((z[:, 1:] - z[:, :1]).abs().amax(dim=2, keepdim=True) > 0.08).float()
+            change = z[:, n_ctx:] - z[:, n_ctx - 1 : n_ctx]  # vs the last context frame
+            moving = (change.abs().amax(dim=2, keepdim=True) > 0.08).float()
             weights = 1.0 + cfg.optim.moving_weight * moving
         loss = world.training_loss(z, a, weights=weights, timestep_power=cfg.optim.timestep_power)
         optimizer_step(accelerator, loss, dit, opt, ema, cfg.optim, step)

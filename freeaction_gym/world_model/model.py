@@ -23,10 +23,12 @@ import torch
 from torch import nn
 
 from freeaction_gym.diffusion.action_norm import ActionNormSpec, action_norm
-from freeaction_gym.diffusion.guidance import ActionCFG
+from freeaction_gym.diffusion.context_noise import augment_context
+from freeaction_gym.diffusion.edm import EDMNetwork, edm_loss
+from freeaction_gym.diffusion.guidance import ActionCFG, guided
 from freeaction_gym.diffusion.loss import diffusion_loss
 from freeaction_gym.diffusion.sampler import sample_video
-from freeaction_gym.diffusion.schedule import AsEpsilon, make_scheduler
+from freeaction_gym.diffusion.schedule import EDM_SCHEDULERS, SCHEDULERS, AsEpsilon, make_scheduler
 from freeaction_gym.diffusion.truncation import NoiseTruncation
 from freeaction_gym.models.checkpoint import load_pretrained_dit, save_pretrained_dit
 from freeaction_gym.models.dit import VideoDiT
@@ -44,8 +46,27 @@ class DiffusionConfig:
     null_action_prob: float = 0.1
     """Fraction of training samples whose actions are replaced by the null embedding."""
     num_train_timesteps: int = 1000
+    parameterization: Literal["ddpm", "edm"] = "ddpm"
+    """``ddpm``: IRASim's discrete linear-beta process (``prediction_type`` applies).
+    ``edm``: EDM preconditioning (:mod:`freeaction_gym.diffusion.edm`), sampled with the
+    ``edm`` Euler scheduler."""
+    sigma_data: float = 0.5
+    """EDM: the data's standard deviation in the space the network denoises."""
+    sigma_loc: float = -0.4
+    """EDM: mean of ln(sigma) in training."""
+    sigma_scale: float = 1.2
+    """EDM: standard deviation of ln(sigma) in training."""
+    context_noise_max: float = 0.0
+    """Context-frame noise augmentation in training: level ~ U(0, this) in latent units
+    (0 = off). The network is told the level if its ``context_noise_embed`` is on."""
 
     def __post_init__(self) -> None:
+        if self.parameterization not in ("ddpm", "edm"):
+            raise ValueError(
+                f"parameterization must be 'ddpm' or 'edm', got {self.parameterization!r}"
+            )
+        if self.sigma_data <= 0 or self.sigma_scale <= 0 or self.context_noise_max < 0:
+            raise ValueError("sigma_data and sigma_scale must be > 0, context_noise_max >= 0")
         if self.target not in ("absolute", "delta"):
             raise ValueError(f"target must be 'absolute' or 'delta', got {self.target!r}")
         if self.prediction_type not in ("epsilon", "sample", "v_prediction"):
@@ -56,18 +77,25 @@ class DiffusionConfig:
 class SamplingConfig:
     """Inference settings; every FreeAction technique is switchable here."""
 
-    scheduler: Literal["ddim", "ddpm", "pndm", "dpmsolver++"] = "ddim"
+    scheduler: Literal["ddim", "ddpm", "pndm", "dpmsolver++", "edm"] = "ddim"
     num_steps: int = 10
     guidance: ActionCFG = field(default_factory=ActionCFG)
     truncation: NoiseTruncation = field(default_factory=NoiseTruncation)
     norm: ActionNormSpec = field(default_factory=ActionNormSpec)
     batch_cfg: bool = True
     """Guidance's positive and negative passes as one 2B batch (False: two calls)."""
+    sigma_min: float = 0.002
+    """``edm`` only: the last nonzero noise level of the Karras schedule."""
+    sigma_max: float = 5.0
+    """``edm`` only: the initial noise level."""
+    rho: float = 7.0
+    """``edm`` only: the Karras schedule's curvature."""
 
     @classmethod
     def from_dict(cls, d: dict) -> SamplingConfig:
         d = dict(d)
         known = {"scheduler", "num_steps", "guidance", "truncation", "norm", "batch_cfg"}
+        known |= {"sigma_min", "sigma_max", "rho"}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown sampling options {sorted(unknown)}; known: {sorted(known)}")
@@ -78,6 +106,7 @@ class SamplingConfig:
             truncation=NoiseTruncation(**d.get("truncation", {})),
             norm=ActionNormSpec(**d.get("norm", {})),
             batch_cfg=bool(d.get("batch_cfg", True)),
+            **{k: float(d[k]) for k in ("sigma_min", "sigma_max", "rho") if k in d},
         )
 
     def to_dict(self) -> dict:
@@ -150,13 +179,30 @@ class WorldModel(nn.Module):
     ) -> torch.Tensor:
         """latents (B, F, C, h, w) clean clip; actions (B, F-1, A); see
         :func:`~freeaction_gym.diffusion.loss.diffusion_loss` for ``timestep_power``."""
-        n = self.num_context
+        n, cfg = self.num_context, self.diffusion
         ctx = latents[:, :n]
+        extra = {}
+        if cfg.context_noise_max > 0:  # the delta is taken from the context the model sees
+            ctx, extra["context_noise"] = augment_context(ctx, cfg.context_noise_max, generator)
         x = torch.cat([ctx, self.to_model_space(latents[:, n:], ctx)], dim=1)
         null = None
-        if self.diffusion.null_action_prob > 0:
+        if cfg.null_action_prob > 0:
             u = torch.rand(latents.shape[0], generator=generator, device=latents.device)
-            null = u < self.diffusion.null_action_prob
+            null = u < cfg.null_action_prob
+        if cfg.parameterization == "edm":
+            return edm_loss(
+                self.dit,
+                x,
+                actions,
+                num_context=n,
+                null_action=null,
+                generator=generator,
+                weights=weights,
+                sigma_data=cfg.sigma_data,
+                loc=cfg.sigma_loc,
+                scale=cfg.sigma_scale,
+                **extra,
+            )
         return diffusion_loss(
             self.dit,
             x,
@@ -168,6 +214,7 @@ class WorldModel(nn.Module):
             num_train_timesteps=self.diffusion.num_train_timesteps,
             prediction_type=self.diffusion.prediction_type,
             timestep_power=timestep_power,
+            **extra,
         )
 
     # -- sampling ------------------------------------------------------------------------
@@ -175,11 +222,31 @@ class WorldModel(nn.Module):
         """PNDM takes epsilon only: other parameterisations are converted (AsEpsilon)."""
         return name == "pndm" and self.diffusion.prediction_type != "epsilon"
 
-    def scheduler(self, name: str):
-        if name not in self._schedulers:
+    def scheduler(self, name: str, sampling: SamplingConfig | None = None):
+        """The (cached) scheduler ``name``; ``edm`` takes its sigmas from ``sampling``."""
+        if name not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {name!r}; choose one of {SCHEDULERS}")
+        edm_model = self.diffusion.parameterization == "edm"
+        if (name in EDM_SCHEDULERS) != edm_model:
+            fits = EDM_SCHEDULERS if edm_model else tuple(set(SCHEDULERS) - set(EDM_SCHEDULERS))
+            raise ValueError(
+                f"scheduler {name!r} does not fit this model (parameterization "
+                f"{self.diffusion.parameterization!r}); use one of {sorted(fits)}"
+            )
+        s = sampling or SamplingConfig()
+        key = (name, s.sigma_min, s.sigma_max, s.rho) if name in EDM_SCHEDULERS else name
+        if key not in self._schedulers:
             pred = "epsilon" if self._eps_only(name) else self.diffusion.prediction_type
-            self._schedulers[name] = make_scheduler(name, self.diffusion.num_train_timesteps, pred)
-        return self._schedulers[name]
+            self._schedulers[key] = make_scheduler(
+                name,
+                self.diffusion.num_train_timesteps,
+                pred,
+                sigma_min=s.sigma_min,
+                sigma_max=s.sigma_max,
+                sigma_data=self.diffusion.sigma_data,
+                rho=s.rho,
+            )
+        return self._schedulers[key]
 
     def action_norm(self, chunk: torch.Tensor, spec: ActionNormSpec) -> torch.Tensor:
         """||a|| (B,) of action chunks (B, K, A) under ``spec`` with the dataset stats."""
@@ -189,7 +256,10 @@ class WorldModel(nn.Module):
         return lookup_mu_act(self.stats, spec, chunk)
 
     def default_sampling(self, chunk: int, **overrides) -> SamplingConfig:
-        """:class:`SamplingConfig` with ``mu_act`` filled from the dataset statistics."""
+        """:class:`SamplingConfig` with ``mu_act`` filled from the dataset statistics; EDM
+        models default to 3 Euler steps of the ``edm`` scheduler."""
+        if self.diffusion.parameterization == "edm":
+            overrides = {"scheduler": "edm", "num_steps": 3} | overrides
         cfg = SamplingConfig.from_dict(overrides) if overrides else SamplingConfig()
         mu = self.mu_act(cfg.norm, chunk)
         if mu is not None and cfg.truncation.mu_act == 0.0:
@@ -205,12 +275,16 @@ class WorldModel(nn.Module):
         sampling: SamplingConfig | None = None,
         generator: torch.Generator | None = None,
         noise: torch.Tensor | None = None,
+        action_norm: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Generate the frames that follow ``context``.
 
         context (B, n, C, h, w) clean latents; actions (B, n + K - 1, A) in model units (the
-        last K are the new chunk). Returns latents (B, K, C, h, w) and per-sample info:
-        ``action_norm``, ``tau`` and ``guidance_weight`` (the weight of the first step).
+        last K are the new chunk). ``noise`` (B, K, C, h, w): the initial noise, already
+        truncated by the caller (who then also passes the ``action_norm`` (B,) it drew it
+        with, so nothing is recomputed); otherwise it is drawn here from ``generator``.
+        Returns latents (B, K, C, h, w) and per-sample info: ``action_norm``,
+        ``guidance_weight`` (the weight of the first step) and, when drawn here, ``tau``.
         """
         b, n = context.shape[:2]
         k = actions.shape[1] - n + 1
@@ -219,30 +293,27 @@ class WorldModel(nn.Module):
                 f"need at least {n} actions for {n} context frames, got {actions.shape[1]}"
             )
         sampling = sampling or self.default_sampling(k)
-        norm = self.action_norm(actions[:, n - 1 :], sampling.norm)
-        shape = (b, k, *context.shape[2:])
+        norm = action_norm
+        if norm is None:
+            norm = self.action_norm(actions[:, n - 1 :], sampling.norm)
+        info: dict[str, torch.Tensor] = {"action_norm": norm}
         if noise is None:
-            noise, tau = sampling.truncation.sample(shape, norm, generator)
-        else:
-            tau = sampling.truncation.tau(norm)
-        scheduler = self.scheduler(sampling.scheduler)
+            noise, info["tau"] = sampling.truncation.sample(
+                (b, k, *context.shape[2:]), norm, generator
+            )
+        scheduler = self.scheduler(sampling.scheduler, sampling)
         denoiser = self.dit
-        if self._eps_only(sampling.scheduler):
+        if self.diffusion.parameterization == "edm":
+            denoiser = EDMNetwork(self.dit)
+        elif self._eps_only(sampling.scheduler):
             denoiser = AsEpsilon(self.dit, self.diffusion.prediction_type, len(scheduler.betas))
+        denoiser = guided(denoiser, sampling.guidance, norm, scheduler, sampling.batch_cfg)
         x = sample_video(
-            denoiser,
-            context,
-            actions,
-            noise.to(context),
-            scheduler,
-            sampling.num_steps,
-            guidance=sampling.guidance,
-            action_norm=norm,
-            generator=generator,
-            batch_cfg=sampling.batch_cfg,
+            denoiser, context, actions, noise.to(context), scheduler, sampling.num_steps, generator
         )
-        w0 = sampling.guidance.weight(norm, 0, max(1, len(scheduler.timesteps)))
-        info = {"action_norm": norm, "tau": tau, "guidance_weight": w0}
+        info["guidance_weight"] = sampling.guidance.weight(
+            norm, 0, max(1, len(scheduler.timesteps))
+        )
         latents = self.from_model_space(x, context)
         if isinstance(self.codec, PixelCodec):  # keep autoregressive contexts in the image range
             latents = latents.clamp(-1.0, 1.0)

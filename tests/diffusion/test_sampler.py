@@ -9,7 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from freeaction_gym.diffusion import ActionCFG, alphas_cumprod, make_scheduler, sample_video
+from freeaction_gym.diffusion import (
+    ActionCFG,
+    alphas_cumprod,
+    guided,
+    make_scheduler,
+    sample_video,
+)
 from freeaction_gym.models import VideoDiT, dit_config
 
 A, C, HW = 4, 4, 8
@@ -58,6 +64,13 @@ def tiny_dit(seed: int = 0, num_frames: int = 5) -> VideoDiT:
     return model.eval()
 
 
+def run(model, context, actions, noise, scheduler, steps, guidance=None, norms=None, batch=True):
+    """sample_video with the model wrapped in action-scaled CFG (as WorldModel.predict does)."""
+    return sample_video(
+        guided(model, guidance, norms, scheduler, batch), context, actions, noise, scheduler, steps
+    )
+
+
 def make_inputs(b=2, n=1, k=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     context = torch.randn(b, n, C, HW, HW, generator=g)
@@ -97,7 +110,7 @@ def test_batched_cfg_equals_separate_calls(sched: str, negative: str) -> None:
     context, actions, noise = make_inputs()
     norms = torch.tensor([0.4, 1.7])
     guidance = ActionCFG("action_scaled", lam=1.0, cutoff=0.5, negative=negative)
-    got = sample_video(model, context, actions, noise, make_scheduler(sched), 6, guidance, norms)
+    got = run(model, context, actions, noise, make_scheduler(sched), 6, guidance, norms)
     want = hand_loop(
         model, context, actions, noise, make_scheduler(sched), 6, norms, 1.0, 0.5, negative
     )
@@ -105,9 +118,7 @@ def test_batched_cfg_equals_separate_calls(sched: str, negative: str) -> None:
     # float32: the first step divides by sqrt(abar_999) ~ 0.006, amplifying rounding
     torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
     # the naive two-call path (benchmarks) gives the same frames
-    split = sample_video(
-        model, context, actions, noise, make_scheduler(sched), 6, guidance, norms, batch_cfg=False
-    )
+    split = run(model, context, actions, noise, make_scheduler(sched), 6, guidance, norms, False)
     torch.testing.assert_close(split, got, rtol=1e-3, atol=1e-4)
     # guidance made a difference (so the comparison above is meaningful)
     plain = sample_video(model, context, actions, noise, make_scheduler(sched), 6)
@@ -120,9 +131,7 @@ def test_call_counts_batch_sizes_and_pndm_59_evals(cutoff: float) -> None:
     b = 3
     spy = Spy(standin_denoiser)
     norms = torch.tensor([0.5, 1.0, 2.0])
-    sample_video(
-        spy, context, actions, noise, make_scheduler("pndm"), 50, ActionCFG(cutoff=cutoff), norms
-    )
+    run(spy, context, actions, noise, make_scheduler("pndm"), 50, ActionCFG(cutoff=cutoff), norms)
     assert len(spy.calls) == 59  # IRASim parity: PNDM (PRK warm-up) 50 steps = 59 evals
     n_guided = math.ceil(cutoff * 59)
     sizes = [c["x"].shape[0] for c in spy.calls]
@@ -135,9 +144,9 @@ def test_call_counts_batch_sizes_and_pndm_59_evals(cutoff: float) -> None:
     for c in spy.calls[n_guided:]:
         assert torch.equal(c["actions"], actions)
     spy.calls.clear()  # unbatched guidance: two calls of B per guided step
-    sample_video(
+    run(
         spy, context, actions, noise, make_scheduler("pndm"), 50, ActionCFG(cutoff=cutoff), norms,
-        batch_cfg=False,
+        batch=False,
     )  # fmt: skip
     sizes = [c["x"].shape[0] for c in spy.calls]
     assert sizes == [b] * (2 * n_guided + 59 - n_guided)
@@ -147,7 +156,7 @@ def test_call_counts_batch_sizes_and_pndm_59_evals(cutoff: float) -> None:
 def test_null_negative_uses_null_mask() -> None:
     context, actions, noise = make_inputs(b=2)
     spy = Spy(standin_denoiser)
-    sample_video(
+    run(
         spy,
         context,
         actions,
@@ -168,9 +177,7 @@ def test_no_guidance_calls_once_per_step_with_b() -> None:
     context, actions, noise = make_inputs(b=2)
     for guidance in (None, ActionCFG("none")):
         spy = Spy(standin_denoiser)
-        sample_video(
-            spy, context, actions, noise, make_scheduler("ddim"), 10, guidance, torch.ones(2)
-        )
+        run(spy, context, actions, noise, make_scheduler("ddim"), 10, guidance, torch.ones(2))
         assert [c["x"].shape[0] for c in spy.calls] == [2] * 10
 
 
@@ -180,7 +187,7 @@ def test_context_is_clean_in_every_call(guided: bool) -> None:
     context, actions, noise = make_inputs(b=2, n=n, k=k)
     spy = Spy(standin_denoiser)
     scheduler = make_scheduler("ddim")
-    out = sample_video(
+    out = run(
         spy, context, actions, noise, scheduler, 5, ActionCFG() if guided else None, torch.ones(2)
     )
     assert out.shape == (2, k, C, HW, HW)
@@ -252,10 +259,8 @@ def test_input_validation() -> None:
     context, actions, noise = make_inputs(b=2, n=1, k=4)
     with pytest.raises(ValueError):
         sample_video(standin_denoiser, context, actions[:, :-1], noise, make_scheduler("ddim"), 2)
-    with pytest.raises(ValueError):
-        sample_video(
-            standin_denoiser, context, actions, noise, make_scheduler("ddim"), 2, ActionCFG()
-        )
+    with pytest.raises(ValueError, match="guidance needs the per-sample action_norm"):
+        guided(standin_denoiser, ActionCFG(), None, make_scheduler("ddim"))
 
 
 def test_sampler_runs_with_nn_module_in_train_mode_untouched() -> None:

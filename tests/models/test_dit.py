@@ -382,3 +382,75 @@ def test_irasim_video_ada_and_language_table_layouts() -> None:
     assert sd["embed_arm_state.weight"].shape == (4 * 1152, 2)
     assert sd["embed_state.weight"].shape == (1152, 4 * 1152)
     assert sd["pos_embed"].shape == (1, 18 * 32, 1152)
+
+
+# -- world model v2 extensions ------------------------------------------------------------
+def _v2(context_mode: str, n: int = 2, **kw) -> VideoDiT:
+    from freeaction_gym.models.presets import dit_config
+
+    torch.manual_seed(0)
+    cfg = dit_config(
+        "tiny",
+        input_size=(16, 16),
+        patch_size=4,
+        in_channels=3,
+        action_dim=4,
+        num_frames=n + 3,
+        num_context_frames=n,
+        context_mode=context_mode,
+        cumulative_actions=True,
+        **kw,
+    )
+    return VideoDiT(cfg).eval()
+
+
+def _randomise(model: VideoDiT) -> None:
+    """Non-zero weights everywhere (adaLN-Zero would make every output 0 at init)."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+
+
+def test_channel_context_uses_only_predicted_frames_as_tokens():
+    m = _v2("channels", n=2)
+    assert m.x_embedder.proj.in_channels == 9  # (1 + 2 context frames) x 3
+    assert m.temp_embed.shape[1] == 3  # the sequence holds the 3 predicted frames only
+    _randomise(m)
+    x, a = torch.randn(2, 5, 3, 16, 16), torch.randn(2, 4, 4)
+    out = m(x, torch.tensor([10.0, 900.0]), a)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out[:, :2], x[:, :2])  # context slots echo the context
+    # every context frame reaches every predicted frame's output
+    for j in range(2):
+        x2 = x.clone()
+        x2[:, j] += 1.0
+        assert (m(x2, torch.tensor([10.0, 900.0]), a)[:, 2:] - out[:, 2:]).abs().amax() > 1e-4
+    # the action between the two context frames does not matter (motion is in the pixels)
+    a2 = a.clone()
+    a2[:, 0] += 5.0
+    torch.testing.assert_close(m(x, torch.tensor([10.0, 900.0]), a2), out)
+    # shorter clips work (fewer predicted frames)
+    assert m(x[:, :3], torch.tensor([1.0, 2.0]), a[:, :2]).shape == (2, 3, 3, 16, 16)
+
+
+def test_channel_context_rejects_video_ada():
+    with pytest.raises(ValueError, match="context_mode='channels' needs conditioning='frame'"):
+        _v2("channels", conditioning="video")
+
+
+def test_context_noise_embedding_starts_neutral_and_then_matters():
+    m = _v2("channels", n=1, context_noise_embed=True)
+    x, a, t = torch.randn(2, 4, 3, 16, 16), torch.randn(2, 3, 4), torch.tensor([5.0, 600.0])
+    _randomise(m)
+    with torch.no_grad():
+        torch.nn.init.zeros_(m.ctx_noise_embedder.mlp[2].weight)
+        torch.nn.init.zeros_(m.ctx_noise_embedder.mlp[2].bias)
+    base = m(x, t, a)
+    torch.testing.assert_close(m(x, t, a, context_noise=torch.tensor([0.3, 1.0])), base)
+    with torch.no_grad():
+        m.ctx_noise_embedder.mlp[2].weight.normal_(0, 0.05)
+    assert (m(x, t, a, context_noise=torch.tensor([0.3, 1.0])) - base).abs().amax() > 1e-4
+    fresh = _v2("channels", n=1, context_noise_embed=True)
+    assert not fresh.ctx_noise_embedder.mlp[2].weight.any()  # zero-initialised

@@ -230,3 +230,38 @@ def test_init_from_starts_a_new_run_from_saved_weights(metaworld_root, tmp_path)
     assert b.diffusion.delta_scale == a.diffusion.delta_scale != 5.0
     for k, v in a.dit.state_dict().items():
         torch.testing.assert_close(b.dit.state_dict()[k], v, rtol=0, atol=0)
+
+
+def test_v2_recipe_trains_exports_and_predicts(metaworld_root, tmp_path):
+    """EDM + 2 channel-stacked context frames + context-noise augmentation + conv head:
+    trains, exports a model that rebuilds from its directory alone and samples with the
+    EDM Euler scheduler by default; the uint8 frame bank is cached beside the data."""
+    cfg = dit_config(metaworld_root, tmp_path / "run", steps=3)
+    cfg["data"].update(clip_frames=4, min_clip_frames=3)
+    cfg["model"].update(
+        num_context_frames=2,
+        context_mode="channels",
+        context_noise_embed=True,
+        refiner_width=4,
+        refiner_depth=2,
+    )
+    cfg["diffusion"].update(parameterization="edm", context_noise_max=0.2)
+    cfg["loop"].update(eval_every=3, eval_sample_steps=3)
+    from freeaction_gym.training.train_dit import train_dit
+
+    model_dir = train_dit(config_from_dict(cfg))
+    assert (Path(metaworld_root) / ".cache" / "cache_train_pixel.pt").is_file()
+    world = WorldModel.from_pretrained(model_dir)
+    assert world.num_context == 2 and world.diffusion.parameterization == "edm"
+    assert world.dit.config.context_mode == "channels"
+    ev = [json.loads(line) for line in open(tmp_path / "run" / "eval.jsonl")]
+    assert ev[-1]["step"] == 3 and np.isfinite(ev[-1]["psnr"])
+    frames = torch.randint(0, 256, (1, 2, 32, 32, 3), dtype=torch.uint8)
+    z, _ = world.predict(
+        world.encode(frames), torch.zeros(1, 3, 4), generator=torch.Generator().manual_seed(0)
+    )
+    assert z.shape == (1, 2, 3, 32, 32) and torch.isfinite(z).all()
+    bad = dict(cfg, data=dict(cfg["data"], min_clip_frames=2))
+    bad["loop"] = dict(cfg["loop"], output=str(tmp_path / "bad"))
+    with pytest.raises(ValueError, match="min_clip_frames=2 leaves no frame to predict"):
+        train_dit(config_from_dict(bad))

@@ -325,3 +325,62 @@ def test_sampling_config_from_dict():
     with pytest.raises(ValueError, match=r"num_stepz.*truncaton|truncaton.*num_stepz") as err:
         SamplingConfig.from_dict({"num_stepz": 3, "truncaton": {}, "scheduler": "ddim"})
     assert "scheduler" not in str(err.value).split("; known")[0]  # only the unknown ones
+
+
+# -- world model v2: EDM, channel context, context-noise augmentation --------------------
+def edm_world(**dit) -> WorldModel:
+    return WorldModel(
+        tiny_dit(**dit),
+        PixelCodec(),
+        DiffusionConfig(prediction_type="sample", parameterization="edm"),
+        STATS,
+    ).eval()
+
+
+def test_edm_model_defaults_to_three_euler_steps_and_is_seeded():
+    world = edm_world()
+    s = world.default_sampling(2)
+    assert (s.scheduler, s.num_steps) == ("edm", 3)
+    context, actions = world.encode(clip()[0][:, :1]), clip()[1]
+    z1, info = world.predict(context, actions, generator=torch.Generator().manual_seed(0))
+    z2, _ = world.predict(context, actions, generator=torch.Generator().manual_seed(0))
+    assert z1.shape == (2, 2, C, HW, HW) and torch.isfinite(z1).all()
+    torch.testing.assert_close(z1, z2)
+    assert set(info) == {"action_norm", "tau", "guidance_weight"}
+
+
+def test_scheduler_must_fit_the_parameterisation():
+    context, actions = PixelCodec().encode(clip()[0][:, :1]), clip()[1]
+    with pytest.raises(ValueError, match="scheduler 'ddim' does not fit this model"):
+        edm_world().predict(context, actions, SamplingConfig(scheduler="ddim"))
+    with pytest.raises(ValueError, match="scheduler 'edm' does not fit this model"):
+        tiny_world().predict(context, actions, SamplingConfig(scheduler="edm", num_steps=3))
+    with pytest.raises(ValueError, match="parameterization must be 'ddpm' or 'edm'"):
+        DiffusionConfig(parameterization="karras")
+
+
+def test_context_noise_augmentation_reaches_the_network_with_its_level():
+    """Training sees a noisy context, the delta target is taken from that noisy context
+    (so the model learns to correct its input), and the level is passed as a fraction."""
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        def __init__(self, dit):
+            super().__init__()
+            self.dit, self.config = dit, dit.config
+
+        def forward(self, x, t, actions, null_action=None, context_noise=None):
+            seen.update(x=x.clone(), level=context_noise)
+            return self.dit(x, t, actions, null_action)
+
+    world = tiny_world(target="delta", delta_scale=1.0, context_noise_max=0.5)
+    world.dit = Spy(world.dit)
+    latents = world.encode(clip()[0])
+    world.training_loss(latents, clip()[1], generator=torch.Generator().manual_seed(0))
+    level = seen["level"]
+    assert level.shape == (2,) and (level >= 0).all() and (level <= 1).all()
+    ctx_seen = seen["x"][:, :1]
+    diff = ctx_seen - latents[:, :1]
+    assert diff.abs().amax() > 0  # the context was corrupted ...
+    ratio = diff.flatten(1).std(dim=1) / (0.5 * level)  # ... by N(0, (0.5 * level)^2)
+    np.testing.assert_allclose(ratio.numpy(), 1.0, atol=0.25)
