@@ -234,3 +234,48 @@ def test_demonstrations_are_clean_and_cut_after_first_success():
     np.testing.assert_array_equal(again["action"], ep["action"])
     fixed = dataclasses.replace(cfg, stop_after_success=-1, frames=first + 6)
     assert len(generate_episode(fixed, "reach-v3", "train", 0)["action"]) == first + 6
+
+
+def test_state_and_keypoints_follow_the_simulation(root):
+    """Per-frame state = (hand xyz, gripper, object xyz) of the observation, keypoints the
+    arm's body positions; both change with the frames, and the hand keypoint stays within
+    a few cm of the reported hand position (tcp vs the hand body)."""
+    from freeaction_gym.data.metaworld_gen import KEYPOINT_BODIES, STATE_NAMES
+
+    ep = load_episode(sorted((root / "train").glob("*.npz"))[0])
+    assert ep.state.shape == (T + 1, len(STATE_NAMES)) and ep.state.dtype == np.float32
+    assert ep.keypoints.shape == (T + 1, len(KEYPOINT_BODIES), 3)
+    hand_kp = ep.keypoints[:, KEYPOINT_BODIES.index("hand")]
+    dist = np.linalg.norm(hand_kp - ep.state[:, :3], axis=1)
+    assert dist.max() < 0.12, dist
+    assert np.abs(np.diff(ep.state[:, :3], axis=0)).max() > 1e-3  # the hand moved
+    assert 0.0 <= ep.state[:, 3].min() and ep.state[:, 3].max() <= 1.05  # gripper opening
+    # a fresh env at the same layout reports the same first state
+    env, render = make_metaworld_env(TASK, 0, ep.layout, resolution=RES)
+    try:
+        obs, _ = env.reset()
+        np.testing.assert_allclose(obs[:7], ep.state[0], atol=1e-6)
+    finally:
+        render.close()
+        env.close()
+
+
+def test_random_walk_episodes_and_layout_seeds():
+    cfg = dataclasses.replace(CFG, frames=12, random_walk_prob=1.0, train_layout_seeds=3)
+    assert cfg.layout_of("train", 0) == (0, 0)
+    assert cfg.layout_of("train", 57) == (1, 7)
+    assert cfg.layout_of("train", 149) == (2, 49)
+    assert cfg.layout_of("train", 150) == (0, 0)
+    assert cfg.layout_of("test", 57) == (1000, 7)
+    ep = generate_episode(cfg, TASK, "train", 57)
+    assert bool(ep["random_walk"]) and int(ep["layout_seed"]) == 1
+    # smooth motion: consecutive xyz actions correlate (AR(1) with rho >= 0.5)
+    a = ep["action"][:, :3]
+    assert np.corrcoef(a[:-1].ravel(), a[1:].ravel())[0, 1] > 0.2
+    assert set(np.unique(ep["action"][:, 3])) <= {-1.0, 1.0}
+    expert = generate_episode(dataclasses.replace(cfg, random_walk_prob=0.0), TASK, "train", 57)
+    assert not bool(expert["random_walk"])
+    with pytest.raises(ValueError, match="val/test layout seeds"):
+        dataclasses.replace(CFG, train_layout_seeds=501)
+    with pytest.raises(ValueError, match="random_walk_prob"):
+        dataclasses.replace(CFG, random_walk_prob=1.5)
