@@ -79,7 +79,7 @@ def _bank(argv: list[str]) -> int:
 
 
 def _train_reward(argv: list[str]) -> int:
-    from freeaction_gym.rewards.train_head import main as reward_main
+    from freeaction_gym.training.train_reward_head import main as reward_main
 
     return reward_main(argv)
 
@@ -99,7 +99,7 @@ def _pad_train(argv: list[str]) -> int:
 
 
 def _imagine(argv: list[str]) -> int:
-    from freeaction_gym.data.imagine import main as imagine_main
+    from freeaction_gym.evaluation.imagine import main as imagine_main
 
     return imagine_main(argv)
 

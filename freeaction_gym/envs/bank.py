@@ -9,6 +9,7 @@ real simulator can start from the same scene (-1 when unknown, e.g. IRASim datas
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,11 +72,21 @@ class ResetBank:
                 "`freeaction bank --data <root> --split test --out bank.npz` or pass "
                 "options={'initial_frame': ...} to reset()."
             )
-        with np.load(path, allow_pickle=False) as z:
-            optional = {k: z[k] for k in ("layout", "layout_seed") if k in z.files}
-            return cls(
-                z["initial"], z["goal"], z["task"].astype(str), z["episode"].astype(str), **optional
-            )
+        try:
+            if not zipfile.is_zipfile(path):  # np.load would blame "pickled data"
+                raise ValueError("not an .npz (zip) archive")
+            with np.load(path, allow_pickle=False) as z:
+                missing = [k for k in ("initial", "goal", "task", "episode") if k not in z.files]
+                if missing:
+                    raise ValueError(f"lacks the array(s) {missing}")
+                optional = {k: z[k] for k in ("layout", "layout_seed") if k in z.files}
+                arrays = [z["initial"], z["goal"], z["task"].astype(str), z["episode"].astype(str)]
+            return cls(*arrays, **optional)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(
+                f"reset bank {path} is not a readable reset-bank .npz ({err}); build one with "
+                "`freeaction bank --data <root> --split test --out bank.npz`"
+            ) from err
 
     def save(self, path: str | Path) -> None:
         path = Path(path)

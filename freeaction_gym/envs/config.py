@@ -1,16 +1,27 @@
-"""Environment configuration: a typed dataclass, filled from ``envs_config/<id>.yaml``
-presets and ``gym.make`` keyword arguments, validated with errors that name the option."""
+"""Environment configuration: a typed dataclass, filled from the presets
+``freeaction_gym/envs_config/<id>.yaml`` (package data) and ``gym.make`` keyword arguments,
+validated at make time with errors that name the option.
+
+Every field is checked against its annotation (:func:`check_fields`): ``bool`` options take
+``True``/``False`` only (not ``"no"``), integer options whole numbers only (not ``2.5`` or
+``"2"``), float options finite numbers, ``Literal`` options one of their names. Checks that
+need the loaded model (action chunk vs the model's window, sampler steps vs its schedule,
+action dimension) run when the environment builds its core
+(:func:`freeaction_gym.envs.validation.check_against_model`).
+"""
 
 from __future__ import annotations
 
+import math
+import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+import numpy as np
 import yaml
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "envs_config"
-PACKAGE_CONFIG_DIR = Path(__file__).resolve().parent.parent / "assets" / "envs_config"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "envs_config"
 
 
 @dataclass
@@ -29,8 +40,10 @@ class EnvConfig:
     task: str | None = None
     """Only start from reset-bank entries of this task (e.g. ``push-v3``)."""
     action_chunk: int = 1
-    """Actions per env step (the model generates that many frames per step)."""
+    """Actions per env step (the model generates that many frames per step; at most the
+    model's window, ``num_frames - num_context_frames``)."""
     max_episode_steps: int = 50
+    """Steps until ``truncated``; ``gym.make(id, max_episode_steps=N)`` sets it too."""
     observation: Literal["rgb", "latent"] = "rgb"
     frame_stack: int = 1
     """RGB observations stack the last ``frame_stack`` frames on the channel axis."""
@@ -62,36 +75,72 @@ class EnvConfig:
     step's timing is always in ``env.unwrapped.timing``."""
 
     def __post_init__(self) -> None:
-        checks = {
-            "model_format": ("world_model", "irasim"),
-            "observation": ("rgb", "latent"),
-            "out_of_range": ("clip", "error"),
-            "reward": ("learned", "goal_latent", "none"),
-        }
-        for name, allowed in checks.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"env option {name}={getattr(self, name)!r}; allowed: {allowed}")
+        from freeaction_gym.envs.validation import check_sampling, check_support
+
+        check_fields(self, "env option")
+        for name in ("action_chunk", "max_episode_steps", "frame_stack", "render_fps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"env option {name} must be >= 1, got {getattr(self, name)}")
+        if self.goal_success_distance < 0:
+            raise ValueError(
+                f"env option goal_success_distance must be >= 0, got {self.goal_success_distance}"
+            )
+        if self.model_format == "world_model" and not self.model:
+            raise ValueError("env option model is empty; give a model directory or bundled:<name>")
+        self.sampling = check_sampling(self.sampling)
         if self.support is not None:
             self.support = check_support(self.support)
-        for name in ("action_chunk", "max_episode_steps", "frame_stack"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"env option {name} must be >= 1, got {getattr(self, name)}")
 
 
-def check_support(support: Any) -> dict[str, Any]:
-    """Validate the ``support`` option; returns it with float lists and a float penalty."""
-    if not isinstance(support, dict) or not {"low", "high"} <= set(support):
-        raise ValueError(f"env option support must be a dict with low and high, got {support!r}")
-    unknown = sorted(set(support) - {"low", "high", "penalty"})
-    if unknown:
-        raise ValueError(
-            f"env option support has unknown key(s) {unknown}; known: low, high, penalty"
-        )
-    low = [float(v) for v in support["low"]]
-    high = [float(v) for v in support["high"]]
-    if len(low) != len(high) or not all(lo < hi for lo, hi in zip(low, high, strict=True)):
-        raise ValueError(f"env option support needs low < high of equal length, got {low}, {high}")
-    return {"low": low, "high": high, "penalty": float(support.get("penalty", 0.0))}
+def check_fields(cfg: Any, what: str) -> None:
+    """Check (and normalise: numpy scalars -> Python) every field of the dataclass ``cfg``
+    against its annotation; ``ValueError`` naming ``what`` and the field otherwise."""
+    hints = get_type_hints(type(cfg))
+    for f in fields(cfg):
+        setattr(cfg, f.name, check_value(getattr(cfg, f.name), hints[f.name], f"{what} {f.name}"))
+
+
+def check_value(value: Any, hint: Any, name: str) -> Any:
+    """``value`` as the type ``hint`` (bool, int, float, str, Literal, list, dict, Any or a
+    union with None) allows, or ``ValueError`` naming ``name``."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return check_value(value, inner[0], name)
+    if origin is Literal:
+        if not isinstance(value, str | int | float | bool | None) or value not in args:
+            raise ValueError(f"{name}={value!r}; allowed: {', '.join(map(repr, args))}")
+        return value
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool | np.bool_):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return bool(value)
+    if hint is int:
+        if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+        return int(value)
+    if hint is float:
+        ok = isinstance(value, int | float | np.integer | np.floating)
+        if isinstance(value, bool | np.bool_) or not ok or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list | tuple | np.ndarray):
+            raise ValueError(f"{name} must be a list, got {value!r}")
+        return [check_value(v, args[0], f"{name}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{name} must be a mapping, got {value!r}")
+        return dict(value)
+    raise TypeError(f"{name}: no check for annotation {hint!r}")  # a new field's type
 
 
 def make_env_config(preset: str | None = None, **kwargs: Any) -> EnvConfig:
@@ -118,15 +167,21 @@ def _merge(base: Any, override: Any) -> Any:
     return override
 
 
-def load_preset(name_or_path: str) -> dict[str, Any]:
+def preset_path(name_or_path: str) -> Path:
+    """A registered id's preset (``CONFIG_DIR/<id>.yaml``) or a YAML path."""
     path = Path(name_or_path)
     if not path.suffix:
-        for d in (CONFIG_DIR, PACKAGE_CONFIG_DIR):
-            if (d / f"{name_or_path}.yaml").is_file():
-                path = d / f"{name_or_path}.yaml"
-                break
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"env preset {name_or_path!r} not found (looked in {CONFIG_DIR})")
+        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise FileNotFoundError(
+            f"env preset {name_or_path!r} not found ({path}); presets: {known}, or a YAML path"
+        )
+    return path
+
+
+def load_preset(name_or_path: str) -> dict[str, Any]:
+    path = preset_path(name_or_path)
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a preset must be a mapping of env options")

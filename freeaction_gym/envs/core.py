@@ -1,9 +1,23 @@
-"""Batched imagination engine shared by the single, vector and SB3 environments.
+"""Batched imagination engine: the one stepping path of every imagined environment.
 
-Holds, for N environments, the rolling context latents, the last frames (for stacking),
-goal latents, task ids and step counters, and advances all of them with ONE batched
-world-model call per step. Each env draws its initial noise from its own torch generator,
-so an env's frames do not depend on which other envs share the batch.
+:class:`ImaginationCore` holds, for N environments, the rolling context latents, the last
+frames (for stacking), goal latents, task ids, step counters and displacements, and advances
+all of them with ONE batched world-model call per step, returning one :class:`Transition`
+(observations, rewards, terminated, truncated, infos). The single env, the Gymnasium vector
+env, the stable-baselines3 VecEnv, ``evaluation.worlds.ImaginedWorld`` and
+``evaluation.imagine`` are thin adapters over it: they never decide termination or infos.
+
+Noise: ||a|| and tau are computed once per step here; env i draws its initial noise from its
+own torch generator (seeded at reset from that env's numpy generator) and both go to
+``WorldModel.predict``, which recomputes neither. So env i's noise does not depend on its
+batch mates, and its frames equal those of a lone env seeded alike up to float rounding:
+batched matrix products may round differently with the batch size on some CPUs (typically
+<= 1 uint8 level on a few pixels per step, which an autoregressive rollout carries forward).
+
+``info`` (arrays (N,)): ``action_norm``, ``tau``, ``guidance_weight``, ``success`` (reached
+at this step), ``is_success`` (reached at any step of the episode so far: what SB3's
+``EvalCallback`` reads at an episode's end), ``out_of_support``; with ``timing_in_info``
+also ``step_time_ms``/``model_time_ms``/``decode_time_ms``.
 """
 
 from __future__ import annotations
@@ -13,25 +27,43 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from gymnasium.utils import seeding
 
+from freeaction_gym.diffusion.truncation import truncated_initial_noise
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.envs.config import EnvConfig
+from freeaction_gym.envs.spaces import action_space, observation_space
+from freeaction_gym.envs.validation import check_against_model, frame_shape, latent_shape
 from freeaction_gym.rewards import GoalLatentReward
-from freeaction_gym.world_model.model import SamplingConfig, WorldModel
+from freeaction_gym.world_model.model import WorldModel
+
+RESET_OPTIONS = ("bank_index", "goal_frame", "initial_frame", "task")
 
 
 @dataclass
-class StepResult:
-    frames: torch.Tensor  # (N, K, H, W, 3) uint8, every predicted frame
-    latents: torch.Tensor  # (N, K, C, h, w)
-    reward: np.ndarray  # (N,) float32
-    success: np.ndarray  # (N,) bool
+class Transition:
+    """One batched step. Inactive envs (``active=False``) get reward 0 and no flags."""
+
+    obs: np.ndarray
+    """(N, *observation shape) after the step."""
+    reward: np.ndarray
+    """float32 (N,)."""
+    terminated: np.ndarray
+    """bool (N,): success with ``terminate_on_success``, or left the ``support`` box."""
+    truncated: np.ndarray
+    """bool (N,): reached ``max_episode_steps`` and not terminated."""
     info: dict[str, np.ndarray]
-    halt: np.ndarray  # (N,) bool: left the data's support (config.support); ends the episode
+    """Arrays (N,), keys in the module docstring."""
+    frames: np.ndarray
+    """uint8 (N, K, H, W, 3): every frame the step predicted (K = ``action_chunk``)."""
+
+    def info_of(self, i: int) -> dict:
+        """Env ``i``'s info with Python scalars (the single-env and SB3 form)."""
+        return {k: v[i].item() for k, v in self.info.items()}
 
 
 class ImaginationCore:
-    """State of N imagined episodes and their batched step."""
+    """State of N imagined episodes, their reset and their batched step."""
 
     def __init__(
         self,
@@ -42,165 +74,198 @@ class ImaginationCore:
         task_names: list[str],
         num_envs: int,
     ) -> None:
+        self.sampling = check_against_model(config, world, bank, task_names)
         self.world, self.config, self.bank, self.reward_fn = world, config, bank, reward_fn
-        self.task_names = task_names
-        self.n = num_envs
-        self.n_ctx = world.num_context
-        self.k = config.action_chunk
-        self.sampling: SamplingConfig = world.default_sampling(self.k, **config.sampling)
+        self.task_names, self.n, self.n_ctx = task_names, num_envs, world.num_context
         a = world.action_dim
         self.scale = torch.tensor(config.action_scale or [1.0] * a, dtype=torch.float32)
         self.offset = torch.tensor(config.action_offset or [0.0] * a, dtype=torch.float32)
-        if self.scale.shape != (a,) or self.offset.shape != (a,):
-            raise ValueError(f"action_scale/action_offset must have {a} entries")
-        self.context: torch.Tensor | None = None  # (N, n, C, h, w)
+        self.frame_shape = frame_shape(world)
+        self.action_space = action_space(config, a)
+        self.observation_space = observation_space(config, self.frame_shape, latent_shape(world))
+        c, h, w = latent_shape(world)
+        self.context = torch.zeros(num_envs, self.n_ctx, c, h, w)  # clean latents
         self.history = torch.zeros(num_envs, self.n_ctx - 1, a)  # actions between contexts
-        self.frames: np.ndarray | None = None  # (N, S, H, W, 3) stacked recent frames
-        self.goal: torch.Tensor | None = None  # (N, C, h, w)
-        self.task_id = np.zeros(num_envs, dtype=np.int64)
-        self.steps = np.zeros(num_envs, dtype=np.int64)
+        self.frames = np.zeros((num_envs, config.frame_stack, *self.frame_shape), np.uint8)
+        self.goal = torch.full((num_envs, c, h, w), float("nan"))
+        self.task_id = np.zeros(num_envs, np.int64)
+        self.steps = np.zeros(num_envs, np.int64)
         self.displacement = np.zeros((num_envs, a), np.float64)  # sum of env actions
-        if config.support is not None and len(config.support["low"]) != a:
-            raise ValueError(
-                f"env option support bounds have {len(config.support['low'])} entries; the "
-                f"model's actions have {a}"
-            )
+        self.any_success = np.zeros(num_envs, bool)
+        self.started = np.zeros(num_envs, bool)
         self.generators = [torch.Generator() for _ in range(num_envs)]
+        self.rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]  # batched adapters
         self.timing: dict[str, float] = {}
-        # Every start frame must have this shape (checked before any state changes, also
-        # on the first reset, which allocates the buffers).
-        if bank is not None:
-            self.frame_shape = tuple(bank.initial.shape[1:])
-        else:
-            h, w = world.dit.config.input_size
-            r = getattr(world.codec, "downsample", 1)
-            self.frame_shape = (h * r, w * r, 3)
 
     # -- reset ---------------------------------------------------------------------------
-    def reset_env(self, i: int, rng: np.random.Generator, options: dict | None = None) -> None:
-        """Start env ``i`` from a reset-bank entry chosen by ``rng`` or from ``options``
-        (``initial_frame``, ``goal_frame`` uint8 (H, W, 3), ``task``, ``bank_index``)."""
+    def check_reset(self, options: dict | None) -> dict:
+        """Validate reset ``options`` without touching any state; returns them as a dict.
+
+        ``initial_frame``/``goal_frame`` uint8 (H, W, 3) start from your frames (a goal needs
+        an initial frame; ``task`` must be one of :attr:`task_names`); otherwise a reset-bank
+        entry is drawn (of ``task`` if given) or ``bank_index`` is taken."""
         options = dict(options or {})
-        known = {"initial_frame", "goal_frame", "task", "bank_index"}
-        if set(options) - known:
-            raise ValueError(
-                f"unknown reset option(s) {sorted(set(options) - known)}; known: {sorted(known)}"
-            )
-        task = options.get("task", self.config.task)
+        unknown = sorted(set(options) - set(RESET_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}; known: {list(RESET_OPTIONS)}")
+        task = options.get("task")
         if "initial_frame" in options:
-            init = self._check_frame(options["initial_frame"], "initial_frame")
-            goal = options.get("goal_frame")
-            goal = self._check_frame(goal, "goal_frame") if goal is not None else None
-            if goal is None and isinstance(self.reward_fn, GoalLatentReward):
+            self._check_frame(options["initial_frame"], "initial_frame")
+            if options.get("goal_frame") is not None:
+                self._check_frame(options["goal_frame"], "goal_frame")
+            elif isinstance(self.reward_fn, GoalLatentReward):
                 raise ValueError(
                     "reward='goal_latent' needs a goal: pass options={'initial_frame': ..., "
                     "'goal_frame': ...} (or use reward='none' / 'learned')"
                 )
+            if task is not None and task not in self.task_names:
+                raise ValueError(f"reset option task={task!r}; this env's tasks: {self.task_names}")
+            if "bank_index" in options:
+                raise ValueError("reset option bank_index and initial_frame exclude each other")
+            return options
+        if "goal_frame" in options:
+            raise ValueError(
+                "reset option goal_frame needs initial_frame (a reset-bank start brings its goal)"
+            )
+        if self.bank is None:
+            raise ValueError("no reset bank configured: pass options={'initial_frame': ...}")
+        self.bank.indices(task)  # names the bank's tasks
+        j = options.get("bank_index")
+        if j is not None and (
+            isinstance(j, bool)
+            or not isinstance(j, int | np.integer)
+            or not 0 <= j < len(self.bank)
+        ):
+            raise ValueError(f"reset option bank_index={j!r}: need 0 <= index < {len(self.bank)}")
+        return options
+
+    @torch.inference_mode()
+    def reset_env(
+        self, i: int, rng: np.random.Generator | None = None, options: dict | None = None
+    ) -> None:
+        """Start env ``i`` (options as in :meth:`check_reset`) drawing the bank entry and the
+        noise generator's seed from ``rng`` (default: the env's own :attr:`rngs` entry)."""
+        options = self.check_reset(options)
+        rng = self.rngs[i] if rng is None else rng
+        task = options.get("task", self.config.task)
+        if "initial_frame" in options:
+            init, goal = options["initial_frame"], options.get("goal_frame")
         else:
-            if self.bank is None:
-                raise ValueError("no reset bank configured: pass options={'initial_frame': ...}")
             idx = self.bank.indices(task)
             j = int(options.get("bank_index", idx[rng.integers(len(idx))]))
             init, goal = self.bank.initial[j], self.bank.goal[j]
             task = task or str(self.bank.task[j])
-        seed = int(rng.integers(2**63 - 1))
-        self.generators[i].manual_seed(seed)
-        with torch.inference_mode():
-            frames = torch.from_numpy(np.stack([init] + ([goal] if goal is not None else [])))
-            z = self.world.encode(frames[None])[0]  # (1|2, C, h, w)
-        if self.context is None:
-            self._allocate(z[0], init)
+        self.generators[i].manual_seed(int(rng.integers(2**63 - 1)))
+        frames = torch.from_numpy(np.stack([init] + ([goal] if goal is not None else [])))
+        z = self.world.encode(frames[None])[0]  # (1|2, C, h, w)
         self.context[i] = z[0].expand(self.n_ctx, *z.shape[1:])
         self.history[i] = 0
         self.frames[i] = init
         self.goal[i] = z[1] if goal is not None else float("nan")
         self.task_id[i] = self.task_names.index(task) if task in self.task_names else 0
-        self.steps[i] = 0
-        self.displacement[i] = 0.0
+        self.steps[i], self.displacement[i], self.any_success[i] = 0, 0.0, False
+        self.started[i] = True
 
-    def _allocate(self, z: torch.Tensor, frame: np.ndarray) -> None:
-        self.context = torch.zeros(self.n, self.n_ctx, *z.shape)
-        self.goal = torch.full((self.n, *z.shape), float("nan"))
-        self.frames = np.zeros((self.n, self.config.frame_stack, *frame.shape), np.uint8)
+    def reset_envs(self, seeds: list[int | None], options: list[dict | None]) -> np.ndarray:
+        """Reset every env: env i's generator is reseeded with ``seeds[i]`` unless it is None
+        (then it continues), and it starts from ``options[i]``. All options are validated
+        first, so a rejected call changes nothing. Returns the observations."""
+        checked = [self.check_reset(o) for o in options]
+        for i, (seed, opts) in enumerate(zip(seeds, checked, strict=True)):
+            if seed is not None:
+                self.rngs[i] = seeding.np_random(seed)[0]
+            self.reset_env(i, self.rngs[i], opts)
+        return self.observations()
 
-    def _check_frame(self, frame, name: str) -> np.ndarray:
+    def _check_frame(self, frame, name: str) -> None:
         f = np.asarray(frame)
         if f.dtype != np.uint8 or f.ndim != 3 or f.shape[-1] != 3:
             raise ValueError(f"{name} must be a uint8 (H, W, 3) image, got {f.dtype} {f.shape}")
         if f.shape != self.frame_shape:
             raise ValueError(f"{name} has shape {f.shape}, the model expects {self.frame_shape}")
-        return f
+
+    def task_name(self, i: int) -> str:
+        return self.task_names[self.task_id[i]] if self.task_names else ""
 
     # -- step ----------------------------------------------------------------------------
-    def to_model_actions(self, actions: np.ndarray) -> torch.Tensor:
-        """Validated env actions (N, K, A) in [-1, 1] -> model units."""
-        return self.offset + self.scale * torch.from_numpy(np.asarray(actions, np.float32))
-
     @torch.inference_mode()
-    def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> StepResult:
-        """Advance every env by one chunk. actions (N, K, A) in [-1, 1] (validated)."""
+    def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> Transition:
+        """Advance every active env by one chunk: actions float32 (N, K, A) in [-1, 1]
+        (validated); ``active`` bool (N,) (default all) - inactive envs keep their state,
+        their noise generators untouched."""
+        if not self.started.all():
+            raise RuntimeError("call reset() before step()")
+        active = np.ones(self.n, bool) if active is None else np.asarray(active, bool)
         t0 = time.perf_counter()
-        a = self.to_model_actions(actions)  # (N, K, A)
+        a = self.offset + self.scale * torch.from_numpy(np.asarray(actions, np.float32))
         full = torch.cat([self.history, a], dim=1)  # (N, n-1+K, A)
-        norm = self.world.action_norm(a, self.sampling.norm)
-        noise_shape = (1, self.k, *self.context.shape[2:])
-        noise, tau = [], []
-        for i in range(self.n):  # per-env generators: frames independent of batch mates
-            if active is not None and not active[i]:  # keep inactive envs' streams untouched
-                z, t = torch.zeros(noise_shape), torch.full((1,), float("nan"))
-            else:
-                z, t = self.sampling.truncation.sample(
-                    noise_shape, norm[i : i + 1], self.generators[i]
-                )
-            noise.append(z)
-            tau.append(t)
+        norm = self.world.action_norm(a, self.sampling.norm)  # (N,)
+        tau = self.sampling.truncation.tau(norm)  # (N,)
         latents, info = self.world.predict(
-            self.context, full, self.sampling, noise=torch.cat(noise)
-        )
+            self.context, full, self.sampling, noise=self._noise(tau, active), action_norm=norm
+        )  # (N, K, C, h, w)
         t1 = time.perf_counter()
-        frames = self.world.decode(latents)  # (N, K, H, W, 3)
+        frames = self.world.decode(latents).numpy()  # (N, K, H, W, 3)
         t2 = time.perf_counter()
-        reward, success = np.zeros(self.n, np.float32), np.zeros(self.n, bool)
-        for k in range(self.k):
-            r, s = self.reward_fn(
-                frames[:, k], latents[:, k], self.goal, torch.from_numpy(self.task_id)
-            )
-            reward += np.asarray(r, np.float32)
-            success |= np.asarray(s, bool)
-        keep = slice(None) if active is None else torch.from_numpy(np.asarray(active, bool))
-        seq = torch.cat([self.context, latents], dim=1)
-        new_ctx = seq[:, -self.n_ctx :]
-        self.context[keep] = new_ctx[keep]
+        reward, success = self._reward(frames, latents)
+        keep = torch.from_numpy(active)
+        self.context[keep] = torch.cat([self.context, latents], dim=1)[keep, -self.n_ctx :]
         if self.n_ctx > 1:
-            self.history[keep] = full[:, -(self.n_ctx - 1) :][keep]
-        stacked = np.concatenate([self.frames, frames.numpy()], axis=1)[:, -self.frames.shape[1] :]
-        idx = np.arange(self.n) if active is None else np.flatnonzero(active)
-        self.frames[idx] = stacked[idx]
-        self.steps[idx] += 1
-        self.displacement[idx] += np.asarray(actions, np.float64)[idx].sum(axis=1)
+            self.history[keep] = full[keep, -(self.n_ctx - 1) :]
+        stack = np.concatenate([self.frames, frames], axis=1)[:, -self.config.frame_stack :]
+        self.frames[active] = stack[active]
+        self.steps[active] += 1
+        self.displacement[active] += np.asarray(actions, np.float64)[active].sum(axis=1)
         halt = np.zeros(self.n, bool)
         if self.config.support is not None:
             sup = self.config.support
             d = self.displacement
-            halt = ((d < sup["low"]) | (d > sup["high"])).any(axis=1)
-            if active is not None:
-                halt &= np.asarray(active, bool)
+            halt = ((d < sup["low"]) | (d > sup["high"])).any(axis=1) & active
             reward[halt] -= sup["penalty"]
-        t3 = time.perf_counter()
+        success &= active
+        self.any_success |= success
+        terminated = (success & self.config.terminate_on_success) | halt
+        truncated = active & (self.steps >= self.config.max_episode_steps) & ~terminated
         self.timing = {  # per env step of the whole batch, milliseconds
-            "step_time_ms": (t3 - t0) * 1000,
+            "step_time_ms": (time.perf_counter() - t0) * 1000,
             "model_time_ms": (t1 - t0) * 1000,
             "decode_time_ms": (t2 - t1) * 1000,
         }
-        out_info = {
-            "out_of_support": halt,
+        out = {
             "action_norm": norm.numpy(),
-            "tau": torch.cat(tau).numpy(),
+            "tau": np.where(active, tau.numpy(), np.nan).astype(np.float32),
             "guidance_weight": info["guidance_weight"].numpy(),
+            "success": success,
+            "is_success": self.any_success.copy(),
+            "out_of_support": halt,
         }
         if self.config.timing_in_info:
-            out_info.update({k: np.full(self.n, v, np.float32) for k, v in self.timing.items()})
-        return StepResult(frames, latents, reward, success, out_info, halt)
+            out.update({k: np.full(self.n, v, np.float32) for k, v in self.timing.items()})
+        reward = np.where(active, reward, 0.0).astype(np.float32)
+        return Transition(self.observations(), reward, terminated, truncated, out, frames)
+
+    def _noise(self, tau: torch.Tensor, active: np.ndarray) -> torch.Tensor:
+        """Initial noise (N, K, C, h, w): env i's from its own generator at ``tau[i]``;
+        zeros (no draw) for inactive envs."""
+        shape = (1, self.config.action_chunk, *self.context.shape[2:])
+        return torch.cat(
+            [
+                truncated_initial_noise(shape, tau[i : i + 1], self.generators[i])
+                if active[i]
+                else torch.zeros(shape)
+                for i in range(self.n)
+            ]
+        )
+
+    def _reward(self, frames: np.ndarray, latents: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Reward summed and success or-ed over the K predicted frames: float32, bool (N,)."""
+        reward, success = np.zeros(self.n, np.float32), np.zeros(self.n, bool)
+        task = torch.from_numpy(self.task_id)
+        for k in range(frames.shape[1]):
+            r, s = self.reward_fn(torch.from_numpy(frames[:, k]), latents[:, k], self.goal, task)
+            reward += np.asarray(r, np.float32)
+            success |= np.asarray(s, bool)
+        return reward, success
 
     # -- observations --------------------------------------------------------------------
     def observation(self, i: int) -> np.ndarray:

@@ -3,20 +3,39 @@
 Each ``step`` appends the policy's action (or chunk of actions) to the trajectory, samples
 the next frame(s) with the FreeAction sampler (action-scaled truncated initial noise and
 action-scaled CFG, each switchable in ``sampling``), and makes the last predicted latent
-the new context: an autoregressive imagined rollout.
+the new context: an autoregressive imagined rollout. The stepping itself is
+:class:`~freeaction_gym.envs.core.ImaginationCore`'s; this class adapts it to one env.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
-import torch
 
-from freeaction_gym.envs.config import EnvConfig, make_env_config
-from freeaction_gym.envs.core import ImaginationCore
-from freeaction_gym.envs.spaces import action_space, observation_space, validate_actions
+from freeaction_gym.envs.config import EnvConfig
+from freeaction_gym.envs.factory import build_core
+from freeaction_gym.envs.spaces import validate_actions
+
+
+def gym_make_time_limit(depth: int = 3) -> int | None:
+    """``N`` of a calling ``gymnasium.make(id, max_episode_steps=N)``, else None.
+
+    Gymnasium keeps that argument for its ``TimeLimit`` wrapper and does not pass it to the
+    env, so the env's own limit (40 in the presets) would still end episodes and a step past
+    N would not raise. The env reads N from the ``make`` frame that is constructing it, so
+    ``max_episode_steps`` has one meaning in ``gym.make``, ``gym.make_vec`` and the option."""
+    frame = sys._getframe(1)
+    for _ in range(depth):
+        frame = frame.f_back
+        if frame is None:
+            return None
+        code, module = frame.f_code, frame.f_globals.get("__name__")
+        if code.co_name == "make" and module == "gymnasium.envs.registration":
+            n = frame.f_locals.get("max_episode_steps")
+            return None if n is None or n == -1 else n
+    return None
 
 
 class VideoWorldModelEnv(gym.Env):
@@ -25,8 +44,10 @@ class VideoWorldModelEnv(gym.Env):
     Observation: the current frame, uint8 (H, W, 3*frame_stack) (or the latent with
     ``observation='latent'``). Action: Box(-1, 1) of shape (A,) (or (K, A) with
     ``action_chunk=K``), mapped to model units by ``action_offset + action_scale * a``.
-    ``info``: ``action_norm``, ``tau``, ``guidance_weight``, ``success``, ``task`` (and
-    step timing in ms with ``timing_in_info=True``; always in :attr:`timing`).
+    ``info``: ``action_norm``, ``tau``, ``guidance_weight``, ``success`` (this step),
+    ``is_success`` (any step so far), ``out_of_support``, ``task`` (and step timing in ms
+    with ``timing_in_info=True``; always in :attr:`timing`). Stepping after the episode
+    ended raises ``RuntimeError``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -39,56 +60,36 @@ class VideoWorldModelEnv(gym.Env):
         components: tuple | None = None,
         **options: Any,
     ) -> None:
-        from freeaction_gym.envs import factory
-
-        self.config: EnvConfig = make_env_config(preset, **options)
+        limit = gym_make_time_limit()
+        if limit is not None:
+            options["max_episode_steps"] = limit
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} not supported; use 'rgb_array'")
         self.render_mode = render_mode
-        world, bank, reward_fn, tasks = components or factory.build(self.config, env_id)
-        self.core = ImaginationCore(world, self.config, bank, reward_fn, tasks, num_envs=1)
-        self.world = world
+        self.core = build_core(preset, env_id, 1, components, options)
+        self.config: EnvConfig = self.core.config
         self.metadata = {**self.metadata, "render_fps": self.config.render_fps}
-        frame_shape, latent_shape = self._probe_shapes()
-        self.action_space = action_space(self.config, world.action_dim)
-        self.observation_space = observation_space(self.config, frame_shape, latent_shape)
+        self.action_space = self.core.action_space
+        self.observation_space = self.core.observation_space
         self._needs_reset = True
 
-    def _probe_shapes(self):
-        """Frame and latent shapes from the reset bank (or the model's latent grid)."""
-        bank = self.core.bank
-        if bank is not None:
-            frame = bank.initial[0]
-            with torch.inference_mode():
-                z = self.world.encode(torch.from_numpy(np.ascontiguousarray(frame))[None, None])
-            return frame.shape, tuple(z.shape[2:])
-        cfg = self.world.dit.config
-        r = getattr(self.world.codec, "downsample", 1)
-        h, w = cfg.input_size
-        return (h * r, w * r, 3), (cfg.in_channels, h, w)
-
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        options = self.core.check_reset(options)  # before reseeding: a bad call changes nothing
         super().reset(seed=seed)
         self.core.reset_env(0, self.np_random, options)
         self._needs_reset = False
-        return self.core.observation(0), {"task": self._task_name()}
+        return self.core.observation(0), {"task": self.core.task_name(0)}
 
     def step(self, action):
         if self._needs_reset:
             raise RuntimeError(
                 "step() called before reset() or after the episode ended; call reset()"
             )
-        a = validate_actions(action, self.config, self.world.action_dim, None)
-        res = self.core.step(a)
-        success = bool(res.success[0])
-        terminated = (success and self.config.terminate_on_success) or bool(res.halt[0])
-        truncated = bool(self.core.steps[0] >= self.config.max_episode_steps) and not terminated
+        tr = self.core.step(validate_actions(action, self.config, self.core.world.action_dim, None))
+        terminated, truncated = bool(tr.terminated[0]), bool(tr.truncated[0])
         self._needs_reset = terminated or truncated
-        info = {k: float(v[0]) for k, v in res.info.items()}
-        info["success"] = success
-        info["out_of_support"] = bool(res.halt[0])
-        info["task"] = self._task_name()
-        return self.core.observation(0), float(res.reward[0]), terminated, truncated, info
+        info = tr.info_of(0) | {"task": self.core.task_name(0)}
+        return tr.obs[0], float(tr.reward[0]), terminated, truncated, info
 
     @property
     def timing(self) -> dict[str, float]:
@@ -96,10 +97,6 @@ class VideoWorldModelEnv(gym.Env):
         return dict(self.core.timing)
 
     def render(self):
-        if self.render_mode != "rgb_array" or self.core.frames is None:
+        if self.render_mode != "rgb_array" or not self.core.started[0]:
             return None
         return self.core.frames[0, -1].copy()
-
-    def _task_name(self) -> str:
-        names = self.core.task_names
-        return names[self.core.task_id[0]] if names else ""

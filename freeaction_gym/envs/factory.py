@@ -1,5 +1,6 @@
 """Build the pieces an environment needs from an :class:`EnvConfig`: the world model,
-the reset bank and the reward function. Heavy imports happen here, at ``gym.make`` time."""
+the reset bank, the reward function and, from them, the env core. Heavy imports happen
+here, at ``gym.make`` time."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from freeaction_gym.assets import resolve_model_path
 from freeaction_gym.envs.bank import ResetBank
-from freeaction_gym.envs.config import EnvConfig
+from freeaction_gym.envs.config import EnvConfig, make_env_config
 from freeaction_gym.utils.threads import configure_threads
 
 IRASIM_HELP = (
@@ -98,3 +99,20 @@ def build(cfg: EnvConfig, env_id: str = "VideoWorldModelEnv"):
     bank = load_bank(cfg)
     reward_fn, tasks = load_reward(cfg, bank)
     return world, bank, reward_fn, tasks
+
+
+def build_core(
+    preset: str | None,
+    env_id: str,
+    num_envs: int,
+    components: tuple | None = None,
+    options: dict | None = None,
+):
+    """The :class:`~freeaction_gym.envs.core.ImaginationCore` of ``num_envs`` envs for a preset
+    + option overrides (``components``: already built ``(world, bank, reward_fn, tasks)`` to
+    share one model between envs). Every option is validated here, at make time."""
+    from freeaction_gym.envs.core import ImaginationCore
+
+    cfg = make_env_config(preset, **(options or {}))
+    world, bank, reward_fn, tasks = components or build(cfg, env_id)
+    return ImaginationCore(world, cfg, bank, reward_fn, tasks, num_envs)

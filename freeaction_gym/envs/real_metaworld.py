@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from freeaction_gym.envs.bank import ResetBank
+from freeaction_gym.envs.config import check_fields, load_preset
 from freeaction_gym.envs.spaces import validate_actions
 
 # The bundled model's dataset (data/metaworld_default/meta.json); the world model's
@@ -66,6 +67,7 @@ class RealEnvConfig:
     action_chunk: ClassVar[int] = 1  # read by validate_actions
 
     def __post_init__(self) -> None:
+        check_fields(self, "real env option")
         if self.data is not None:
             from freeaction_gym.data.metaworld_gen import config_from_meta
 
@@ -80,9 +82,7 @@ class RealEnvConfig:
         for name, value in DATASET_DEFAULTS.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
-        if self.out_of_range not in ("clip", "error"):
-            raise ValueError(f"env option out_of_range={self.out_of_range!r}; allowed: clip, error")
-        for name in ("resolution", "action_repeat", "max_episode_steps"):
+        for name in ("resolution", "action_repeat", "max_episode_steps", "render_fps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"env option {name} must be >= 1, got {getattr(self, name)}")
 
@@ -96,8 +96,6 @@ def make_real_env_config(mirror: str | None = None, **kwargs: Any) -> RealEnvCon
         raise ValueError(f"unknown real env option(s) {unknown}; allowed: {sorted(allowed)}")
     values: dict[str, Any] = {}
     if mirror is not None:
-        from freeaction_gym.envs.config import load_preset
-
         preset = load_preset(mirror)
         values.update({k: preset[k] for k in MIRRORED if k in preset})
     values.update(kwargs)
@@ -165,28 +163,41 @@ class RealMetaWorldEnv(gym.Env):
         self._needs_reset = True
 
     # -- scenes --------------------------------------------------------------------------
+    def _check_reset(self, options: dict | None) -> dict:
+        """Validate reset options before any state (or the seed) changes."""
+        options = dict(options or {})
+        unknown = sorted(set(options) - {"bank_index", "task", "layout"})
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}; known: bank_index, task, layout")
+        if self.bank is not None:
+            if "layout" in options:
+                raise ValueError("reset option layout is only for envs without a reset bank")
+            self.bank.indices(options.get("task", self.config.task))
+            j = options.get("bank_index", 0)
+            if isinstance(j, bool) or not isinstance(j, int | np.integer):
+                raise ValueError(f"reset option bank_index must be a whole number, got {j!r}")
+            if not 0 <= j < len(self.bank):
+                raise ValueError(f"bank_index {j} out of range (bank has {len(self.bank)})")
+        elif "bank_index" in options:
+            raise ValueError("reset option bank_index needs a reset bank with layouts")
+        return options
+
     def _draw_scene(self, options: dict) -> dict[str, Any]:
         """(task, layout_seed, layout, bank_index) from ``options`` or ``np_random``."""
         rng = self.np_random
         if self.bank is not None:
-            if "layout" in options:
-                raise ValueError("reset option layout is only for envs without a reset bank")
             # The same draws, in the same order, as ImaginationCore.reset_env (bank entry,
             # then the generator seed), so equal seeds give equal scenes in both envs.
             idx = self.bank.indices(options.get("task", self.config.task))
             drawn = int(idx[rng.integers(len(idx))])
             rng.integers(2**63 - 1)
             j = int(options.get("bank_index", drawn))
-            if not 0 <= j < len(self.bank):
-                raise ValueError(f"bank_index {j} out of range (bank has {len(self.bank)})")
             return {
                 "task": str(self.bank.task[j]),
                 "layout_seed": int(self.bank.layout_seed[j]),
                 "layout": int(self.bank.layout[j]),
                 "bank_index": j,
             }
-        if "bank_index" in options:
-            raise ValueError("reset option bank_index needs a reset bank with layouts")
         task = options.get("task") or self._tasks[int(rng.integers(len(self._tasks)))]
         layout = int(options.get("layout", rng.integers(50)))
         seed = self.config.layout_seed
@@ -209,11 +220,8 @@ class RealMetaWorldEnv(gym.Env):
 
     # -- gym API -------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        options = self._check_reset(options)  # before reseeding: a bad call changes nothing
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - {"bank_index", "task", "layout"})
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; known: bank_index, task, layout")
         self.scene = self._draw_scene(options)
         self._sim, self._render = self._simulator(
             self.scene["task"], self.scene["layout_seed"], self.scene["layout"]

@@ -21,16 +21,15 @@ def observation_space(cfg: EnvConfig, frame_shape: tuple[int, ...], latent_shape
     return spaces.Box(0, 255, shape=(h, w, c * cfg.frame_stack), dtype=np.uint8)
 
 
-def validate_actions(actions, cfg: EnvConfig, action_dim: int, num_envs: int | None) -> np.ndarray:
+def validate_actions(actions, cfg, action_dim: int, num_envs: int | None) -> np.ndarray:
     """Check and convert policy actions to (N, K, A) float32 in [-1, 1].
 
-    Accepts per env (A,), (K, A) or the flat (K*A,); raises ``ValueError`` naming the
-    problem for wrong shape, non-numeric dtype, NaN/inf, or (``out_of_range='error'``)
-    values outside [-1, 1]; clips otherwise."""
+    Accepts per env (A,), (K, A) or the flat (K*A,) of a floating dtype; raises
+    ``ValueError`` naming the problem for a wrong shape, a non-float dtype (integers too:
+    cast with ``.astype(np.float32)``), NaN/inf, or (``out_of_range='error'``) values outside
+    [-1, 1]; clips otherwise (before the float32 cast, so 1e300 clips to 1)."""
     a = np.asarray(actions)
-    if a.dtype == object or not (
-        np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
-    ):
+    if not np.issubdtype(a.dtype, np.floating):
         raise ValueError(f"actions must be a float array, got dtype {a.dtype}")
     k = cfg.action_chunk
     per_env = [(k, action_dim), (k * action_dim,)] if k > 1 else [(action_dim,), (1, action_dim)]
@@ -38,14 +37,13 @@ def validate_actions(actions, cfg: EnvConfig, action_dim: int, num_envs: int | N
     if not any(a.shape == lead + s for s in per_env):
         expect = " or ".join(str(lead + s) for s in per_env)
         raise ValueError(f"action has shape {a.shape}; expected {expect}")
-    a = a.astype(np.float32).reshape(num_envs or 1, k, action_dim)
     if not np.isfinite(a).all():
         raise ValueError("action contains NaN or inf")
     if np.abs(a).max(initial=0.0) > 1.0:
         if cfg.out_of_range == "error":
             raise ValueError(
-                f"action outside [-1, 1] (max |a| = {np.abs(a).max():.3f}); "
+                f"action outside [-1, 1] (max |a| = {np.abs(a).max():.3g}); "
                 "set out_of_range='clip' to clip instead"
             )
         a = np.clip(a, -1.0, 1.0)
-    return a
+    return a.astype(np.float32).reshape(num_envs or 1, k, action_dim)

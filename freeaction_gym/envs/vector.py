@@ -5,8 +5,12 @@
 * :func:`make_sb3_vec_env` - a stable-baselines3 ``VecEnv`` (same-step reset,
   ``terminal_observation`` and ``TimeLimit.truncated`` in infos).
 
-Env ``i`` seeded with ``seed + i`` produces exactly the frames a single
-:class:`VideoWorldModelEnv` seeded with ``seed + i`` does.
+Both adapt :class:`~freeaction_gym.envs.core.ImaginationCore` (terminations and infos are
+its). Env ``i`` seeded with ``seed + i`` starts from the same frame, draws the same noise
+and, given the same actions, makes the same frames as a single
+:class:`~freeaction_gym.envs.env.VideoWorldModelEnv` seeded ``seed + i``, up to float
+rounding of batched matrix products (which can differ with ``num_envs`` on some CPUs; see
+the core's docstring).
 """
 
 from __future__ import annotations
@@ -14,40 +18,28 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from freeaction_gym.envs.config import make_env_config
-from freeaction_gym.envs.core import ImaginationCore
+from freeaction_gym.envs.factory import build_core
 from freeaction_gym.envs.spaces import validate_actions
 
 
-def _build_core(num_envs: int, preset: str | None, env_id: str, components, options: dict):
-    from freeaction_gym.envs import factory
-    from freeaction_gym.envs.env import VideoWorldModelEnv
-
-    cfg = make_env_config(preset, **options)
-    world, bank, reward_fn, tasks = components or factory.build(cfg, env_id)
-    probe = VideoWorldModelEnv(
-        preset, env_id=env_id, components=(world, bank, reward_fn, tasks), **options
-    )
-    core = ImaginationCore(world, cfg, bank, reward_fn, tasks, num_envs)
-    return cfg, core, probe.observation_space, probe.action_space
-
-
-def _seeds(seed: int | list[int] | None, n: int) -> list[int | None]:
-    if seed is None:
+def _per_env(value: Any, n: int, name: str, scalar: type) -> list:
+    """``value`` for every env: None -> Nones, one ``scalar`` -> shared (a seed: seed + i),
+    a list -> one per env."""
+    if value is None:
         return [None] * n
-    if isinstance(seed, int):
-        return [seed + i for i in range(n)]
-    if len(seed) != n:
-        raise ValueError(f"got {len(seed)} seeds for {n} envs")
-    return list(seed)
+    if isinstance(value, scalar):
+        return [value + i for i in range(n)] if scalar is int else [value] * n
+    if len(value) != n:
+        raise ValueError(f"got {len(value)} {name} for {n} envs")
+    return list(value)
 
 
 class VideoWorldModelVectorEnv(VectorEnv):
-    """``num_envs`` imagined episodes sharing one world model and one batched step."""
+    """``num_envs`` imagined episodes sharing one world model and one batched step.
+    ``reset(options=...)`` takes one dict for every env or a list of one per env."""
 
     metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
@@ -60,48 +52,31 @@ class VideoWorldModelVectorEnv(VectorEnv):
         components: tuple | None = None,
         **options: Any,
     ) -> None:
-        self.num_envs = num_envs
-        self.config, self.core, obs_space, act_space = _build_core(
-            num_envs, preset, env_id, components, options
-        )
-        self.render_mode = render_mode
-        self.single_observation_space = obs_space
-        self.single_action_space = act_space
-        self.observation_space = batch_space(obs_space, num_envs)
-        self.action_space = batch_space(act_space, num_envs)
-        self._rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
+        self.core = build_core(preset, env_id, num_envs, components, options)
+        self.config, self.num_envs, self.render_mode = self.core.config, num_envs, render_mode
+        self.single_observation_space = self.core.observation_space
+        self.single_action_space = self.core.action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
         self._autoreset = np.zeros(num_envs, dtype=bool)
-        self._started = False
 
-    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
-        for i, s in enumerate(_seeds(seed, self.num_envs)):
-            if s is not None or not self._started:
-                self._rngs[i] = seeding.np_random(s)[0]
-            self.core.reset_env(i, self._rngs[i], options)
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | list | None = None):
+        seeds = _per_env(seed, self.num_envs, "seeds", int)
+        obs = self.core.reset_envs(seeds, _per_env(options, self.num_envs, "options", dict))
         self._autoreset[:] = False
-        self._started = True
-        return self.core.observations(), {}
+        return obs, {}
 
     def step(self, actions):
-        if not self._started:
-            raise RuntimeError("call reset() before step()")
         a = validate_actions(actions, self.config, self.core.world.action_dim, self.num_envs)
         resetting = self._autoreset.copy()
         for i in np.flatnonzero(resetting):
-            self.core.reset_env(i, self._rngs[i])
-        active = ~resetting
-        res = self.core.step(a, active=active)
-        success = res.success & active
-        terminated = (success & self.config.terminate_on_success) | (res.halt & active)
-        truncated = active & (self.core.steps >= self.config.max_episode_steps) & ~terminated
-        reward = np.where(active, res.reward, 0.0).astype(np.float32)
-        self._autoreset = terminated | truncated
-        info = dict(res.info)
-        info["success"] = success
-        return self.core.observations(), reward, terminated, truncated, info
+            self.core.reset_env(i)
+        tr = self.core.step(a, active=~resetting)
+        self._autoreset = tr.terminated | tr.truncated
+        return tr.obs, tr.reward, tr.terminated, tr.truncated, tr.info
 
     def render(self):
-        return None if self.core.frames is None else self.core.frames[:, -1].copy()
+        return self.core.frames[:, -1].copy() if self.core.started.all() else None
 
 
 def make_sb3_vec_env(
@@ -118,25 +93,20 @@ def make_sb3_vec_env(
 
     class _SB3Env(VecEnv):
         def __init__(self) -> None:
-            self.config, self.core, obs_space, act_space = _build_core(
-                num_envs, preset, env_id, components, options
-            )
+            self.core = build_core(preset, env_id, num_envs, components, options)
+            self.config = self.core.config
             self.render_mode = "rgb_array"  # read by VecEnv.__init__ via get_attr
-            super().__init__(num_envs, obs_space, act_space)
-            self._rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
+            super().__init__(num_envs, self.core.observation_space, self.core.action_space)
             self._actions = None
             if seed is not None:
                 self.seed(seed)
 
         def reset(self):
-            for i in range(self.num_envs):
-                s = self._seeds[i] if self._seeds else None
-                if s is not None:
-                    self._rngs[i] = seeding.np_random(s)[0]
-                self.core.reset_env(i, self._rngs[i], self._options[i] or None)
+            seeds = self._seeds or [None] * self.num_envs
+            obs = self.core.reset_envs(seeds, [o or None for o in self._options])
             self._reset_seeds()
             self._reset_options()
-            return self.core.observations()
+            return obs
 
         def step_async(self, actions) -> None:
             self._actions = validate_actions(
@@ -144,24 +114,15 @@ def make_sb3_vec_env(
             )
 
         def step_wait(self):
-            res = self.core.step(self._actions)
-            terminated = (res.success & self.config.terminate_on_success) | res.halt
-            truncated = (self.core.steps >= self.config.max_episode_steps) & ~terminated
-            dones = terminated | truncated
-            obs = self.core.observations()
-            infos: list[dict] = []
-            for i in range(self.num_envs):
-                info = {k: float(v[i]) for k, v in res.info.items()}
-                info["success"] = bool(res.success[i])
-                info["is_success"] = bool(res.success[i])
-                info["out_of_support"] = bool(res.halt[i])
-                if dones[i]:
-                    info["terminal_observation"] = obs[i].copy()
-                    info["TimeLimit.truncated"] = bool(truncated[i])
-                    self.core.reset_env(i, self._rngs[i])
-                    obs[i] = self.core.observation(i)
-                infos.append(info)
-            return obs, res.reward.astype(np.float32), dones, infos
+            tr = self.core.step(self._actions)
+            dones = tr.terminated | tr.truncated
+            obs, infos = tr.obs, [tr.info_of(i) for i in range(self.num_envs)]
+            for i in np.flatnonzero(dones):  # same-step reset, as SB3 expects
+                infos[i]["terminal_observation"] = obs[i].copy()
+                infos[i]["TimeLimit.truncated"] = bool(tr.truncated[i])
+                self.core.reset_env(i)
+                obs[i] = self.core.observation(i)
+            return obs, tr.reward, dones, infos
 
         def close(self) -> None:
             pass

@@ -23,7 +23,7 @@ import argparse
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,32 +64,33 @@ class ImagineArgs:
 
 
 def _load(args: ImagineArgs):
-    """(world model, env config) of the preset + overrides."""
+    """(world model, env config) of the preset + overrides (no reward, no termination)."""
     from freeaction_gym.envs import factory
     from freeaction_gym.envs.config import make_env_config
 
-    cfg = make_env_config(args.preset, **{**args.env_kwargs, "reward": "none"})
+    options = {**args.env_kwargs, "reward": "none", "terminate_on_success": False}
+    cfg = make_env_config(args.preset, **options)
     if cfg.action_chunk != 1:
         raise ValueError(f"imagine replays one action per step; {args.preset} has chunk > 1")
     return factory.load_world_model(cfg), cfg
 
 
 def imagine_batch(world, cfg, episodes: list, seeds: list[int], steps: int) -> np.ndarray:
-    """Replay ``steps`` actions of each episode from its first frame (one batched model
-    call per step); uint8 ``(B, steps + 1, H, W, 3)``, frame 0 the real one."""
+    """Replay ``steps`` actions of each episode from its first frame through the env core
+    (one batched model call per step); uint8 ``(B, steps + 1, H, W, 3)``, frame 0 the real
+    one. Episode ``i``'s noise generator is seeded from ``default_rng(seeds[i])``."""
     from freeaction_gym.envs.core import ImaginationCore
     from freeaction_gym.rewards import ZeroReward
 
-    b = len(episodes)
-    core = ImaginationCore(world, cfg, None, ZeroReward(), [], b)
+    cfg = replace(cfg, max_episode_steps=max(1, steps))
+    core = ImaginationCore(world, cfg, None, ZeroReward(), [], len(episodes))
     for i, (ep, seed) in enumerate(zip(episodes, seeds, strict=True)):
         core.reset_env(i, np.random.default_rng(seed), {"initial_frame": ep.rgb[0]})
-    out = np.zeros((b, steps + 1, *episodes[0].rgb.shape[1:]), np.uint8)
+    out = np.zeros((len(episodes), steps + 1, *episodes[0].rgb.shape[1:]), np.uint8)
     out[:, 0] = np.stack([ep.rgb[0] for ep in episodes])
     for t in range(steps):
         actions = np.stack([np.clip(ep.action[t], -1.0, 1.0) for ep in episodes])
-        res = core.step(actions[:, None].astype(np.float32))
-        out[:, t + 1] = res.frames[:, 0].numpy()
+        out[:, t + 1] = core.step(actions[:, None].astype(np.float32)).frames[:, 0]
     return out
 
 

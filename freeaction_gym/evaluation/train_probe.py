@@ -43,7 +43,7 @@ from freeaction_gym.evaluation.probe import (
     predict_states,
     state_errors,
 )
-from freeaction_gym.rewards.train_head import learning_rate
+from freeaction_gym.training.train_reward_head import learning_rate
 
 
 @dataclass

@@ -106,8 +106,40 @@ def _checked(actions: Any, b: int, name: str) -> np.ndarray:
     return np.clip(a, -1.0, 1.0)
 
 
-def _collect(parts: list[Rollouts], scenes: Scenes) -> Rollouts:
-    frames = None if parts[0].frames is None else np.concatenate([p.frames for p in parts])
+class _World(Protocol):
+    batch_size: int
+
+    def start(self, scenes: Scenes, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Start one episode per scene: (obs uint8 (B, H, W, 3), state (B, 39) or None)."""
+        ...
+
+    def advance(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One step of every episode: (obs, reward (B,), success (B,), state or None)."""
+        ...
+
+
+def run_batches(
+    world: _World, policy: Policy, scenes: Scenes, steps: int, seed: int, keep_frames: bool
+) -> Rollouts:
+    """``steps`` actions of ``policy`` in every scene, ``world.batch_size`` scenes at a time."""
+    parts = []
+    for start in range(0, len(scenes), world.batch_size):
+        sub = scenes.subset(slice(start, start + world.batch_size))
+        b = len(sub)
+        obs, state = world.start(sub, seed)
+        policy.reset(sub, seed)
+        reward = np.zeros((b, steps), np.float32)
+        success = np.zeros((b, steps), bool)
+        actions = np.zeros((b, steps, 4), np.float32)
+        frames = [obs] if keep_frames else None
+        for t in range(steps):
+            actions[:, t] = _checked(policy.act(obs, t, state), b, policy.name)
+            obs, reward[:, t], success[:, t], state = world.advance(actions[:, t])
+            if frames is not None:
+                frames.append(obs)
+        kept = None if frames is None else np.stack(frames, axis=1)
+        parts.append(Rollouts(sub, reward, success, actions, kept))
+    frames = None if not keep_frames else np.concatenate([p.frames for p in parts])
     return Rollouts(
         scenes,
         np.concatenate([p.reward for p in parts]),
@@ -119,7 +151,9 @@ def _collect(parts: list[Rollouts], scenes: Scenes) -> Rollouts:
 
 class ImaginedWorld:
     """The world model env (``preset`` + ``env_kwargs``, e.g. ``sampling`` overrides) as an
-    evaluator; the model, bank and reward head are loaded once and shared by every run."""
+    evaluator; the model, bank and reward head are loaded once and shared by every run.
+    Episodes run the env core's step with ``terminate_on_success=False``; one that leaves
+    the ``support`` box (if configured) ends there (later steps: reward 0, no success)."""
 
     def __init__(
         self,
@@ -131,7 +165,8 @@ class ImaginedWorld:
         from freeaction_gym.envs import factory
         from freeaction_gym.envs.config import make_env_config
 
-        self.config = make_env_config(preset, **env_kwargs)
+        self.preset, self.env_kwargs = preset, {**env_kwargs, "terminate_on_success": False}
+        self.config = make_env_config(preset, **self.env_kwargs)
         if self.config.action_chunk != 1 or self.config.observation != "rgb":
             raise ValueError("ImaginedWorld needs action_chunk=1 and observation='rgb'")
         if self.config.frame_stack != 1:
@@ -141,36 +176,29 @@ class ImaginedWorld:
         if self.bank is None:
             raise ValueError("ImaginedWorld needs a reset bank (scenes are bank entries)")
         self.batch_size = batch_size
+        self._core: Any = None
+        self._ended = np.zeros(0, bool)
 
     def run(
         self, policy: Policy, scenes: Scenes, steps: int, seed: int = 0, keep_frames: bool = False
     ) -> Rollouts:
-        from freeaction_gym.envs.core import ImaginationCore
+        return run_batches(self, policy, scenes, steps, seed, keep_frames)
 
-        world, bank, reward_fn, tasks = self.components
-        parts = []
-        for start in range(0, len(scenes), self.batch_size):
-            sub = scenes.subset(slice(start, start + self.batch_size))
-            b = len(sub)
-            core = ImaginationCore(world, self.config, bank, reward_fn, tasks, b)
-            for i, j in enumerate(sub.bank_index):
-                core.reset_env(i, np.random.default_rng([seed, int(j)]), {"bank_index": int(j)})
-            policy.reset(sub, seed)
-            obs = core.observations()
-            reward = np.zeros((b, steps), np.float32)
-            success = np.zeros((b, steps), bool)
-            actions = np.zeros((b, steps, 4), np.float32)
-            frames = [obs] if keep_frames else None
-            for t in range(steps):
-                a = _checked(policy.act(obs, t, None), b, policy.name)
-                res = core.step(a[:, None])
-                obs = core.observations()
-                reward[:, t], success[:, t], actions[:, t] = res.reward, res.success, a
-                if frames is not None:
-                    frames.append(obs)
-            kept = None if frames is None else np.stack(frames, axis=1)
-            parts.append(Rollouts(sub, reward, success, actions, kept))
-        return _collect(parts, scenes)
+    def start(self, scenes: Scenes, seed: int) -> tuple[np.ndarray, None]:
+        """Scene ``j`` draws its noise generator's seed from ``default_rng([seed, j])``."""
+        from freeaction_gym.envs.factory import build_core
+
+        options = {**self.env_kwargs, "max_episode_steps": 2**31 - 1}
+        self._core = build_core(self.preset, self.preset, len(scenes), self.components, options)
+        for i, j in enumerate(scenes.bank_index):
+            self._core.reset_env(i, np.random.default_rng([seed, int(j)]), {"bank_index": int(j)})
+        self._ended = np.zeros(len(scenes), bool)
+        return self._core.observations(), None
+
+    def advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, None]:
+        tr = self._core.step(actions[:, None], active=~self._ended)
+        self._ended |= tr.terminated
+        return tr.obs, tr.reward, tr.info["success"], None
 
 
 class RealWorld:
@@ -181,6 +209,7 @@ class RealWorld:
         self.batch_size = batch_size
         self.options = {**real_options, "terminate_on_success": False}
         self._envs: list = []
+        self._active: list = []
 
     def _env(self, i: int):
         from freeaction_gym.envs.real_metaworld import RealMetaWorldEnv
@@ -192,35 +221,22 @@ class RealWorld:
     def run(
         self, policy: Policy, scenes: Scenes, steps: int, seed: int = 0, keep_frames: bool = False
     ) -> Rollouts:
-        parts = []
-        for start in range(0, len(scenes), self.batch_size):
-            sub = scenes.subset(slice(start, start + self.batch_size))
-            b = len(sub)
-            envs = [self._env(i) for i in range(b)]
-            obs = np.stack(
-                [
-                    env.reset(seed=seed, options={"bank_index": int(j)})[0]
-                    for env, j in zip(envs, sub.bank_index, strict=True)
-                ]
-            )
-            policy.reset(sub, seed)
-            reward = np.zeros((b, steps), np.float32)
-            success = np.zeros((b, steps), bool)
-            actions = np.zeros((b, steps, 4), np.float32)
-            frames = [obs] if keep_frames else None
-            for t in range(steps):
-                state = np.stack([env.state for env in envs])
-                a = _checked(policy.act(obs, t, state), b, policy.name)
-                out = [env.step(a[i]) for i, env in enumerate(envs)]
-                obs = np.stack([o[0] for o in out])
-                reward[:, t] = [o[1] for o in out]
-                success[:, t] = [o[4]["success"] for o in out]
-                actions[:, t] = a
-                if frames is not None:
-                    frames.append(obs)
-            kept = None if frames is None else np.stack(frames, axis=1)
-            parts.append(Rollouts(sub, reward, success, actions, kept))
-        return _collect(parts, scenes)
+        return run_batches(self, policy, scenes, steps, seed, keep_frames)
+
+    def start(self, scenes: Scenes, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        self._active = [self._env(i) for i in range(len(scenes))]
+        obs = [
+            env.reset(seed=seed, options={"bank_index": int(j)})[0]
+            for env, j in zip(self._active, scenes.bank_index, strict=True)
+        ]
+        return np.stack(obs), np.stack([env.state for env in self._active])
+
+    def advance(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        out = [env.step(a) for env, a in zip(self._active, actions, strict=True)]
+        obs = np.stack([o[0] for o in out])
+        reward = np.array([o[1] for o in out], np.float32)
+        success = np.array([o[4]["success"] for o in out])
+        return obs, reward, success, np.stack([env.state for env in self._active])
 
     def close(self) -> None:
         for env in self._envs:

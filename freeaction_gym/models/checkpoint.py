@@ -7,6 +7,10 @@
   unpickled, and otherwise infer the architecture from tensor shapes.
 * Our own checkpoints: a directory with ``model.safetensors`` + ``config.json``
   (:func:`save_pretrained_dit` / :func:`load_pretrained_dit`), loaded with no flags.
+
+Every reader raises :class:`CheckpointError` naming the file and the cause (unreadable or
+truncated weights, a config that is not JSON or lacks its ``config`` entry, NaN/inf
+weights: :func:`check_finite`), never a bare library error.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from freeaction_gym.models.dit import DiTConfig, VideoDiT
@@ -29,6 +34,43 @@ IRASIM_DOC = "README section 'Bringing IRASim checkpoints'"
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or does not fit the model."""
+
+
+def check_finite(sd: dict[str, torch.Tensor], source: str | Path) -> dict[str, torch.Tensor]:
+    """``sd`` unchanged if every floating tensor is finite, else :class:`CheckpointError`
+    naming ``source`` and the first bad tensors (a corrupt file must not load as a model
+    that renders black frames)."""
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(
+            f"{source}: non-finite (NaN/inf) weights in {len(bad)} tensor(s), e.g. "
+            f"{', '.join(bad[:3])}; the file is corrupt - restore or retrain it"
+        )
+    return sd
+
+
+def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """A ``.safetensors`` file's tensors, checked finite; errors name ``path``."""
+    try:
+        sd = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"cannot read weights {path}: {err}") from err
+    return check_finite(sd, path)
+
+
+def read_config_json(path: str | Path, required: tuple[str, ...] = ("config",)) -> dict:
+    """A checkpoint's ``config.json`` as a dict holding the ``required`` keys; errors name
+    ``path`` (not JSON, not an object, a key missing)."""
+    try:
+        meta = json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err})") from err
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, got {type(meta).__name__}")
+    missing = [k for k in required if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path} lacks the entry {missing[0]!r} (keys: {sorted(meta)})")
+    return meta
 
 
 class _Placeholder:
@@ -215,7 +257,7 @@ def load_irasim_checkpoint(path: str | Path, **overrides) -> VideoDiT:
     ``overrides`` are :class:`DiTConfig` fields that replace inferred values (e.g.
     ``num_heads``, ``input_size``)."""
     obj = read_checkpoint_file(path)
-    sd = pick_state_dict(obj)
+    sd = check_finite(pick_state_dict(obj), path)
     args = obj.get("args") if isinstance(obj, dict) else None
     config = infer_irasim_config(sd, args, **overrides)
     model = VideoDiT(config)
@@ -246,11 +288,11 @@ def load_pretrained_dit(directory: str | Path) -> VideoDiT:
                 f"missing {f}; a model directory needs model.safetensors and config.json "
                 "(written by `freeaction train`)"
             )
-    meta = json.loads(cfg_file.read_text())
+    meta = read_config_json(cfg_file)
     try:
         config = DiTConfig(**meta["config"])
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise CheckpointError(f"{cfg_file}: incompatible config ({err})") from err
     model = VideoDiT(config)
-    load_state_dict_strict(model, load_file(str(weights)), str(weights))
+    load_state_dict_strict(model, load_safetensors(weights), str(weights))
     return model.eval()

@@ -4,7 +4,7 @@ The world model only predicts pixels, so an environment built on it needs a sepa
 reward. :class:`RewardHead` maps the frame reached after an action (uint8 ``(B, H, W, 3)``)
 and a task id to ``(reward, success_logit)``; :class:`LearnedReward` wraps it in the
 :class:`freeaction_gym.rewards.RewardFunction` interface. Trained by
-:mod:`freeaction_gym.rewards.train_head`.
+:mod:`freeaction_gym.training.train_reward_head`.
 
 Saved as ``{dir}/model.safetensors`` + ``{dir}/config.json``; the config carries the task
 names and the reward normalisation, so :meth:`RewardHead.from_pretrained` needs no flags.
@@ -17,8 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
+
+from freeaction_gym.models.checkpoint import CheckpointError, load_safetensors, read_config_json
 
 WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
 
@@ -144,11 +146,16 @@ class RewardHead(nn.Module):
                 f"{WEIGHTS_NAME} and {CONFIG_NAME} as written by RewardHead.save_pretrained "
                 "(train one with `freeaction train-reward --data DIR --out DIR`)"
             )
-        meta = json.loads((directory / CONFIG_NAME).read_text())
-        if meta.get("class") != "RewardHead" or "config" not in meta:
-            raise ValueError(f"{directory / CONFIG_NAME} is not a RewardHead config")
-        head = cls(RewardHeadConfig(**meta["config"]))
-        sd = load_file(str(directory / WEIGHTS_NAME))
+        meta = read_config_json(directory / CONFIG_NAME, required=("class", "config"))
+        if meta["class"] != "RewardHead" or not isinstance(meta["config"], dict):
+            raise CheckpointError(f"{directory / CONFIG_NAME} is not a RewardHead config")
+        try:
+            head = cls(RewardHeadConfig(**meta["config"]))
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(
+                f"{directory / CONFIG_NAME}: bad RewardHead config ({err})"
+            ) from err
+        sd = load_safetensors(directory / WEIGHTS_NAME)
         result = head.load_state_dict(sd, strict=False)
         if result.missing_keys or result.unexpected_keys:
             raise ValueError(

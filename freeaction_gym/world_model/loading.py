@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from freeaction_gym.assets import resolve_model_path
+from freeaction_gym.models.checkpoint import CheckpointError, read_config_json
 from freeaction_gym.world_model.model import DiffusionConfig, WorldModel
 
 
@@ -15,7 +16,12 @@ def load_world_model(
     """``model``: a directory written by ``WorldModel.save_pretrained`` / ``freeaction train``,
     ``bundled:<name>``, or an IRASim checkpoint file (needs ``vae``: a diffusers
     AutoencoderKL directory, e.g. SDXL's ``vae/``). ``irasim`` None decides by the ``.pt``
-    suffix. Returns the model in eval mode."""
+    suffix. Returns the model in eval mode. A missing path raises ``FileNotFoundError``, an
+    unreadable or inconsistent file ``CheckpointError`` naming it."""
+    if not isinstance(model, str | Path):
+        raise TypeError(
+            f"model must be a path or 'bundled:<name>', got {type(model).__name__} {model!r}"
+        )
     if irasim if irasim is not None else str(model).endswith(".pt"):
         from freeaction_gym.models.autoencoder import VideoAutoencoder
         from freeaction_gym.models.checkpoint import load_irasim_checkpoint
@@ -35,4 +41,13 @@ def load_world_model(
             "`freeaction train`); use 'bundled:metaworld_default' for the bundled one, or an "
             "IRASim .pt checkpoint together with its VAE directory"
         )
-    return WorldModel.from_pretrained(path)
+    config = path / "config.json"
+    meta = read_config_json(config)
+    if not isinstance(meta.get("diffusion", {}), dict) or not isinstance(
+        meta.get("stats", {}), dict
+    ):
+        raise CheckpointError(f"{config}: 'diffusion' and 'stats' must be JSON objects")
+    try:
+        return WorldModel.from_pretrained(path)
+    except (TypeError, ValueError, KeyError) as err:  # e.g. an unknown diffusion setting
+        raise CheckpointError(f"{config}: cannot rebuild the world model ({err})") from err

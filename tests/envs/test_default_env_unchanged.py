@@ -9,7 +9,8 @@ levels per pixel and at most 0.5% of pixels more than 2 levels apart (and 1e-2 o
 learned rewards). A changed noise stream, seeding or context update moves the frames by
 several levels per pixel on average and fails it.
 
-Regenerate (only for a deliberate behaviour change): ``python tests/envs/test_default_env_unchanged.py``.
+Regenerate (only for a deliberate behaviour change):
+``python tests/envs/test_default_env_unchanged.py``.
 """
 
 from __future__ import annotations

@@ -251,6 +251,65 @@ def test_success_terminates_and_zero_reward(tiny):
     assert [(s[2], s[3]) for s in steps] == [(False, False), (False, True)]
 
 
+# -- episode length: one meaning of max_episode_steps (issue 13) ---------------------------
+
+
+def run_until_done(env: gym.Env, limit: int = 100) -> int:
+    """Steps until terminated/truncated (reward 'none': never terminated); returns the count."""
+    for t in range(1, limit + 1):
+        _, _, terminated, truncated, _ = env.step(actions(1, seed=t)[0])
+        if terminated or truncated:
+            assert truncated and not terminated
+            return t
+    raise AssertionError(f"no episode end within {limit} steps")
+
+
+@pytest.mark.parametrize("n", [3, 45])  # below and above the preset's 40
+def test_gym_make_max_episode_steps_is_the_env_option(tiny, n):
+    env = make(tiny, reward="none", max_episode_steps=n)
+    assert env.unwrapped.config.max_episode_steps == n
+    env.reset(seed=0)
+    assert run_until_done(env) == n
+    with pytest.raises(RuntimeError, match="reset"):  # the env's own check, not TimeLimit's
+        env.step(actions(1)[0])
+    env.reset(seed=1)
+    assert run_until_done(env) == n
+
+
+@pytest.mark.parametrize("mode", ["vector_entry_point", "sync"])
+def test_make_vec_max_episode_steps_means_the_same(tiny, mode):
+    venv = gym.make_vec(
+        ENV_ID,
+        num_envs=2,
+        vectorization_mode=mode,
+        model=str(tiny.world_dir),
+        sampling=dict(tiny.fast),
+        reward="none",
+        max_episode_steps=3,
+    )
+    venv.reset(seed=0)
+    ends = [venv.step(np.zeros((2, 4), np.float32))[3].tolist() for _ in range(3)]
+    assert ends == [[False, False], [False, False], [True, True]]
+    if mode == "sync":
+        assert all(e.unwrapped.config.max_episode_steps == 3 for e in venv.unwrapped.envs)
+    else:
+        assert venv.unwrapped.config.max_episode_steps == 3
+
+
+def test_is_success_means_any_step_so_far(tiny):
+    """``success``: reached at this step; ``is_success``: at any step of the episode so far
+    (SB3's EvalCallback reads it at the end), as in the real counterpart."""
+    env = make(tiny, goal_success_distance=0.2, terminate_on_success=False)
+    f = frame(3)
+    env.reset(seed=0, options={"initial_frame": f, "goal_frame": f})
+    flags = [env.step(a)[4] for a in actions(6, seed=4)]
+    success = [i["success"] for i in flags]
+    assert success[0] and not all(success), success  # starts at the goal, then drifts off
+    assert [i["is_success"] for i in flags] == list(np.logical_or.accumulate(success))
+    env.reset(seed=0)
+    assert env.step(actions(1)[0])[4]["is_success"] is False  # a new episode starts over
+
+
 # -- long rollouts ------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """Batched environments: ``gym.make_vec`` (native VectorEnv, next-step autoreset, one
-batched model call per step, env i == a single env seeded seed + i) and the
-stable-baselines3 ``VecEnv`` adapter."""
+batched model call per step, env i == a single env seeded seed + i up to float rounding,
+per-env reset options) and the stable-baselines3 ``VecEnv`` adapter."""
 
 from __future__ import annotations
 
@@ -30,8 +30,34 @@ def is_bank_frame(bank: ResetBank, obs: np.ndarray) -> bool:
     return any(np.array_equal(f, obs) for f in bank.initial)
 
 
+def assert_same_up_to_rounding(batched: np.ndarray, single: np.ndarray) -> None:
+    """The documented guarantee for frames of env i vs a lone env seeded alike: same start,
+    noise and actions, so frames differ only by float rounding of batched matrix products -
+    at most 2 uint8 levels, on fewer than 1% of the values."""
+    diff = np.abs(batched.astype(int) - single.astype(int))
+    assert diff.max() <= 2 and (diff > 0).mean() < 0.01, (diff.max(), (diff > 0).mean())
+
+
+@pytest.fixture(params=["this-cpu", "other-cpu"])
+def rounding(request, monkeypatch):
+    """``other-cpu`` emulates a CPU whose batched kernels round differently from batch-size-1
+    ones (the fresh-machine failure of issue 13): the DiT output of every batch of more than
+    one sample is scaled by 1 + 1e-6 (about 8 float32 ulps)."""
+    if request.param == "other-cpu":
+        from freeaction_gym.models.dit import VideoDiT
+
+        original = VideoDiT.forward
+
+        def forward(self, x, *args, **kwargs):
+            out = original(self, x, *args, **kwargs)
+            return out * (1 + 1e-6) if x.shape[0] > 1 else out
+
+        monkeypatch.setattr(VideoDiT, "forward", forward)
+    return request.param
+
+
 @pytest.mark.parametrize("env_id", [ENV_ID, "FreeActionRT1-v0"])
-def test_env_i_matches_a_single_env_seeded_seed_plus_i(tiny, env_id):
+def test_env_i_matches_a_single_env_seeded_seed_plus_i(tiny, env_id, rounding):
     seed, steps = 10, 3
     kw = kwargs(tiny) if env_id == ENV_ID else tiny.irasim_kwargs(env_id)
     venv = gym.make_vec(env_id, num_envs=N, **kw)
@@ -45,18 +71,14 @@ def test_env_i_matches_a_single_env_seeded_seed_plus_i(tiny, env_id):
     for a in acts:
         o, r, *_ = venv.step(a)
         batched.append((o, r))
-    max_diff = 0
     for i in range(N):
         env = gym.make(env_id, **kw)
         o, _ = env.reset(seed=seed + i)
+        np.testing.assert_array_equal(batched[0][0][i], o)  # the same start, exactly
         single = [(o, 0.0)] + [env.step(a[i])[:2] for a in acts]
-        for (bo, br), (so, sr) in zip(batched, single, strict=True):
-            max_diff = max(max_diff, int(np.abs(bo[i].astype(int) - so.astype(int)).max()))
-            assert br[i] == pytest.approx(sr, rel=1e-4, abs=1e-5)
-    # Observed: exact with the pixel codec, <= 1 level through the VAE (batched convs and
-    # matmuls may round differently); the same noise and actions must give the same frame.
-    print(f"{env_id}: max |batched - single| = {max_diff} uint8 levels")
-    assert max_diff <= 1, max_diff
+        for (bo, br), (so, sr) in zip(batched[1:], single[1:], strict=True):
+            assert_same_up_to_rounding(bo[i], so)
+            assert br[i] == pytest.approx(sr, rel=1e-3, abs=1e-4)
 
 
 def test_next_step_autoreset_after_truncation(tiny):
@@ -151,3 +173,24 @@ def test_sb3_seeding_is_reproducible(tiny):
 
     for x, y in zip(run(), run(), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_sb3_step_before_reset_says_so(tiny):
+    venv = make_sb3_vec_env(num_envs=2, **kwargs(tiny))
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+        venv.step(batched_actions(1, n=2)[0])
+
+
+def test_per_env_reset_options(tiny):
+    bank = ResetBank.load(tiny.world_dir / "reset_bank.npz")
+    venv = gym.make_vec(ENV_ID, num_envs=N, **kwargs(tiny))
+    own = np.random.default_rng(5).integers(0, 256, (tiny.hw, tiny.hw, 3), dtype=np.uint8)
+    options = [{"bank_index": 4}, None, {"initial_frame": own, "goal_frame": own}]
+    obs, _ = venv.reset(seed=0, options=options)
+    np.testing.assert_array_equal(obs[0], bank.initial[4])
+    assert is_bank_frame(bank, obs[1])
+    np.testing.assert_array_equal(obs[2], own)
+    with pytest.raises(ValueError, match="got 2 options for 3 envs"):
+        venv.reset(options=options[:2])
+    obs, _ = venv.reset(seed=0, options={"bank_index": 2})  # one dict: every env
+    assert all(np.array_equal(o, bank.initial[2]) for o in obs)

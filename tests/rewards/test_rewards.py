@@ -19,7 +19,7 @@ from freeaction_gym.rewards import (
     RewardHeadConfig,
     ZeroReward,
 )
-from freeaction_gym.rewards.train_head import (
+from freeaction_gym.training.train_reward_head import (
     auroc,
     learning_rate,
     main,

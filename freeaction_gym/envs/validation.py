@@ -1,0 +1,173 @@
+"""Make-time validation of the env options that go beyond a field's type.
+
+* :func:`check_sampling` - the ``sampling`` dict (``SamplingConfig`` overrides): known keys
+  at every level (a typo such as ``{"guidance": {"lamda": 2}}`` is named), types (whole
+  ``num_steps``, finite floats), scheduler names from
+  :data:`freeaction_gym.diffusion.schedule.SCHEDULERS`, and ranges (``num_steps >= 1``,
+  ``0 < tau_min <= tau_max``, ``fixed_tau > 0``, ``0 <= cutoff <= 1``).
+* :func:`check_support` - the ``support`` box.
+* :func:`check_against_model` - what needs the loaded model: the action chunk fits the
+  model's window, the sampler accepts ``num_steps`` for this model's schedule, action
+  scales/support have the model's action dimension, reset-bank frames have the model's
+  frame size, and the learned reward head knows every task the bank starts from.
+
+Every error is a ``ValueError`` that names the option (``sampling.truncation.tau_min``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import is_dataclass
+from typing import Any, get_type_hints
+
+
+def check_sampling(sampling: Any) -> dict[str, Any]:
+    """Validate the ``sampling`` option; returns it with Python ints/floats/bools."""
+    from freeaction_gym.diffusion.schedule import SCHEDULERS
+    from freeaction_gym.envs.config import check_value
+    from freeaction_gym.world_model.model import SamplingConfig
+
+    if not isinstance(sampling, dict):
+        raise ValueError(f"env option sampling must be a mapping, got {sampling!r}")
+    hints = get_type_hints(SamplingConfig)
+    _reject_unknown(sampling, hints, "sampling")
+    out: dict[str, Any] = {}
+    for key, value in sampling.items():
+        name, hint = f"sampling.{key}", hints[key]
+        if isinstance(hint, type) and is_dataclass(hint):  # guidance, truncation, norm
+            if not isinstance(value, dict):
+                raise ValueError(f"env option {name} must be a mapping, got {value!r}")
+            sub = get_type_hints(hint)
+            _reject_unknown(value, sub, name)
+            out[key] = {
+                k: check_value(v, sub[k], f"env option {name}.{k}") for k, v in value.items()
+            }
+            try:
+                hint(**out[key])
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"env option {name}: {err}") from err
+        elif key == "scheduler":
+            if value not in SCHEDULERS:
+                raise ValueError(f"env option {name}={value!r}; allowed: {', '.join(SCHEDULERS)}")
+            out[key] = value
+        else:
+            out[key] = check_value(value, hint, f"env option {name}")
+    _check_ranges(out)
+    try:
+        SamplingConfig.from_dict(out)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"env option sampling: {err}") from err
+    return out
+
+
+def _reject_unknown(values: dict, known: dict, name: str) -> None:
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"env option {name} has unknown key(s) {unknown}; known: {sorted(known)}")
+
+
+def _check_ranges(s: dict[str, Any]) -> None:
+    if s.get("num_steps", 1) < 1:
+        raise ValueError(f"env option sampling.num_steps must be >= 1, got {s['num_steps']}")
+    t = s.get("truncation", {})
+    lo, hi = t.get("tau_min", 0.5), t.get("tau_max", 1.5)
+    if not 0 < lo <= hi:
+        raise ValueError(
+            "env option sampling.truncation needs 0 < tau_min <= tau_max (the truncation "
+            f"thresholds, eq. 3), got tau_min={lo}, tau_max={hi}"
+        )
+    if t.get("fixed_tau", 1.0) <= 0:
+        raise ValueError(
+            f"env option sampling.truncation.fixed_tau must be > 0, got {t['fixed_tau']}"
+        )
+
+
+def check_support(support: Any) -> dict[str, Any]:
+    """Validate the ``support`` option; returns it with float lists and a float penalty."""
+    if not isinstance(support, dict) or not {"low", "high"} <= set(support):
+        raise ValueError(f"env option support must be a dict with low and high, got {support!r}")
+    unknown = sorted(set(support) - {"low", "high", "penalty"})
+    if unknown:
+        raise ValueError(
+            f"env option support has unknown key(s) {unknown}; known: low, high, penalty"
+        )
+    try:
+        low = [float(v) for v in support["low"]]
+        high = [float(v) for v in support["high"]]
+        penalty = float(support.get("penalty", 0.0))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"env option support needs numbers: {err}") from err
+    if len(low) != len(high) or not all(lo < hi for lo, hi in zip(low, high, strict=True)):
+        raise ValueError(f"env option support needs low < high of equal length, got {low}, {high}")
+    return {"low": low, "high": high, "penalty": penalty}
+
+
+def check_against_model(cfg, world, bank, task_names: list[str]):
+    """Options that need the model (see the module docstring); returns the
+    :class:`~freeaction_gym.world_model.model.SamplingConfig` the env samples with."""
+    a, k = world.action_dim, cfg.action_chunk
+    window = world.dit.config.num_frames - world.num_context
+    if k > window:
+        raise ValueError(
+            f"env option action_chunk={k} exceeds this model's window: it predicts at most "
+            f"{window} frames per call ({world.dit.config.num_frames} frames, "
+            f"{world.num_context} of them context)"
+        )
+    for name in ("action_scale", "action_offset"):
+        value = getattr(cfg, name)
+        if value is not None and len(value) != a:
+            raise ValueError(f"env option {name} has {len(value)} entries; the model's actions {a}")
+    if cfg.support is not None and len(cfg.support["low"]) != a:
+        raise ValueError(
+            f"env option support bounds have {len(cfg.support['low'])} entries; the model's "
+            f"actions have {a}"
+        )
+    if bank is not None and tuple(bank.initial.shape[1:]) != frame_shape(world):
+        raise ValueError(
+            f"reset bank {cfg.reset_bank or '(the model directory default)'} has frames "
+            f"{tuple(bank.initial.shape[1:])}; the model makes {frame_shape(world)}"
+        )
+    if bank is not None and cfg.task is not None:
+        bank.indices(cfg.task)  # names the bank's tasks
+    if bank is not None and cfg.reward == "learned":
+        unknown = sorted(set(bank.tasks) - set(task_names))
+        if unknown:
+            raise ValueError(
+                f"the reward head knows tasks {task_names}, but the reset bank also starts "
+                f"from {unknown}: pass task=... or a reward head trained on those tasks"
+            )
+    return _model_sampling(cfg, world)
+
+
+def _model_sampling(cfg, world):
+    sampling = world.default_sampling(cfg.action_chunk, **cfg.sampling)
+    name, steps = sampling.scheduler, sampling.num_steps
+    limit = world.diffusion.num_train_timesteps
+    if getattr(world.diffusion, "parameterization", "ddpm") == "ddpm" and steps > limit:
+        raise ValueError(
+            f"env option sampling.num_steps={steps} exceeds the model's {limit} training timesteps"
+        )
+    if sampling.norm.space == "normalized" and "action_std" not in world.stats:
+        raise ValueError(
+            "env option sampling.norm.space='normalized' needs the dataset's action mean/std, "
+            "which this model's statistics lack; use space='raw'"
+        )
+    try:  # the scheduler's own limits (e.g. PNDM's warm-up needs several steps)
+        world.scheduler(name, sampling).set_timesteps(steps)
+    except (ValueError, IndexError, ZeroDivisionError) as err:
+        raise ValueError(
+            f"env option sampling: scheduler {name!r} cannot run num_steps={steps} for this "
+            f"model ({err})"
+        ) from err
+    return sampling
+
+
+def frame_shape(world) -> tuple[int, int, int]:
+    """(H, W, 3) of the frames the model makes: its latent grid times the codec's stride."""
+    h, w = world.dit.config.input_size
+    r = getattr(world.codec, "downsample", 1)
+    return (h * r, w * r, 3)
+
+
+def latent_shape(world) -> tuple[int, int, int]:
+    """(C, h, w) of one latent frame."""
+    return (world.dit.config.in_channels, *world.dit.config.input_size)
