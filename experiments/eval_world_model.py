@@ -13,6 +13,10 @@ truncation, ``world.default_sampling(K)``):
 (c) long rollouts over whole episodes: per-frame PSNR vs copy, NaN and pixel-drift check;
 (d) side-by-side videos (truth | model | model+FreeAction | copy) and PNG strips.
 
+Rollouts and scores are :func:`freeaction_gym.evaluation.study.run_methods`'s: clip ``i``'s
+noise comes from a generator seeded by (seed, i), so numbers do not depend on ``--batch``
+(beyond float rounding), and PSNR is capped per frame at ``study.PSNR_CAP``.
+
 Outputs in ``--out``: metrics.json, results.md (tables for docs/RESULTS.md), plots, videos.
 
     python experiments/eval_world_model.py                     # the bundled model
@@ -26,6 +30,7 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when OpenMP starts
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import shlex  # noqa: E402
 import subprocess  # noqa: E402
@@ -41,32 +46,29 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from scipy import stats as st  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
 
 from freeaction_gym.assets import resolve_model_path  # noqa: E402
-from freeaction_gym.diffusion import ActionCFG, NoiseTruncation  # noqa: E402
-from freeaction_gym.evaluation import (  # noqa: E402
-    latent_l2,
-    moving_region_psnr,
-    psnr_video,
-    ssim_video,
-)
 from freeaction_gym.evaluation.paired_stats import mean_ci  # noqa: E402
 from freeaction_gym.evaluation.rollout import (  # noqa: E402
     Clips,
     collect_clips,
     encode_frames,
     max_chunk,
-    rollout_autoregressive,
+)
+from freeaction_gym.evaluation.study import (  # noqa: E402
+    PSNR_CAP,
+    Method,
+    MethodResult,
+    copy_baseline,
+    merge,
+    run_methods,
 )
 from freeaction_gym.models import count_parameters  # noqa: E402
 from freeaction_gym.utils.args import parse_args  # noqa: E402
 from freeaction_gym.utils.threads import configure_threads  # noqa: E402
-from freeaction_gym.world_model import SamplingConfig, load_world_model  # noqa: E402
+from freeaction_gym.world_model import load_world_model  # noqa: E402
 
-PSNR_CAP = 100.0  # dB; identical frames give +inf (a copy of a static scene)
 IRASIM_FRAMES = 16  # IRASim's short trajectories: 1 context frame + 15 actions
 
 
@@ -122,21 +124,15 @@ except (FileNotFoundError, ValueError) as e:
     sys.exit(f"{e}\n(train one with `freeaction train --config configs/metaworld_default.yaml`)")
 n = world.num_context
 K = max_chunk(world)  # frames per denoiser call = the env's action chunk
-plain = SamplingConfig(
-    scheduler=args.scheduler,
-    num_steps=args.steps,
-    guidance=ActionCFG(mode="none"),
-    truncation=NoiseTruncation(mode="none"),
-)
-freeaction = world.default_sampling(K, scheduler=args.scheduler, num_steps=args.steps)
-if world.mu_act(freeaction.norm, K) is None:
+BASE = {"scheduler": args.scheduler, "num_steps": args.steps}
+METHODS = [  # rows; overrides of world.default_sampling(k) (mu_act from the model's stats)
+    Method("model", {"guidance": {"mode": "none"}, "truncation": {"mode": "none"}}),
+    Method("model+truncation", {"guidance": {"mode": "none"}}),
+    Method("model+FreeAction", {}),
+]
+SAMPLERS = [m.name for m in METHODS]
+if world.mu_act(world.default_sampling(K).norm, K) is None:
     print(f"warning: {args.model} has no mu_act statistics; truncation is centred on 0")
-# One config for every chunk: mu_act of the full chunk K (the default mean_step_l2 norm is
-# nearly independent of the chunk length; see stats.json mu_act).
-trunc_only = world.default_sampling(
-    K, scheduler=args.scheduler, num_steps=args.steps, guidance={"mode": "none"}
-)
-SAMPLERS = {"model": plain, "model+truncation": trunc_only, "model+FreeAction": freeaction}
 print(
     f"[eval] {args.model}: {count_parameters(world.dit) / 1e6:.2f}M params, "
     f"{world.dit.config.num_frames} frames ({n} context, chunk {K}), codec "
@@ -146,36 +142,13 @@ print(
 
 
 # -- helpers -----------------------------------------------------------------------------
-def clip_scores(pred: np.ndarray, true: np.ndarray, pred_z, true_z, per_frame=False) -> dict:
-    """Per-clip metrics (N,) of uint8 videos (N, F, H, W, 3) and latents (N, F, C, h, w);
-    frames after the context only. ``per_frame`` adds the colour PSNR curve (N, F - n)."""
-    cap = lambda x: np.minimum(x, PSNR_CAP)  # noqa: E731
-    s = {
-        "psnr": cap(psnr_video(pred, true, skip_first=n)),
-        "ssim": ssim_video(pred, true, skip_first=n),
-        "psnr_gray": cap(psnr_video(pred, true, skip_first=n, color=False)),
-        "ssim_gray": ssim_video(pred, true, skip_first=n, color=False),
-        "latent_l2": latent_l2(pred_z, true_z, skip_first=n),
-        "moving_psnr": cap(moving_region_psnr(pred, true, true[:, n - 1], skip_first=n)),
-    }
-    if per_frame:
-        s["psnr_per_frame"] = cap(psnr_video(pred, true, skip_first=n, per_frame=True))
-        diff = pred[:, n:].mean(axis=(2, 3, 4)) - true[:, n:].mean(axis=(2, 3, 4))
-        s["pixel_drift_per_frame"] = diff  # (N, F - n) uint8 units
-    return s
-
-
-def generate(sampling: SamplingConfig, clips: Clips, true_z, actions, seed: int, desc: str):
-    """Roll out every clip from its true context latent; returns (uint8 video, latents)."""
-    videos, latents = [], []
-    for i in tqdm(range(0, len(clips), args.batch), desc=desc, leave=False):
-        g = torch.Generator().manual_seed(seed * 1_000_003 + i)  # same draws for shuffled
-        z = rollout_autoregressive(
-            world, true_z[i : i + args.batch, :n], actions[i : i + args.batch], sampling, K, g
-        )
-        latents.append(z)
-        videos.append(world.decode(z).numpy())
-    return np.concatenate(videos), torch.cat(latents)
+def row_of(res: MethodResult) -> dict:
+    """Per-clip values (N,) averaged over seeds, per-frame curves (N, F - n), seed spread."""
+    row = {k: v.mean(axis=0) for k, v in res.scores.items()}
+    row["psnr_per_frame"] = res.per_frame_psnr.mean(axis=0)
+    row["pixel_drift_per_frame"] = res.per_frame_drift.mean(axis=0)
+    row["seed_spread_psnr"] = float(np.std(res.scores["psnr"].mean(axis=1)))
+    return row
 
 
 def summarise(per_clip: np.ndarray) -> dict:
@@ -185,31 +158,26 @@ def summarise(per_clip: np.ndarray) -> dict:
     return {"mean": mean, "ci95": hi - mean if n > 1 else float("nan"), "n": n}
 
 
-def evaluate_setting(name: str, clips: Clips, shuffle: bool, per_frame: bool) -> dict:
+def evaluate_setting(name: str, clips: Clips, shuffle: bool) -> dict:
     """All rows (copy, samplers, shuffled) of one setting; per-clip metrics seed-averaged."""
-    true = clips.frames
-    true_z = encode_frames(world, true, args.batch)
-    copy = np.concatenate([true[:, :n], np.repeat(true[:, n - 1 : n], true.shape[1] - n, 1)], 1)
-    copy_z = torch.cat([true_z[:, :n], true_z[:, n - 1 : n].expand_as(true_z[:, n:])], 1)
-    rows = {"copy": clip_scores(copy, true, copy_z, true_z, per_frame)}
-    shown = {"truth": true[: args.num_videos], "copy": copy[: args.num_videos]}
-    health = {}
-    rolled = clips.actions.roll(1, dims=0)  # clip i gets clip i-1's actions
-    for label, sampling in SAMPLERS.items():
-        variants = {label: clips.actions} | ({f"{label} (shuffled)": rolled} if shuffle else {})
-        for row, actions in variants.items():
-            runs = []
-            for seed in args.seeds:
-                video, z = generate(sampling, clips, true_z, actions, seed, f"{name} {row} s{seed}")
-                runs.append(clip_scores(video, true, z, true_z, per_frame))
-                h = health.setdefault(row, {"nonfinite_latents": 0, "max_abs_latent": 0.0})
-                h["nonfinite_latents"] += int((~torch.isfinite(z)).sum())  # blow-up check
-                h["max_abs_latent"] = max(h["max_abs_latent"], float(z.abs().nan_to_num().max()))
-                if seed == args.seeds[0] and row == label:
-                    shown[label] = video[: args.num_videos]
-            rows[row] = {k: np.mean([r[k] for r in runs], axis=0) for k in runs[0]}
-            rows[row]["seed_spread_psnr"] = np.std([r["psnr"].mean() for r in runs])
-    return {"rows": rows, "shown": shown, "health": health}
+    true_z = encode_frames(world, clips.frames, args.batch)
+    variants = {"": clips}
+    if shuffle:  # clip i gets clip i-1's actions, with clip i's noise
+        variants[" (shuffled)"] = dataclasses.replace(clips, actions=clips.actions.roll(1, 0))
+    results = {"copy": copy_baseline(clips, true_z, n)}
+    for suffix, c in variants.items():
+        res = run_methods(
+            world, c, true_z, METHODS, BASE, args.seeds, K, args.batch, desc=f"{name}{suffix}"
+        )
+        results |= {f"{label}{suffix}": r for label, r in res.items()}
+    shown = {"truth": clips.frames[: args.num_videos]}
+    shown |= {row: results[row].frames[: args.num_videos] for row in ["copy", *SAMPLERS]}
+    health = {row: r.health for row, r in results.items() if r.health}
+    return {
+        "rows": {row: row_of(r) for row, r in results.items()},
+        "shown": shown,
+        "health": health,
+    }
 
 
 def report(res: dict) -> dict:
@@ -217,7 +185,7 @@ def report(res: dict) -> dict:
     rows = res["rows"]
     summary = {
         row: {
-            k: (float(v) if k == "seed_spread_psnr" else summarise(v))
+            k: (v if k == "seed_spread_psnr" else summarise(v))
             for k, v in m.items()
             if not k.endswith("per_frame")
         }
@@ -351,7 +319,10 @@ SETTINGS = {  # name -> (frames per clip, clips, shuffle check, per-frame curves
 results, summaries = {}, {}
 for name, (frames, count, shuffle, per_frame) in SETTINGS.items():
     clips = collect_clips(args.data, args.split, frames, count, seed=0)
-    res = evaluate_setting(name, clips, shuffle, per_frame)
+    res = evaluate_setting(name, clips, shuffle)
+    if not per_frame:
+        for row in res["rows"].values():
+            del row["psnr_per_frame"], row["pixel_drift_per_frame"]
     res["clips"] = clips
     results[name], summaries[name] = res, report(res)
     s = summaries[name]["rows"]
@@ -382,7 +353,9 @@ metrics = {
         "codec": type(world.codec).__name__,
         "chunk": K,
     },
-    "sampling": {k: v.to_dict() for k, v in SAMPLERS.items()},
+    "sampling": {
+        m.name: world.default_sampling(K, **merge(BASE, m.overrides)).to_dict() for m in METHODS
+    },
     "psnr_cap_db": PSNR_CAP,
     "settings": summaries,
     "seconds": round(time.time() - t_start, 1),

@@ -58,31 +58,49 @@ def sampling_fn(world: WorldModel, base: dict, method: Method):
 
 @dataclass
 class MethodResult:
-    """Scores of one method: ``scores[metric]`` (S seeds, N clips); ``per_frame_psnr``
-    (S, N, F-1) colour PSNR per generated frame; ``frames`` uint8 (N, F, H, W, 3) of seed 0."""
+    """Scores of one method over S seeds and N clips whose first ``n`` frames are context:
+    ``scores[metric]`` (S, N); ``per_frame_psnr`` (S, N, F-n) colour PSNR per generated
+    frame (capped at :data:`PSNR_CAP`); ``per_frame_drift`` (S, N, F-n) mean pixel of the
+    prediction minus the truth's (uint8 units); ``frames`` uint8 (N, F, H, W, 3) of seed 0;
+    ``health``: count of non-finite generated latents and their largest magnitude."""
 
     scores: dict[str, np.ndarray]
     per_frame_psnr: np.ndarray
     frames: np.ndarray | None
     sampling: dict
+    per_frame_drift: np.ndarray | None = None
+    health: dict[str, float] = field(default_factory=dict)
 
 
 def score_clips(
-    pred: np.ndarray, truth: np.ndarray, pred_lat: torch.Tensor, true_lat: torch.Tensor
+    pred: np.ndarray,
+    truth: np.ndarray,
+    pred_lat: torch.Tensor,
+    true_lat: torch.Tensor,
+    num_context: int = 1,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per-clip metrics over frames 2..F (IRASim) and per-frame colour PSNR (capped)."""
-    pf = np.minimum(psnr_video(pred, truth, per_frame=True), PSNR_CAP)
+    """Per-clip metrics over the frames after the ``num_context`` context frames (IRASim:
+    frames 2..F) and per-frame colour PSNR; every PSNR capped per frame at PSNR_CAP."""
+    n = num_context
+    pf = np.minimum(psnr_video(pred, truth, skip_first=n, per_frame=True), PSNR_CAP)
+    gray = psnr_video(pred, truth, color=False, skip_first=n, per_frame=True)
     scores = {
         "psnr": pf.mean(axis=1),
-        "psnr_gray": np.minimum(
-            psnr_video(pred, truth, color=False, per_frame=True), PSNR_CAP
-        ).mean(axis=1),
-        "ssim": ssim_video(pred, truth),
-        "ssim_gray": ssim_video(pred, truth, color=False),
-        "latent_l2": latent_l2(pred_lat, true_lat),
-        "moving_psnr": np.minimum(moving_region_psnr(pred, truth), PSNR_CAP),
+        "psnr_gray": np.minimum(gray, PSNR_CAP).mean(axis=1),
+        "ssim": ssim_video(pred, truth, skip_first=n),
+        "ssim_gray": ssim_video(pred, truth, color=False, skip_first=n),
+        "latent_l2": latent_l2(pred_lat, true_lat, skip_first=n),
+        "moving_psnr": np.minimum(
+            moving_region_psnr(pred, truth, truth[:, n - 1], skip_first=n), PSNR_CAP
+        ),
     }
     return scores, pf
+
+
+def pixel_drift(pred: np.ndarray, truth: np.ndarray, num_context: int = 1) -> np.ndarray:
+    """(N, F-n) mean pixel of each generated frame minus the true frame's (uint8 units)."""
+    n = num_context
+    return pred[:, n:].mean(axis=(2, 3, 4)) - truth[:, n:].mean(axis=(2, 3, 4))
 
 
 @torch.inference_mode()
@@ -101,44 +119,53 @@ def run_methods(
     """Roll every method out on every clip for every seed.
 
     clips: ground truth (N, F, H, W, 3) + actions (N, F-1, A); latents (N, F, C, h, w) the
-    encoded ground truth (context = frame 0). Returns {method name: MethodResult}.
+    encoded ground truth (context = the first ``world.num_context`` frames). Clip ``i``'s
+    noise comes from a generator seeded by (seed, i) only, so results do not depend on
+    ``batch`` beyond float rounding. Returns {method name: MethodResult}.
     """
-    n, f = latents.shape[:2]
+    n, (num, f) = world.num_context, latents.shape[:2]
     out: dict[str, MethodResult] = {}
-    total = len(methods) * len(seeds) * ((n + batch - 1) // batch)
+    total = len(methods) * len(seeds) * -(-num // batch)
     bar = tqdm(total=total, desc=desc or "methods", mininterval=2)
     for m in methods:
         make = sampling_fn(world, base, m)
-        scores = {k: np.empty((len(seeds), n)) for k in METRICS}
-        per_frame = np.empty((len(seeds), n, f - 1))
+        scores = {k: np.empty((len(seeds), num)) for k in METRICS}
+        per_frame, drift = np.empty((2, len(seeds), num, f - n))
         frames = np.empty_like(clips.frames) if keep_frames else None
+        health = {"nonfinite_latents": 0, "max_abs_latent": 0.0}
         for s_i, seed in enumerate(seeds):
-            for lo in range(0, n, batch):
-                hi = min(n, lo + batch)
+            for lo in range(0, num, batch):
+                hi = min(num, lo + batch)
                 gens = clip_generators(seed, range(lo, hi))
-                ctx = latents[lo:hi, : world.num_context]
                 acts = clips.actions[lo:hi, : f - 1]
-                z = rollout_autoregressive(world, ctx, acts, make, chunk, generator=gens)
+                z = rollout_autoregressive(world, latents[lo:hi, :n], acts, make, chunk, gens)
                 pred = world.decode(z).numpy()
-                sc, pf = score_clips(pred, clips.frames[lo:hi], z, latents[lo:hi])
+                sc, pf = score_clips(pred, clips.frames[lo:hi], z, latents[lo:hi], n)
                 for k in METRICS:
                     scores[k][s_i, lo:hi] = sc[k]
                 per_frame[s_i, lo:hi] = pf
+                drift[s_i, lo:hi] = pixel_drift(pred, clips.frames[lo:hi], n)
+                health["nonfinite_latents"] += int((~torch.isfinite(z)).sum())
+                biggest = float(z.abs().nan_to_num(posinf=0.0).max())
+                health["max_abs_latent"] = max(health["max_abs_latent"], biggest)
                 if keep_frames and s_i == 0:
                     frames[lo:hi] = pred
                 bar.update(1)
-        out[m.name] = MethodResult(scores, per_frame, frames, make(chunk or 1).to_dict())
+        out[m.name] = MethodResult(
+            scores, per_frame, frames, make(chunk or 1).to_dict(), drift, health
+        )
     bar.close()
     return out
 
 
-def copy_baseline(clips: Clips, latents: torch.Tensor) -> MethodResult:
-    """Copy the context frame into every later frame (the static-camera minimum)."""
-    f = clips.frames.shape[1]
-    pred = np.repeat(clips.frames[:, :1], f, axis=1)
-    z = latents[:, :1].expand_as(latents)
-    sc, pf = score_clips(pred, clips.frames, z, latents)
-    return MethodResult({k: v[None] for k, v in sc.items()}, pf[None], pred, {})
+def copy_baseline(clips: Clips, latents: torch.Tensor, num_context: int = 1) -> MethodResult:
+    """Repeat the last context frame into every later frame (the static-camera minimum)."""
+    n, f = num_context, clips.frames.shape[1]
+    pred = np.concatenate([clips.frames[:, :n], np.repeat(clips.frames[:, n - 1 : n], f - n, 1)], 1)
+    z = torch.cat([latents[:, :n], latents[:, n - 1 : n].expand_as(latents[:, n:])], dim=1)
+    sc, pf = score_clips(pred, clips.frames, z, latents, n)
+    drift = pixel_drift(pred, clips.frames, n)[None]
+    return MethodResult({k: v[None] for k, v in sc.items()}, pf[None], pred, {}, drift)
 
 
 def summarize(

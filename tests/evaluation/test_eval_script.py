@@ -9,24 +9,36 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_eval_world_model_quick(tiny_world_model, tiny_dataset, tmp_path):
-    out = tmp_path / "eval"
+def run_eval(model, data, out, *extra: str) -> dict:
+    """experiments/eval_world_model.py --quick; returns its metrics.json."""
     env = os.environ | {"OMP_WAIT_POLICY": "PASSIVE", "FREEACTION_THREADS": "1"}
     cmd = [
         sys.executable,
         str(REPO / "experiments" / "eval_world_model.py"),
         "--quick",
-        "--model", str(tiny_world_model),
-        "--data", str(tiny_dataset),
+        "--model", str(model),
+        "--data", str(data),
         "--out", str(out),
+        *extra,
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "metrics.json").read_text())
 
-    metrics = json.loads((out / "metrics.json").read_text())
+
+@pytest.fixture(scope="module")
+def quick_eval(tiny_world_model, tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    return out, run_eval(tiny_world_model, tiny_dataset, out)
+
+
+def test_eval_world_model_quick(tiny_world_model, quick_eval):
+    out, metrics = quick_eval
     assert metrics["model_dir"] == str(tiny_world_model.resolve())
     assert "--quick" in metrics["command"] and metrics["args"]["quick"] is True
     assert set(metrics["settings"]) == {"short", "irasim16", "long"}
@@ -70,3 +82,16 @@ def test_sweep_sampler_steps_quick(tiny_world_model, tiny_dataset, tmp_path):
     assert len(rows) == 2 * 3  # steps 1, 2 x three sampling variants
     # every row's copy baseline is the same clips' copy PSNR
     assert len({r.split("|")[4] for r in rows}) == 1
+
+
+def test_eval_world_model_does_not_depend_on_batch(tiny_world_model, tiny_dataset, quick_eval):
+    """Clip i's noise is seeded by (seed, i) (evaluation/study.py), so --batch 3 (clips grouped
+    3 + 1) reproduces the default batch's numbers up to float rounding."""
+    out = quick_eval[0].parent / "eval_batch3"
+    other = run_eval(tiny_world_model, tiny_dataset, out, "--batch", "3")
+    for setting in ("short", "irasim16", "long"):
+        a, b = quick_eval[1]["settings"][setting], other["settings"][setting]
+        for row in ("model", "model+truncation", "model+FreeAction"):
+            for metric in ("psnr", "ssim", "latent_l2"):
+                x, y = a["rows"][row][metric]["mean"], b["rows"][row][metric]["mean"]
+                assert y == pytest.approx(x, rel=1e-3, abs=1e-3), (setting, row, metric)
