@@ -32,14 +32,30 @@ def run_eval(model, data, out, *extra: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def quick_eval(tiny_world_model, tiny_dataset, tmp_path_factory):
+def noisy_model(tiny_world_model, tmp_path_factory) -> Path:
+    """The tiny model with its final layer perturbed so its frames depend on the noise (10
+    training steps leave them nearly noise-independent)."""
+    import torch
+
+    from freeaction_gym.world_model import WorldModel
+
+    world = WorldModel.from_pretrained(tiny_world_model)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in world.dit.final_layer.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return world.save_pretrained(tmp_path_factory.mktemp("noisy"))
+
+
+@pytest.fixture(scope="module")
+def quick_eval(noisy_model, tiny_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval")
-    return out, run_eval(tiny_world_model, tiny_dataset, out)
+    return out, run_eval(noisy_model, tiny_dataset, out, "--batch", "4")
 
 
-def test_eval_world_model_quick(tiny_world_model, quick_eval):
+def test_eval_world_model_quick(noisy_model, quick_eval):
     out, metrics = quick_eval
-    assert metrics["model_dir"] == str(tiny_world_model.resolve())
+    assert metrics["model_dir"] == str(noisy_model.resolve())
     assert "--quick" in metrics["command"] and metrics["args"]["quick"] is True
     assert set(metrics["settings"]) == {"short", "irasim16", "long"}
     short = metrics["settings"]["short"]
@@ -84,13 +100,13 @@ def test_sweep_sampler_steps_quick(tiny_world_model, tiny_dataset, tmp_path):
     assert len({r.split("|")[4] for r in rows}) == 1
 
 
-def test_eval_world_model_does_not_depend_on_batch(tiny_world_model, tiny_dataset, quick_eval):
+def test_eval_world_model_does_not_depend_on_batch(noisy_model, tiny_dataset, quick_eval):
     """Clip i's noise is seeded by (seed, i) (evaluation/study.py), so --batch 3 (clips grouped
-    3 + 1) reproduces the default batch's numbers up to float rounding."""
-    out = quick_eval[0].parent / "eval_batch3"
-    other = run_eval(tiny_world_model, tiny_dataset, out, "--batch", "3")
+    3 + 1) reproduces --batch 4's numbers up to float rounding."""
+    other = run_eval(noisy_model, tiny_dataset, quick_eval[0].parent / "b3", "--batch", "3")
+    runs = [quick_eval[1], other]
     for setting in ("short", "irasim16", "long"):
-        a, b = quick_eval[1]["settings"][setting], other["settings"][setting]
+        a, b = runs[0]["settings"][setting], runs[1]["settings"][setting]
         for row in ("model", "model+truncation", "model+FreeAction"):
             for metric in ("psnr", "ssim", "latent_l2"):
                 x, y = a["rows"][row][metric]["mean"], b["rows"][row][metric]["mean"]
