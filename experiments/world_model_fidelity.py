@@ -224,6 +224,30 @@ def replay_table(results: dict, steps: list[int]) -> str:
     return "\n".join(lines)
 
 
+def headline_table(results: dict, floor: dict, steps: list[int], horizon: int) -> str:
+    """One row per model: the quantities issue 14's targets name, at step 10 and the last
+    scored step (gripper error as a multiple of the probe's floor on all real test frames)."""
+    keys = list(dict.fromkeys(k for k in (10, max(steps)) if k in steps))
+    head = ["model", "ms/frame", "1+4 SSIM - copy", "1+4 PSNR - copy", "action sensitivity",
+            f"rollout SSIM - copy (1..{horizon})"]  # fmt: skip
+    head += [f"gripper / floor @{k}" for k in keys] + [f"sharpness moving @{k}" for k in keys]
+    head += [f"blockiness @{k}" for k in keys]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    g_floor = floor.get("gripper", {}).get("mean", float("nan"))
+    for name, res in results.items():
+        rep, short = res["replay"], res["short"]
+        cells = [f"{res['ms_per_frame']:.1f}", fmt(short["ssim - copy"], 3),
+                 fmt(short["psnr - copy"], 2), fmt(short["action sensitivity"], 2),
+                 fmt(rep["ssim_rollout - copy"][horizon], 3)]  # fmt: skip
+        cells += [
+            f"{rep['gripper'][k]['mean'] / g_floor:.1f}x" if "gripper" in rep else "-" for k in keys
+        ]
+        cells += [fmt(rep["sharpness_moving"][k], 2) for k in keys]
+        cells += [fmt(rep["blockiness"][k], 2) for k in keys]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def short_table(results: dict) -> str:
     head = ["model", *(h for h, _ in SHORT_COLUMNS.values()), "copy PSNR", "copy SSIM", "ms/frame"]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
@@ -322,6 +346,8 @@ def main() -> None:
             f"#### {label}: `{root}` ({args.split} split), {len(replay_set.clips)} episodes, "
             f"open-loop replay of the real actions",
             "",
+            headline_table(results, probe_meta.get("floor", {}), steps, horizon),
+            "",
             replay_table(results, steps),
             "",
             f"Short clips: {max_n} context frame(s) + {SHORT_ACTIONS} actions, {len(short)} clips",
@@ -350,7 +376,8 @@ def main() -> None:
         f"{probe_meta.get('data', '')} test frames: {floor_txt}). Sharpness = Sobel gradient "
         "energy imagined / real (moving region = dilated union of real and imagined change "
         "from the context frame); blockiness = mean step across 8x8 patch boundaries / inside "
-        "(1 = none); copy = the last context frame repeated; ms/frame at batch "
+        "(1 = none); copy = the last context frame repeated; rollout SSIM = mean over every "
+        "imagined step; ms/frame at batch "
         f"{args.batch} on a shared CPU.",
         "",
     ]  # fmt: skip

@@ -54,7 +54,13 @@ from freeaction_gym.world_model.model import WorldModel
 
 STEPS = (1, 5, 10, 20, 40)
 PSNR_CAP = 100.0  # dB; identical frames give +inf
-COPY_PAIRS = {"ssim": "copy_ssim", "ms_ssim": "copy_ms_ssim", "psnr": "copy_psnr"}
+COPY_PAIRS = {
+    "ssim": "copy_ssim",
+    "ms_ssim": "copy_ms_ssim",
+    "psnr": "copy_psnr",
+    "ssim_rollout": "copy_ssim_rollout",
+    "psnr_rollout": "copy_psnr_rollout",
+}
 """Metric -> its copy-baseline column (paired differences in :func:`summarize`)."""
 
 
@@ -182,7 +188,8 @@ def score_replay(
     ``states`` (N, F, S) and ``probe``; ``latent_l2`` needs ``latents`` = (imagined, real)
     latents (N, len(steps), C, h, w) of the scored frames. ``threshold`` / ``dilate``: the
     moving region (:func:`~freeaction_gym.evaluation.fidelity.motion_mask`); ``patch``: the
-    blockiness grid."""
+    blockiness grid. ``ssim_rollout`` / ``psnr_rollout`` (and their copy columns) are the
+    per-clip means over *every* imagined frame, filed under the last step (the horizon)."""
     if real.shape != imagined.shape:
         raise ValueError(f"real {real.shape} and imagined {imagined.shape} differ")
     last = num_context - 1
@@ -195,6 +202,13 @@ def score_replay(
         for k, v in values.items():
             out.setdefault(k, {})[step] = np.asarray(v, np.float64)
 
+    horizon = real.shape[1] - num_context  # whole rollout: mean over steps 1..horizon
+    copy = np.repeat(context[:, None], real.shape[1], axis=1)
+    for tag, video in (("", imagined), ("copy_", copy)):
+        put(horizon, {
+            f"{tag}ssim_rollout": ssim_video(video, real, skip_first=num_context),
+            f"{tag}psnr_rollout": np.minimum(psnr_video(video, real, num_context), PSNR_CAP),
+        })  # fmt: skip
     for j, k in enumerate(steps):
         p, r = imagined[:, last + k], real[:, last + k]  # (N, H, W, 3)
         put(k, _frame_pair(p, r))

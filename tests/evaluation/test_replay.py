@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from freeaction_gym.evaluation.figures import frames_at_steps, save_strip
+from freeaction_gym.evaluation.metrics import ssim_video
 from freeaction_gym.evaluation.paired_stats import mean_ci
 from freeaction_gym.evaluation.probe import StateProbe, StateProbeConfig
 from freeaction_gym.evaluation.replay import (
@@ -66,6 +67,9 @@ def test_perfect_prediction_scores(state_dataset, probe):
         np.testing.assert_array_equal(s["hand_cm"][k], s["floor_hand_cm"][k])
         np.testing.assert_array_equal(s["blockiness"][k], s["blockiness_real"][k])
         assert (s["copy_ssim"][k] < 1).all()  # the hand moved
+    np.testing.assert_allclose(s["ssim_rollout"][10], 1.0)  # mean over steps 1..10
+    copy = np.repeat(real[:, :1], 11, axis=1)
+    np.testing.assert_allclose(s["copy_ssim_rollout"][10], ssim_video(copy, real, skip_first=1))
     summary = summarize(s)
     m, lo, hi = mean_ci(s["copy_psnr"][5])
     assert summary["copy_psnr"][5] == {"mean": m, "lo": lo, "hi": hi, "n": 3}

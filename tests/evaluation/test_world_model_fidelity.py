@@ -56,6 +56,7 @@ def test_world_model_fidelity_quick(tiny, tiny_world_two_context, state_dataset,
     results = (out / "results.md").read_text()
     assert "| one | 10 |" in results and "| two | 10 |" in results
     assert "*real frames (probe floor)*" in results and "action sensitivity" in results
+    assert "gripper / floor @10" in results and "rollout SSIM - copy (1..29)" in results
     for label in ("test", "fresh"):
         assert (out / f"strip_{label}.png").stat().st_size > 0
     text = doc.read_text()
