@@ -12,9 +12,10 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from freeaction_gym.envs.bank import ResetBank
+from freeaction_gym.models.checkpoint import load_safetensors, read_config_json
 
 
 def export_bundle(
@@ -27,10 +28,10 @@ def export_bundle(
 ) -> Path:
     model_dir, out = Path(model_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    sd = load_file(str(model_dir / "model.safetensors"))
+    sd = load_safetensors(model_dir / "model.safetensors")  # errors name the file; NaN refused
     sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
     save_file(sd, str(out / "model.safetensors"))
-    meta = json.loads((model_dir / "config.json").read_text())
+    meta = read_config_json(model_dir / "config.json")
     meta["weights_dtype"] = str(dtype).removeprefix("torch.")
     (out / "config.json").write_text(json.dumps(meta, indent=2))
     ResetBank.from_dataset(data_root, split).save(out / "reset_bank.npz")

@@ -106,50 +106,45 @@ def _checked(actions: Any, b: int, name: str) -> np.ndarray:
     return np.clip(a, -1.0, 1.0)
 
 
-class _World(Protocol):
+class _BatchedWorld:
+    """A world's :meth:`run`: subclasses define ``batch_size``, ``start(scenes, seed) -> (obs
+    uint8 (B, H, W, 3), state (B, 39) or None)`` and ``advance(actions (B, 4)) -> (obs,
+    reward (B,), success (B,), state)``."""
+
     batch_size: int
 
-    def start(self, scenes: Scenes, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Start one episode per scene: (obs uint8 (B, H, W, 3), state (B, 39) or None)."""
-        ...
-
-    def advance(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
-        """One step of every episode: (obs, reward (B,), success (B,), state or None)."""
-        ...
-
-
-def run_batches(
-    world: _World, policy: Policy, scenes: Scenes, steps: int, seed: int, keep_frames: bool
-) -> Rollouts:
-    """``steps`` actions of ``policy`` in every scene, ``world.batch_size`` scenes at a time."""
-    parts = []
-    for start in range(0, len(scenes), world.batch_size):
-        sub = scenes.subset(slice(start, start + world.batch_size))
-        b = len(sub)
-        obs, state = world.start(sub, seed)
-        policy.reset(sub, seed)
-        reward = np.zeros((b, steps), np.float32)
-        success = np.zeros((b, steps), bool)
-        actions = np.zeros((b, steps, 4), np.float32)
-        frames = [obs] if keep_frames else None
-        for t in range(steps):
-            actions[:, t] = _checked(policy.act(obs, t, state), b, policy.name)
-            obs, reward[:, t], success[:, t], state = world.advance(actions[:, t])
-            if frames is not None:
-                frames.append(obs)
-        kept = None if frames is None else np.stack(frames, axis=1)
-        parts.append(Rollouts(sub, reward, success, actions, kept))
-    frames = None if not keep_frames else np.concatenate([p.frames for p in parts])
-    return Rollouts(
-        scenes,
-        np.concatenate([p.reward for p in parts]),
-        np.concatenate([p.success for p in parts]),
-        np.concatenate([p.actions for p in parts]),
-        frames,
-    )
+    def run(
+        self, policy: Policy, scenes: Scenes, steps: int, seed: int = 0, keep_frames: bool = False
+    ) -> Rollouts:
+        """``steps`` actions of ``policy`` in every scene, ``batch_size`` scenes at a time."""
+        parts = []
+        for start in range(0, len(scenes), self.batch_size):
+            sub = scenes.subset(slice(start, start + self.batch_size))
+            b = len(sub)
+            obs, state = self.start(sub, seed)
+            policy.reset(sub, seed)
+            reward = np.zeros((b, steps), np.float32)
+            success = np.zeros((b, steps), bool)
+            actions = np.zeros((b, steps, 4), np.float32)
+            frames = [obs] if keep_frames else None
+            for t in range(steps):
+                actions[:, t] = _checked(policy.act(obs, t, state), b, policy.name)
+                obs, reward[:, t], success[:, t], state = self.advance(actions[:, t])
+                if frames is not None:
+                    frames.append(obs)
+            kept = None if frames is None else np.stack(frames, axis=1)
+            parts.append(Rollouts(sub, reward, success, actions, kept))
+        frames = None if not keep_frames else np.concatenate([p.frames for p in parts])
+        return Rollouts(
+            scenes,
+            np.concatenate([p.reward for p in parts]),
+            np.concatenate([p.success for p in parts]),
+            np.concatenate([p.actions for p in parts]),
+            frames,
+        )
 
 
-class ImaginedWorld:
+class ImaginedWorld(_BatchedWorld):
     """The world model env (``preset`` + ``env_kwargs``, e.g. ``sampling`` overrides) as an
     evaluator; the model, bank and reward head are loaded once and shared by every run.
     Episodes run the env core's step with ``terminate_on_success=False``; one that leaves
@@ -179,11 +174,6 @@ class ImaginedWorld:
         self._core: Any = None
         self._ended = np.zeros(0, bool)
 
-    def run(
-        self, policy: Policy, scenes: Scenes, steps: int, seed: int = 0, keep_frames: bool = False
-    ) -> Rollouts:
-        return run_batches(self, policy, scenes, steps, seed, keep_frames)
-
     def start(self, scenes: Scenes, seed: int) -> tuple[np.ndarray, None]:
         """Scene ``j`` draws its noise generator's seed from ``default_rng([seed, j])``."""
         from freeaction_gym.envs.factory import build_core
@@ -201,7 +191,7 @@ class ImaginedWorld:
         return tr.obs, tr.reward, tr.info["success"], None
 
 
-class RealWorld:
+class RealWorld(_BatchedWorld):
     """The real MetaWorld counterpart (:class:`~freeaction_gym.envs.real_metaworld.
     RealMetaWorldEnv`) on the same reset bank; ``batch_size`` envs step in lockstep."""
 
@@ -217,11 +207,6 @@ class RealWorld:
         while len(self._envs) <= i:
             self._envs.append(RealMetaWorldEnv(**self.options, max_episode_steps=10**6))
         return self._envs[i]
-
-    def run(
-        self, policy: Policy, scenes: Scenes, steps: int, seed: int = 0, keep_frames: bool = False
-    ) -> Rollouts:
-        return run_batches(self, policy, scenes, steps, seed, keep_frames)
 
     def start(self, scenes: Scenes, seed: int) -> tuple[np.ndarray, np.ndarray]:
         self._active = [self._env(i) for i in range(len(scenes))]

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import torch
+from torch import Tensor
 
 from freeaction_gym.rewards.goal import GoalLatentReward, mean_squared_latent_distance
 from freeaction_gym.rewards.learned import LearnedReward, RewardHead, RewardHeadConfig
@@ -34,12 +35,8 @@ class RewardFunction(Protocol):
     (shapes and units in the module docstring)."""
 
     def __call__(
-        self,
-        frames: torch.Tensor,
-        latents: torch.Tensor,
-        goal_latents: torch.Tensor | None,
-        task_ids: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+        self, frames: Tensor, latents: Tensor, goal_latents: Tensor | None, task_ids: Tensor
+    ) -> tuple[Tensor, Tensor]: ...
 
 
 def check_reward_output(
@@ -84,12 +81,8 @@ class CallableReward:
         self.name = name or getattr(fn, "__qualname__", type(fn).__name__)
 
     def __call__(
-        self,
-        frames: torch.Tensor,
-        latents: torch.Tensor,
-        goal_latents: torch.Tensor | None,
-        task_ids: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, frames: Tensor, latents: Tensor, goal_latents: Tensor | None, task_ids: Tensor
+    ) -> tuple[Tensor, Tensor]:
         out = self.fn(frames, latents, goal_latents, task_ids)
         return check_reward_output(out, frames.shape[0], f"reward function {self.name!r}")
 
@@ -98,12 +91,8 @@ class ZeroReward:
     """Reward 0 and never success (pure world-model exploration / video generation)."""
 
     def __call__(
-        self,
-        frames: torch.Tensor,
-        latents: torch.Tensor,
-        goal_latents: torch.Tensor | None,
-        task_ids: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, frames: Tensor, latents: Tensor, goal_latents: Tensor | None, task_ids: Tensor
+    ) -> tuple[Tensor, Tensor]:
         b = frames.shape[0]
         return (
             torch.zeros(b, dtype=torch.float32, device=frames.device),

@@ -18,6 +18,7 @@ choosing ``success_distance``).
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 
 def mean_squared_latent_distance(latents: torch.Tensor, goal_latents: torch.Tensor) -> torch.Tensor:
@@ -41,12 +42,8 @@ class GoalLatentReward:
         self.scale, self.success_distance = float(scale), float(success_distance)
 
     def __call__(
-        self,
-        frames: torch.Tensor,
-        latents: torch.Tensor,
-        goal_latents: torch.Tensor | None,
-        task_ids: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, frames: Tensor, latents: Tensor, goal_latents: Tensor | None, task_ids: Tensor
+    ) -> tuple[Tensor, Tensor]:
         if goal_latents is None:
             raise ValueError(
                 "GoalLatentReward needs goal latents, got None: give the environment a goal "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from torch import nn
+from torch import Tensor, nn
 
 from freeaction_gym.models.checkpoint import CheckpointError, load_safetensors, read_config_json
 
@@ -184,12 +184,8 @@ class LearnedReward:
 
     @torch.inference_mode()
     def __call__(
-        self,
-        frames: torch.Tensor,
-        latents: torch.Tensor,
-        goal_latents: torch.Tensor | None,
-        task_ids: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, frames: Tensor, latents: Tensor, goal_latents: Tensor | None, task_ids: Tensor
+    ) -> tuple[Tensor, Tensor]:
         device = self.head.reward_std.device
         reward, logit = self.head(frames.to(device), task_ids.to(device))
         success = torch.sigmoid(logit) > self.success_threshold
