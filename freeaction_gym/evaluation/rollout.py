@@ -104,9 +104,9 @@ def rollout_autoregressive(
             z, _ = world.predict(ctx, acts, cfg, generator=generator)  # (B, k, C, h, w)
         else:
             cfg = cfg or world.default_sampling(k)
-            tau = cfg.truncation.tau(world.action_norm(acts[:, n - 1 :], cfg.norm))
-            noise = paired_initial_noise(generator, (k, *ctx.shape[2:]), tau)
-            z, _ = world.predict(ctx, acts, cfg, noise=noise.to(ctx))
+            norm = world.action_norm(acts[:, n - 1 :], cfg.norm)  # (B,): computed once, passed on
+            noise = paired_initial_noise(generator, (k, *ctx.shape[2:]), cfg.truncation.tau(norm))
+            z, _ = world.predict(ctx, acts, cfg, noise=noise.to(ctx), action_norm=norm)
         frames.extend(z.unbind(dim=1))
         done += k
     return torch.stack(frames, dim=1)
