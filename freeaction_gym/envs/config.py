@@ -13,6 +13,7 @@ action dimension) run when the environment builds its core
 from __future__ import annotations
 
 import math
+import sys
 import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -141,6 +142,26 @@ def check_value(value: Any, hint: Any, name: str) -> Any:
             raise ValueError(f"{name} must be a mapping, got {value!r}")
         return dict(value)
     raise TypeError(f"{name}: no check for annotation {hint!r}")  # a new field's type
+
+
+def gym_make_time_limit(depth: int = 3) -> int | None:
+    """``N`` of a calling ``gymnasium.make(id, max_episode_steps=N)``, else None.
+
+    Gymnasium keeps that argument for its ``TimeLimit`` wrapper and does not pass it to the
+    env, so the env's own limit (40 in the presets) would still end episodes and a step past
+    N would not raise. The env reads N from the ``make`` frame that is constructing it, so
+    ``max_episode_steps`` has one meaning in ``gym.make``, ``gym.make_vec`` and the option
+    (imagined and real envs alike)."""
+    frame = sys._getframe(1)
+    for _ in range(depth):
+        frame = frame.f_back
+        if frame is None:
+            return None
+        code, module = frame.f_code, frame.f_globals.get("__name__")
+        if code.co_name == "make" and module == "gymnasium.envs.registration":
+            n = frame.f_locals.get("max_episode_steps")
+            return None if n is None or n == -1 else n
+    return None
 
 
 def make_env_config(preset: str | None = None, **kwargs: Any) -> EnvConfig:

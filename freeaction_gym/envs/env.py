@@ -9,33 +9,13 @@ the new context: an autoregressive imagined rollout. The stepping itself is
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import gymnasium as gym
 
-from freeaction_gym.envs.config import EnvConfig
+from freeaction_gym.envs.config import EnvConfig, gym_make_time_limit
 from freeaction_gym.envs.factory import build_core
 from freeaction_gym.envs.spaces import validate_actions
-
-
-def gym_make_time_limit(depth: int = 3) -> int | None:
-    """``N`` of a calling ``gymnasium.make(id, max_episode_steps=N)``, else None.
-
-    Gymnasium keeps that argument for its ``TimeLimit`` wrapper and does not pass it to the
-    env, so the env's own limit (40 in the presets) would still end episodes and a step past
-    N would not raise. The env reads N from the ``make`` frame that is constructing it, so
-    ``max_episode_steps`` has one meaning in ``gym.make``, ``gym.make_vec`` and the option."""
-    frame = sys._getframe(1)
-    for _ in range(depth):
-        frame = frame.f_back
-        if frame is None:
-            return None
-        code, module = frame.f_code, frame.f_globals.get("__name__")
-        if code.co_name == "make" and module == "gymnasium.envs.registration":
-            n = frame.f_locals.get("max_episode_steps")
-            return None if n is None or n == -1 else n
-    return None
 
 
 class VideoWorldModelEnv(gym.Env):

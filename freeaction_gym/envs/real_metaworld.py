@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from freeaction_gym.envs.bank import ResetBank
-from freeaction_gym.envs.config import check_fields, load_preset
+from freeaction_gym.envs.config import check_fields, gym_make_time_limit, load_preset
 from freeaction_gym.envs.spaces import validate_actions
 
 # The bundled model's dataset (data/metaworld_default/meta.json); the world model's
@@ -127,6 +127,9 @@ class RealMetaWorldEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, render_mode: str | None = None, **options: Any) -> None:
+        limit = gym_make_time_limit()
+        if limit is not None:
+            options["max_episode_steps"] = limit
         self.config = make_real_env_config(**options)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} not supported; use 'rgb_array'")

@@ -210,6 +210,10 @@ def test_episode_ends_on_success_or_time_limit(bank_path):
         assert short.step(np.zeros(4, np.float32))[3] is False
         out = short.step(np.zeros(4, np.float32))
         assert out[2] is False and out[3] is True and out[4]["is_success"] is False
+        # gym.make's max_episode_steps is the env's own option (issue 13): no step past it
+        assert short.unwrapped.config.max_episode_steps == 2
+        with pytest.raises(RuntimeError, match="call reset"):
+            short.step(np.zeros(4, np.float32))
         short.close()
     finally:
         env.close()
@@ -229,6 +233,10 @@ def test_actions_are_validated(bank_path):
         env.close()
     with pytest.raises(ValueError, match="unknown real env option"):
         RealMetaWorldEnv(reset_bank=str(bank_path), frame_skip=2)
+    with pytest.raises(ValueError, match="terminate_on_success must be true or false"):
+        RealMetaWorldEnv(reset_bank=str(bank_path), terminate_on_success="no")
+    with pytest.raises(ValueError, match="action_repeat must be a whole number, got 2.5"):
+        RealMetaWorldEnv(reset_bank=str(bank_path), action_repeat=2.5)
     with pytest.raises(ValueError, match="resolution=32"):
         RealMetaWorldEnv(reset_bank=str(bank_path), resolution=32)
 
@@ -289,3 +297,17 @@ def test_camera_and_resolution_come_from_the_dataset_meta(tmp_path):
         render.close()
         ref_env.close()
         env.close()
+
+
+def test_failed_reset_does_not_reseed(bank_path):
+    env, ref = (RealMetaWorldEnv(reset_bank=str(bank_path)) for _ in range(2))
+    try:
+        env.reset(seed=3)
+        ref.reset(seed=3)
+        with pytest.raises(ValueError, match="bank_index 9 out of range"):
+            env.reset(seed=99, options={"bank_index": 9})
+        assert env.reset()[1] == ref.reset()[1]  # the same scene: seed 3's stream continues
+        assert env.reset()[1] == ref.reset()[1]
+    finally:
+        env.close()
+        ref.close()
