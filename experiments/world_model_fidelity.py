@@ -19,9 +19,11 @@ of that environment gets. ``--sampling`` overrides them (``key=value`` for every
         new=runs/wm_v2/model --sampling new:num_steps=3 --update-doc docs/RESULTS.md
     python experiments/world_model_fidelity.py --quick   # seconds (few clips, short probe)
 
-Outputs in ``--out``: metrics.json (summaries and per-episode values), results.md (tables),
+Outputs in ``--out``: metrics.json (summaries), per_clip.json (every episode's / clip's
+value, for paired comparisons across runs: same seed, same clips), results.md (tables),
 ``strip_<data>.png`` (real vs each model at steps 0/1/5/10/20/40). ``--update-doc FILE``
-replaces the block between ``<!-- world-model-fidelity:begin/end -->`` there.
+replaces the block between ``<!-- world-model-fidelity:begin/end -->`` there, linking the
+strips in ``--out`` (use ``--out docs/figures/world_model_fidelity`` to keep them in the repo).
 """
 
 from __future__ import annotations
@@ -162,6 +164,11 @@ def sampling_overrides(items: list[str] | None, worlds: dict, preset: dict) -> d
                  parse_assignments(own[n]))
         for n, w in worlds.items()
     }  # fmt: skip
+
+
+def rounded(values: np.ndarray) -> list[float]:
+    """Per-clip values for per_clip.json, to 5 significant digits (NaN kept)."""
+    return [float(f"{v:.5g}") for v in np.asarray(values, np.float64)]
 
 
 def fmt(cell: dict, digits: int) -> str:
@@ -314,10 +321,10 @@ def main() -> None:
                 "short": summarize_short(sh),
                 "ms_per_frame": rep.ms_per_frame,
                 "per_episode": {
-                    m: {k: v.tolist() for k, v in by_step.items()}
+                    m: {k: rounded(v) for k, v in by_step.items()}
                     for m, by_step in rep.scores.items()
                 },
-                "per_short_clip": {m: v.tolist() for m, v in sh.items()},
+                "per_short_clip": {m: rounded(v) for m, v in sh.items()},
                 "imagined": rep.imagined,
             }
         # strip: real + every model for a few episodes spread over the replayed ones
@@ -397,9 +404,21 @@ def main() -> None:
         "datasets": datasets,
         "minutes": (time.time() - t_start) / 60,
     }
+    per_clip = {
+        label: {
+            n: {k: r.pop(k) for k in ("per_episode", "per_short_clip")}
+            for n, r in d["models"].items()
+        }
+        for label, d in datasets.items()
+    }
+    (out / "per_clip.json").write_text(json.dumps(per_clip) + "\n")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float) + "\n")
     if args.update_doc:
-        update_block(args.update_doc, "world-model-fidelity", text)
+        # the strips stay where --out put them; link them from the document's folder
+        rel = os.path.relpath(out.resolve(), Path(args.update_doc).resolve().parent)
+        update_block(
+            args.update_doc, "world-model-fidelity", text.replace("](strip_", f"]({rel}/strip_")
+        )
     print(text)
 
 

@@ -108,7 +108,10 @@ def test_data_without_state_fails_clearly(tiny_dataset):
 
 
 def test_cli_runs(state_dataset, tmp_path):
+    from freeaction_gym.cli import main as freeaction
+
     out = tmp_path / "cli_probe"
     argv = ["--data", str(state_dataset), "--out", str(out), "--steps", "3", "--eval-every", "3"]
-    assert main([*argv, "--channels", "8", "8", "--hidden", "16"]) == 0
+    assert freeaction(["train-probe", *argv, "--channels", "8", "8", "--hidden", "16"]) == 0
     assert StateProbe.from_pretrained(out).config.channels == (8, 8)
+    assert main([*argv, "--out", str(tmp_path / "module"), "--channels", "8"]) == 0

@@ -29,6 +29,7 @@ def test_world_model_fidelity_quick(tiny, tiny_world_two_context, state_dataset,
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     metrics = json.loads((out / "metrics.json").read_text())
+    per_clip = json.loads((out / "per_clip.json").read_text())
     assert metrics["models"]["one"]["num_context"] == 1
     assert metrics["models"]["two"]["num_context"] == 2
     assert metrics["models"]["one"]["sampling"]["num_steps"] == 1
@@ -43,12 +44,12 @@ def test_world_model_fidelity_quick(tiny, tiny_world_two_context, state_dataset,
         rep = test["models"][name]["replay"]
         for metric in ("hand_cm", "gripper", "sharpness_moving", "blockiness", "ms_ssim"):
             assert math.isfinite(rep[metric]["10"]["mean"]), (name, metric)
-        assert len(test["models"][name]["per_episode"]["ssim"]["5"]) == 3
+        assert len(per_clip["test"][name]["per_episode"]["ssim"]["5"]) == 3
         short = test["models"][name]["short"]
         assert math.isfinite(short["action sensitivity"]["mean"])
         assert test["models"][name]["ms_per_frame"] > 0
     # the same real frames are scored for both models
-    one, two = (test["models"][n]["per_episode"] for n in ("one", "two"))
+    one, two = (per_clip["test"][n]["per_episode"] for n in ("one", "two"))
     assert one["floor_gripper"]["10"] == two["floor_gripper"]["10"]
     assert metrics["probe"]["floor"]["hand_cm"]["mean"] > 0
     assert (tmp_path / "probe" / "model.safetensors").is_file()
@@ -61,3 +62,4 @@ def test_world_model_fidelity_quick(tiny, tiny_world_two_context, state_dataset,
         assert (out / f"strip_{label}.png").stat().st_size > 0
     text = doc.read_text()
     assert "hand-written text" in text and "<!-- world-model-fidelity:begin -->" in text
+    assert "](fidelity/strip_test.png)" in text  # relative to the document
