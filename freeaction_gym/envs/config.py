@@ -101,6 +101,14 @@ def check_fields(cfg: Any, what: str) -> None:
         setattr(cfg, f.name, check_value(getattr(cfg, f.name), hints[f.name], f"{what} {f.name}"))
 
 
+SCALARS: dict[type, tuple[tuple[type, ...], str]] = {  # annotation -> (accepted, error words)
+    bool: ((bool, np.bool_), "true or false"),
+    int: ((int, np.integer), "a whole number"),
+    float: ((int, float, np.integer, np.floating), "a finite number"),
+    str: ((str,), "a string"),
+}
+
+
 def check_value(value: Any, hint: Any, name: str) -> Any:
     """``value`` as the type ``hint`` (bool, int, float, str, Literal, list, dict, Any or a
     union with None) allows, or ``ValueError`` naming ``name``."""
@@ -116,23 +124,12 @@ def check_value(value: Any, hint: Any, name: str) -> Any:
         return value
     if hint is Any:
         return value
-    if hint is bool:
-        if not isinstance(value, bool | np.bool_):
-            raise ValueError(f"{name} must be true or false, got {value!r}")
-        return bool(value)
-    if hint is int:
-        if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
-            raise ValueError(f"{name} must be a whole number, got {value!r}")
-        return int(value)
-    if hint is float:
-        ok = isinstance(value, int | float | np.integer | np.floating)
-        if isinstance(value, bool | np.bool_) or not ok or not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{name} must be a string, got {value!r}")
-        return value
+    if hint in SCALARS:
+        accepted, what = SCALARS[hint]
+        bad = not isinstance(value, accepted) or (hint is not bool and isinstance(value, bool))
+        if bad or (hint is float and not math.isfinite(value)):
+            raise ValueError(f"{name} must be {what}, got {value!r}")
+        return hint(value)
     if origin is list:
         if not isinstance(value, list | tuple | np.ndarray):
             raise ValueError(f"{name} must be a list, got {value!r}")
