@@ -106,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base-steps", type=int, default=700, help="training steps of 'base'")
     p.add_argument("--out", default="runs/ablate", help="one run directory per variant")
     p.add_argument("--costs-only", action="store_true", help="measure step costs and stop")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra overrides for every run (e.g. optim.threads=1 to run drivers side by side)",
+    )
     args = p.parse_args(argv)
     names = args.only or list(VARIANTS)
     out = Path(args.out)
@@ -121,9 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{n:10s} {costs[n] * 1000:7.0f} CPU ms/step -> {plan[n]} steps", flush=True)
     if args.costs_only:
         return 0
-    (out / "plan.json").write_text(json.dumps({"base_steps": args.base_steps, "steps": plan}))
+    plan_path = out / "plan.json"
+    old = json.loads(plan_path.read_text())["steps"] if plan_path.is_file() else {}
+    plan_path.write_text(json.dumps({"base_steps": args.base_steps, "steps": old | plan}) + "\n")
     for n in names:
-        overrides = [*VARIANTS[n], f"optim.steps={plan[n]}", f"loop.output={out / n}"]
+        overrides = [*VARIANTS[n], *args.set, f"optim.steps={plan[n]}", f"loop.output={out / n}"]
         cmd = [sys.executable, "-m", "freeaction_gym.cli", "train", "--config", args.config]
         print("$", " ".join(cmd + overrides), flush=True)
         t0 = time.time()

@@ -712,6 +712,14 @@ def main_metaworld(argv: list[str] | None = None) -> int:
         default=d.train_layout_seeds,
         help="consecutive MT1 seeds the train split draws layouts from (50 layouts each)",
     )
+    p.add_argument(
+        "--layout-seeds",
+        type=int,
+        nargs=3,
+        metavar=("TRAIN", "VAL", "TEST"),
+        default=[d.layout_seeds[s] for s in SPLITS],
+        help="MT1 layout seed per split (e.g. 0 500 3000 for a set of fresh test layouts)",
+    )
     p.add_argument("--seed", type=int, default=d.base_seed, help="base seed of the episode seeds")
     p.add_argument("--workers", type=int, default=2, help="worker processes (1 = in-process)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
@@ -742,6 +750,7 @@ def main_metaworld(argv: list[str] | None = None) -> int:
         base_seed=args.seed,
         random_walk_prob=args.random_walk_prob,
         train_layout_seeds=args.train_layout_seeds,
+        layout_seeds=dict(zip(SPLITS, args.layout_seeds, strict=True)),
     )
     summary = generate_dataset(
         args.root, cfg, num_workers=args.workers, progress=not args.no_progress
