@@ -20,7 +20,10 @@ PY="${PYTHON:-python3}"
 # torch first and pinned: a bare 'torch' requirement would pull a multi-GB CUDA build.
 # Set TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu on machines without a local wheel.
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
-  .venv/bin/pip install -q "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+  if ! .venv/bin/pip install -q "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
+      > .venv/pip-torch.log 2>&1; then
+    grep -v "^WARNING: Location" .venv/pip-torch.log >&2; exit 1
+  fi
 fi
 if ! .venv/bin/pip install -q -e ".[dev,metaworld,agents]" > .venv/pip-install.log 2>&1; then
   grep -v "^WARNING: Location" .venv/pip-install.log >&2; exit 1
