@@ -1,7 +1,7 @@
 """Packaging (issue 13): the env presets are package data (one copy, inside the package), a
 built wheel carries them and the bundled model, and build artefacts are ignored by git.
-The end-to-end check - the wheel installed non-editable in a fresh venv, every id made from
-outside the repo - is the CI step ``.ci/check_wheel.sh``."""
+The end-to-end check - the wheel installed non-editable in a fresh venv, every id made,
+reset and stepped from outside the repo - is a CI step (``.ci/run``, ``.ci/installed_envs.py``)."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from freeaction_gym.envs.spaces import validate_actions
 # config.json does not record it, so these mirror MetaWorldDataConfig's defaults.
 DATASET_DEFAULTS = {"camera": "workspace", "resolution": 64, "action_repeat": 4}
 TEST_LAYOUT_SEED = 1000  # MetaWorldDataConfig.layout_seeds["test"]
-# Keys of an imagined preset (envs_config/<id>.yaml) the real counterpart mirrors.
+# Keys of an imagined preset (freeaction_gym/envs_config/<id>.yaml) the real counterpart mirrors.
 MIRRORED = ("model", "reset_bank", "task", "max_episode_steps", "terminate_on_success")
 
 

@@ -8,7 +8,7 @@ ENTRY = "freeaction_gym.envs.env:VideoWorldModelEnv"
 VECTOR_ENTRY = "freeaction_gym.envs.vector:VideoWorldModelVectorEnv"
 REAL_ENTRY = "freeaction_gym.envs.real_metaworld:RealMetaWorldEnv"
 
-# id -> preset file in envs_config/ (same name)
+# id -> preset file freeaction_gym/envs_config/<id>.yaml (package data)
 ENV_IDS: tuple[str, ...] = (
     "FreeActionMetaWorld-v0",
     "FreeActionMetaWorldReach-v0",
