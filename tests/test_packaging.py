@@ -22,7 +22,9 @@ PACKAGE = Path(freeaction_gym.__file__).resolve().parent
 def test_presets_live_inside_the_package():
     for env_id in (*freeaction_gym.ENV_IDS, *REAL_COUNTERPARTS.values()):
         assert preset_path(env_id).resolve().is_relative_to(PACKAGE), env_id
-    assert not (REPO / "envs_config").exists()  # one copy only
+    # the top-level envs_config/ (the project layout) is a link to the package's: one copy
+    top = REPO / "envs_config"
+    assert top.is_symlink() and top.resolve() == (PACKAGE / "envs_config").resolve()
 
 
 def test_wheel_carries_presets_and_bundled_model(tmp_path):
