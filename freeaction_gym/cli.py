@@ -11,6 +11,7 @@ Commands:
   bundle ...           package a trained run (fp16 weights, reset bank, reward head)
   pad-train ...        train the PAD-style image/depth/action policy on demonstrations
   imagine ...          replay a dataset's actions through the world model (imagined copy)
+  train-proprio ...    train the proprioceptive dynamics model (actions -> state, keypoints)
 """
 
 from __future__ import annotations
@@ -90,6 +91,12 @@ def _train_probe(argv: list[str]) -> int:
     return probe_main(argv)
 
 
+def _train_proprio(argv: list[str]) -> int:
+    from freeaction_gym.training.train_proprio import main as proprio_main
+
+    return proprio_main(argv)
+
+
 def _pad_train(argv: list[str]) -> int:
     from freeaction_gym.pad.train import PADTrainArgs, train_pad
     from freeaction_gym.utils.args import parse_args
@@ -110,6 +117,7 @@ COMMANDS = {
     "train": _train,
     "train-reward": _train_reward,
     "train-probe": _train_probe,
+    "train-proprio": _train_proprio,
     "data": _data,
     "bundle": _bundle,
     "demo": _demo,
