@@ -189,33 +189,16 @@ class WorldModel(nn.Module):
         if cfg.null_action_prob > 0:
             u = torch.rand(latents.shape[0], generator=generator, device=latents.device)
             null = u < cfg.null_action_prob
+        common = dict(num_context=n, null_action=null, generator=generator, weights=weights)
         if cfg.parameterization == "edm":
-            return edm_loss(
-                self.dit,
-                x,
-                actions,
-                num_context=n,
-                null_action=null,
-                generator=generator,
-                weights=weights,
-                sigma_data=cfg.sigma_data,
-                loc=cfg.sigma_loc,
-                scale=cfg.sigma_scale,
-                **extra,
-            )
-        return diffusion_loss(
-            self.dit,
-            x,
-            actions,
-            num_context=n,
-            null_action=null,
-            generator=generator,
-            weights=weights,
-            num_train_timesteps=self.diffusion.num_train_timesteps,
-            prediction_type=self.diffusion.prediction_type,
+            edm = dict(sigma_data=cfg.sigma_data, loc=cfg.sigma_loc, scale=cfg.sigma_scale)
+            return edm_loss(self.dit, x, actions, **common, **edm, **extra)
+        ddpm = dict(
+            num_train_timesteps=cfg.num_train_timesteps,
+            prediction_type=cfg.prediction_type,
             timestep_power=timestep_power,
-            **extra,
         )
+        return diffusion_loss(self.dit, x, actions, **common, **ddpm, **extra)
 
     # -- sampling ------------------------------------------------------------------------
     def _eps_only(self, name: str) -> bool:
