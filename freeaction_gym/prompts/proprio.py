@@ -10,11 +10,13 @@ recorded action's effect (``action_repeat`` simulator steps) on the *pose* - the
 MetaWorld moves a *mocap* body by ``action * action_scale`` per simulator step, clipped to
 the mocap bounds, and the hand follows it through a weld constraint. The mocap target is
 therefore exact given the actions and its start (at rest the hand sits ``rest_offset`` from
-it), but the hand lags it - by up to ~7 cm while moving, so "hand = mocap" is no hand model
-(docs/RESULTS.md). The model keeps the exact mocap target as a hidden state and feeds the
-pull ``mocap_{k+1} - hand_k`` to the MLP (``use_mocap``), with the last pose change as a
-velocity (``use_velocity``): the weld is a spring-damper, so the hand's next move depends on
-both. Everything else (arm joints, gripper, object contacts) is learned.
+it), but the hand does not sit on it: it lags while moving and cannot follow the target
+everywhere in the mocap box (test split: 3.8 cm apart on average, up to 19 cm), so
+"hand = mocap" is no hand model (docs/RESULTS.md). The model keeps the exact mocap target
+as a hidden state and feeds its pull ``mocap_{k+1} - hand_k`` to the MLP (``use_mocap``),
+with the last pose change as a velocity (``use_velocity``): the weld is a spring-damper, so
+the hand's next move depends on both. Everything else (arm joints, gripper, object
+contacts) is learned.
 
 Saved as ``{dir}/model.safetensors`` + ``{dir}/config.json`` (the config carries the
 normalisation and the MetaWorld constants, so loading needs no flags).

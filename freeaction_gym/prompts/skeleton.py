@@ -13,15 +13,17 @@ through the dataset's camera:
 - the opening bar: a line between the two fingertips, its length the gripper opening;
 - joints: a disc per keypoint (fingertips for the pads), each in its own colour.
 
-Drawing is numpy only, vectorised over frames, deterministic and anti-aliased by
-supersampling: each primitive's coverage of a pixel is the fraction of ``antialias**2``
-sub-pixel centres inside it, and primitives are composited over a black background in a
-fixed order (arm limbs, arm joints, gripper) so the gripper is never hidden by the arm.
+Drawing is numpy only, vectorised over frames and deterministic: each primitive is a
+capsule (a disc for a joint) whose per-pixel coverage comes from the distance of the pixel
+centre (anti-aliased over a 1-pixel ramp; supersampling optional), composited over a black
+background in a fixed order (arm limbs, arm joints, gripper) so the gripper is never hidden
+by the arm.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -35,6 +37,7 @@ ARM_CHAIN = ("right_l1", "right_l3", "right_l5", "right_hand", "hand")
 """Consecutive arm keypoints joined by limbs (shoulder -> hand)."""
 SKELETON_POINTS = (*KEYPOINT_BODIES, "rightpad_top", "leftpad_top", "rightpad_tip", "leftpad_tip")
 """Points of :func:`skeleton_points`: the keypoints, then the top and tip of each finger."""
+Antialias = Literal["analytic", "supersample", "none"]
 CHUNK_FRAMES = 64
 """Frames drawn at once (bounds the (T, H, W, S, 2) temporaries)."""
 
@@ -56,7 +59,7 @@ class SkeletonStyle:
     the image height."""
 
     joint_radius: float = 1.5
-    """Joint disc radius; >= sqrt(2)/2 covers the whole pixel a joint falls in."""
+    """Joint disc radius; >= sqrt(2)/2 + 0.5 colours the pixel a joint falls in fully."""
     limb_width: float = 1.0
     """Width of limbs, fingers and the opening bar."""
     joint_colors: dict[str, tuple[int, int, int]] = field(
@@ -67,12 +70,20 @@ class SkeletonStyle:
     """Colour of the limbs between arm keypoints."""
     bar_color: tuple[int, int, int] = (255, 255, 255)
     """Colour of the fingertip-to-fingertip opening bar."""
-    antialias: int = 3
-    """Sub-pixel samples per axis (1: hard edges)."""
+    antialias: Antialias = "analytic"
+    """Edge smoothing: "analytic" (coverage from the distance to the pixel centre, 1 px
+    ramp), "supersample" (``samples`` x ``samples`` sub-pixel tests, 8x slower) or "none"."""
+    samples: int = 3
+    """Sub-pixel samples per axis of "supersample"."""
 
     def __post_init__(self) -> None:
-        if self.antialias < 1:
-            raise ValueError(f"SkeletonStyle.antialias must be >= 1, got {self.antialias}")
+        if self.antialias not in ("analytic", "supersample", "none"):
+            raise ValueError(
+                f"SkeletonStyle.antialias must be analytic, supersample or none, "
+                f"got {self.antialias!r}"
+            )
+        if self.samples < 1:
+            raise ValueError(f"SkeletonStyle.samples must be >= 1, got {self.samples}")
         if self.joint_radius <= 0 or self.limb_width <= 0:
             raise ValueError("SkeletonStyle.joint_radius and limb_width must be > 0")
         missing = sorted(set(KEYPOINT_BODIES) - set(self.joint_colors))
@@ -123,7 +134,8 @@ def skeleton_primitives(style: SkeletonStyle, height: int) -> list[Primitive]:
 
 
 def _sample_grid(height: int, width: int, ss: int) -> np.ndarray:
-    """Sub-pixel sample centres (H, W, ss*ss, 2) as ``(u, v)`` in camera.py's convention."""
+    """Sub-pixel sample centres (H, W, ss*ss, 2) as ``(u, v)`` in camera.py's convention
+    (``ss`` = 1: the pixel centres)."""
     offsets = (np.arange(ss) + 0.5) / ss - 0.5  # (ss,) within (-0.5, 0.5)
     oy, ox = np.meshgrid(offsets, offsets, indexing="ij")
     v = np.arange(height)[:, None, None] + oy.reshape(1, 1, -1)  # (H, 1, S)
@@ -132,22 +144,41 @@ def _sample_grid(height: int, width: int, ss: int) -> np.ndarray:
     return np.stack([u, v], axis=-1).astype(np.float32)
 
 
-def capsule_coverage(
-    a: np.ndarray, b: np.ndarray, radius: float, height: int, width: int, ss: int = 1
-) -> np.ndarray:
-    """Fraction of each pixel within ``radius`` pixels of segment ``a``-``b``: ``a``, ``b``
-    (T, 2) pixels ``(u, v)`` -> (T, H, W) float32 in [0, 1], from ``ss`` x ``ss`` samples
-    per pixel. NaN endpoints (points behind the camera) cover nothing."""
+def segment_distance(a: np.ndarray, b: np.ndarray, height: int, width: int, ss: int = 1):
+    """Distance (px) of every sample point to segment ``a``-``b``: ``a``, ``b`` (T, 2) pixels
+    ``(u, v)`` -> (T, H, W, ss*ss) float32; NaN for NaN endpoints (behind the camera)."""
     grid = _sample_grid(height, width, ss)[None]  # (1, H, W, S, 2)
     a = np.asarray(a, np.float32)[:, None, None, None, :]  # (T, 1, 1, 1, 2)
     d = np.asarray(b, np.float32)[:, None, None, None, :] - a
     px = grid - a  # (T, H, W, S, 2)
     len2 = (d**2).sum(-1)  # (T, 1, 1, 1)
     t = np.clip((px * d).sum(-1) / np.where(len2 > 0, len2, 1.0), 0.0, 1.0)  # (T, H, W, S)
-    dist2 = ((px - t[..., None] * d) ** 2).sum(-1)  # (T, H, W, S)
+    return np.sqrt(((px - t[..., None] * d) ** 2).sum(-1))  # (T, H, W, S)
+
+
+def capsule_coverage(
+    a: np.ndarray,
+    b: np.ndarray,
+    radius: float,
+    height: int,
+    width: int,
+    antialias: Antialias = "analytic",
+    samples: int = 3,
+) -> np.ndarray:
+    """How much of each pixel the capsule of ``radius`` px around segment ``a``-``b`` covers:
+    ``a``, ``b`` (T, 2) pixels -> (T, H, W) float32 in [0, 1].
+
+    "analytic": ``clip(radius + 0.5 - distance of the pixel centre, 0, 1)``, the covered
+    fraction of a pixel cut by a straight edge parallel to its side; "supersample": the
+    fraction of ``samples**2`` sub-pixel points within ``radius``; "none": 1 where the pixel
+    centre is within ``radius``. Points behind the camera (NaN) cover nothing.
+    """
+    ss = samples if antialias == "supersample" else 1
+    dist = segment_distance(a, b, height, width, ss)  # (T, H, W, S)
     with np.errstate(invalid="ignore"):
-        inside = dist2 <= radius**2
-    return inside.mean(-1, dtype=np.float32)
+        if antialias == "analytic":
+            return np.nan_to_num(np.clip(radius + 0.5 - dist[..., 0], 0.0, 1.0))
+        return (dist <= radius).mean(-1, dtype=np.float32)
 
 
 def render_prompts(
@@ -176,26 +207,26 @@ def render_prompts(
         part = uv[start : start + CHUNK_FRAMES]
         image = np.zeros((len(part), h, w, 3), np.float32)  # (t, H, W, 3)
         for p in prims:
-            alpha = capsule_coverage(part[:, p.a], part[:, p.b], p.radius, h, w, style.antialias)
+            alpha = capsule_coverage(
+                part[:, p.a], part[:, p.b], p.radius, h, w, style.antialias, style.samples
+            )
             alpha = alpha[..., None]  # (t, H, W, 1)
             image = image * (1 - alpha) + np.asarray(p.color, np.float32) * alpha
         out[start : start + CHUNK_FRAMES] = np.clip(np.rint(image), 0, 255)
     return out
 
 
-def gripper_region(
-    keypoints: np.ndarray, camera: PinholeCamera, radius: float = 1.5, antialias: int = 3
-) -> np.ndarray:
-    """(T, H, W) bool: the gripper as the skeleton places it - pixels at least half covered
-    by capsules of ``radius`` px (at a 64-pixel-high image) around the wrist-to-hand segment
-    and both fingers (top to tip). Compared with MuJoCo's gripper segmentation."""
+def gripper_region(keypoints: np.ndarray, camera: PinholeCamera, radius: float = 1.0) -> np.ndarray:
+    """(T, H, W) bool: the gripper as the skeleton places it - pixels whose centre lies within
+    ``radius`` px (at a 64-pixel-high image) of the wrist-to-hand segment or of a finger (top
+    to tip). Compared with MuJoCo's gripper segmentation."""
     keypoints = np.asarray(keypoints)
     uv, _ = camera.project(skeleton_points(keypoints))  # (T, K + 4, 2)
     i = {n: k for k, n in enumerate(SKELETON_POINTS)}
     segments = [("right_hand", "hand")] + [(f"{p}_top", f"{p}_tip") for p in PADS]
     h, w = camera.height, camera.width
     r = radius * h / 64
-    cover = np.zeros((len(uv), h, w), np.float32)
+    region = np.zeros((len(uv), h, w), bool)
     for p, q in segments:
-        cover = np.maximum(cover, capsule_coverage(uv[:, i[p]], uv[:, i[q]], r, h, w, antialias))
-    return cover >= 0.5
+        region |= capsule_coverage(uv[:, i[p]], uv[:, i[q]], r, h, w, "none") > 0
+    return region

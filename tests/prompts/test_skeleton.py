@@ -52,10 +52,10 @@ def test_frames_are_independent_and_chunking_is_invisible():
     kp = np.stack(
         [arm(rng.uniform(0.05, 0.3), rng.uniform(-0.1, 0.1)) for _ in range(CHUNK_FRAMES + 3)]
     )
-    batch = render_prompts(kp, CAMERA, style=SkeletonStyle(antialias=1))
+    batch = render_prompts(kp, CAMERA, style=SkeletonStyle(antialias="none"))
     single = np.concatenate(
         [
-            render_prompts(kp[i : i + 1], CAMERA, style=SkeletonStyle(antialias=1))
+            render_prompts(kp[i : i + 1], CAMERA, style=SkeletonStyle(antialias="none"))
             for i in (0, CHUNK_FRAMES - 1, CHUNK_FRAMES, CHUNK_FRAMES + 2)
         ]
     )
@@ -80,11 +80,16 @@ def test_joints_land_on_their_projected_pixels(shift):
 
 
 def test_gripper_opening_is_visible():
-    """The white opening bar between the fingertips grows with the opening."""
+    """The white opening bar between the fingertips grows with the opening (hard edges, so
+    white pixels are bar pixels; with anti-aliasing its brightness mass grows too)."""
+    hard = SkeletonStyle(antialias="none")
     white = [
-        int((render_prompts(arm(o)[None], CAMERA)[0] == 255).all(-1).sum()) for o in (0.06, 0.3)
+        int((render_prompts(arm(o)[None], CAMERA, style=hard)[0] == 255).all(-1).sum())
+        for o in (0.06, 0.3)
     ]
     assert white[1] > white[0] + 5
+    mass = [int(render_prompts(arm(o)[None], CAMERA)[0].min(-1).sum()) for o in (0.06, 0.3)]
+    assert mass[1] > mass[0] + 5 * 255
 
 
 def test_points_behind_the_camera_draw_nothing():
@@ -92,26 +97,40 @@ def test_points_behind_the_camera_draw_nothing():
     assert render_prompts(kp, CAMERA).max() == 0
 
 
+def brute_force_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    d = b - a
+    s = 0.0 if d @ d == 0 else min(1.0, max(0.0, (p - a) @ d / (d @ d)))
+    return float(np.linalg.norm(p - a - s * d))
+
+
 def test_capsule_coverage_matches_a_brute_force_recomputation():
     rng = np.random.default_rng(1)
-    h, w, ss = 12, 15, 2
+    h, w, r = 12, 15, 1.7
     a, b = rng.uniform(0, 12, (3, 2)), rng.uniform(0, 12, (3, 2))
     b[0] = a[0]  # a disc
-    ours = capsule_coverage(a, b, 1.7, h, w, ss)
-    offsets = [(-0.25), 0.25]  # (i + 0.5) / 2 - 0.5 for i in 0, 1
+    analytic = capsule_coverage(a, b, r, h, w, "analytic")
+    hard = capsule_coverage(a, b, r, h, w, "none")
+    supersampled = capsule_coverage(a, b, r, h, w, "supersample", samples=2)
     for t in range(3):
-        ref = np.zeros((h, w))
+        ref_analytic, ref_hard, ref_ss = np.zeros((h, w)), np.zeros((h, w)), np.zeros((h, w))
         for row in range(h):
             for col in range(w):
-                hits = 0
-                for dv in offsets:
-                    for du in offsets:
-                        p = np.array([col + du, row + dv])
-                        d = b[t] - a[t]
-                        s = 0.0 if d @ d == 0 else min(1.0, max(0.0, (p - a[t]) @ d / (d @ d)))
-                        hits += np.linalg.norm(p - a[t] - s * d) <= 1.7
-                ref[row, col] = hits / ss**2
-        np.testing.assert_allclose(ours[t], ref, atol=1e-6)
+                dist = brute_force_distance(np.array([col, row]), a[t], b[t])
+                ref_analytic[row, col] = min(1.0, max(0.0, r + 0.5 - dist))
+                ref_hard[row, col] = dist <= r
+                sub = [(col + du, row + dv) for du in (-0.25, 0.25) for dv in (-0.25, 0.25)]
+                ref_ss[row, col] = np.mean(
+                    [brute_force_distance(np.array(q), a[t], b[t]) <= r for q in sub]
+                )
+        np.testing.assert_allclose(analytic[t], ref_analytic, atol=1e-5)
+        np.testing.assert_array_equal(hard[t], ref_hard)
+        np.testing.assert_allclose(supersampled[t], ref_ss, atol=1e-6)
+    assert np.all(capsule_coverage(np.full((1, 2), np.nan), b[:1], r, h, w) == 0)
+
+
+def test_style_validation_names_the_option():
+    with pytest.raises(ValueError, match="antialias"):
+        SkeletonStyle(antialias="msaa")
 
 
 def test_gripper_region_covers_fingers_and_wrist_only():
