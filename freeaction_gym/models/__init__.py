@@ -1,5 +1,7 @@
-"""Networks: the IRASim video DiT, its presets and checkpoint I/O, and the autoencoder."""
+"""Networks: the IRASim video DiT, its presets and checkpoint I/O, the AVID adapter and the
+autoencoder."""
 
+from freeaction_gym.models.avid import AVIDConfig, AVIDModel
 from freeaction_gym.models.checkpoint import (
     CheckpointError,
     load_irasim_checkpoint,
@@ -10,6 +12,8 @@ from freeaction_gym.models.dit import DiTConfig, VideoDiT, count_parameters
 from freeaction_gym.models.presets import SIZES, dit_config, irasim_config, irasim_dit
 
 __all__ = [
+    "AVIDConfig",
+    "AVIDModel",
     "SIZES",
     "CheckpointError",
     "DiTConfig",

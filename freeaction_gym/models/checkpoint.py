@@ -266,7 +266,11 @@ def load_irasim_checkpoint(path: str | Path, **overrides) -> VideoDiT:
 
 
 def save_pretrained_dit(model: VideoDiT, directory: str | Path, extra: dict | None = None) -> Path:
-    """Write ``model.safetensors`` + ``config.json`` (config + ``extra`` metadata)."""
+    """Write ``model.safetensors`` + ``config.json`` (config + ``extra`` metadata).
+
+    A composite such as :class:`~freeaction_gym.models.avid.AVIDModel` writes its own."""
+    if not isinstance(model, VideoDiT):
+        return model.save_pretrained(directory, extra)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -279,7 +283,8 @@ def save_pretrained_dit(model: VideoDiT, directory: str | Path, extra: dict | No
 
 
 def load_pretrained_dit(directory: str | Path) -> VideoDiT:
-    """Rebuild a :class:`VideoDiT` saved by :func:`save_pretrained_dit`."""
+    """Rebuild a :class:`VideoDiT` saved by :func:`save_pretrained_dit` (or an
+    :class:`~freeaction_gym.models.avid.AVIDModel`, whose config.json says so)."""
     directory = Path(directory)
     weights, cfg_file = directory / "model.safetensors", directory / "config.json"
     for f in (weights, cfg_file):
@@ -289,6 +294,10 @@ def load_pretrained_dit(directory: str | Path) -> VideoDiT:
                 "(written by `freeaction train`)"
             )
     meta = read_config_json(cfg_file)
+    if meta.get("class") == "AVIDModel":
+        from freeaction_gym.models.avid import AVIDModel
+
+        return AVIDModel.from_pretrained(directory)
     try:
         config = DiTConfig(**meta["config"])
     except (TypeError, ValueError) as err:

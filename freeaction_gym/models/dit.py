@@ -74,6 +74,10 @@ class DiTConfig:
     context_noise_embed: bool = False
     """Embed the context frames' noise-augmentation level (a fraction in [0, 1]) into every
     block's adaLN conditioning (zero-initialised, GameNGen)."""
+    extra_in_channels: int = 0
+    """Channels of a side input (``forward``'s ``extra``) stacked on every sequence frame's
+    channels before the patch embedding, e.g. the frozen model's prediction an AVID adapter
+    sees (:mod:`~freeaction_gym.models.avid`); 0 = none."""
 
     def __post_init__(self) -> None:
         self.input_size = tuple(self.input_size)  # type: ignore[assignment]
@@ -82,6 +86,8 @@ class DiTConfig:
             raise ValueError(
                 f"latent size {self.input_size} not divisible by patch {self.patch_size}"
             )
+        if self.extra_in_channels < 0:
+            raise ValueError(f"extra_in_channels must be >= 0, got {self.extra_in_channels}")
         if self.depth % 2:
             raise ValueError(f"depth must be even (spatial/temporal pairs), got {self.depth}")
         if not 1 <= self.num_context_frames < self.num_frames:
@@ -111,9 +117,10 @@ class DiTConfig:
 
     @property
     def embed_channels(self) -> int:
-        """Input channels of the patch embedding (C, or C (1 + n) with channel context)."""
+        """Input channels of the patch embedding (C, or C (1 + n) with channel context,
+        plus ``extra_in_channels``)."""
         n = self.num_context_frames if self.context_mode == "channels" else 0
-        return self.in_channels * (1 + n)
+        return self.in_channels * (1 + n) + self.extra_in_channels
 
     @property
     def sequence_frames(self) -> int:
@@ -241,12 +248,14 @@ class VideoDiT(nn.Module):
         actions: torch.Tensor,
         null_action: torch.Tensor | None = None,
         context_noise: torch.Tensor | None = None,
+        extra: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the noise of every frame.
 
         x (B, F, C, H, W) latents with the context frame(s) clean; t (B,) diffusion steps in
         [0, 1000); actions (B, F-1, A); context_noise (B,) the context frames' augmentation
-        level as a fraction in [0, 1] (``context_noise_embed`` models; None = 0). Returns
+        level as a fraction in [0, 1] (``context_noise_embed`` models; None = 0); extra
+        (B, F, extra_in_channels, H, W) the side input of ``extra_in_channels`` models. Returns
         (B, F, C, H, W); the context frames' output carries no meaning (with
         ``context_mode='channels'`` it is the input context).
         """
@@ -269,6 +278,14 @@ class VideoDiT(nn.Module):
             a_emb = a_emb[:, n:]  # the predicted frames' actions
         else:
             x_seq = x
+        if cfg.extra_in_channels:  # the side input of the frames in the sequence
+            e_shape = (b, f, cfg.extra_in_channels, *x.shape[3:])
+            if extra is None or tuple(extra.shape) != e_shape:
+                got = None if extra is None else tuple(extra.shape)
+                raise ValueError(f"extra must be {e_shape} (extra_in_channels), got {got}")
+            x_seq = torch.cat([x_seq, extra[:, f - x_seq.shape[1] :]], dim=2)  # (B, F', E', H, W)
+        elif extra is not None:
+            raise ValueError("extra given to a model with extra_in_channels=0")
         tokens = self.x_embedder(rearrange(x_seq, "b f c h w -> (b f) c h w")) + self.pos_embed
         t_emb = self.t_embedder(t)  # (B, D)
         if cfg.context_noise_embed:

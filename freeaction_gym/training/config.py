@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import yaml
 
+from freeaction_gym.models.avid import AVIDMode, check_mode
 from freeaction_gym.world_model.model import DiffusionConfig
 
 
@@ -68,6 +69,31 @@ class LoopConfig:
 
 
 @dataclass
+class AVIDTrainConfig:
+    """``avid:`` section of a ``kind: dit`` run: train an AVID adapter
+    (:mod:`~freeaction_gym.models.avid`) on a frozen action-free model. The ``model`` section
+    then describes the adapter (``size`` + DiTConfig overrides) and only its parameters train."""
+
+    frozen: str | None = None
+    """Directory of the frozen world model (``freeaction train`` output or ``bundled:<name>``);
+    its diffusion parameterisation (and codec kind) is used. Required except in mode
+    ``scratch``, where it only lends the parameterisation if given."""
+    mode: AVIDMode = "avid"
+    """avid, no_mask, no_conditioning, poe, action_cfg or scratch (see :data:`AVIDMode`)."""
+    poe_weight: float = 0.5
+    """lambda_p of mode ``poe`` (used at sampling time; changeable in config.json)."""
+    cfg_weight: float = 1.0
+    """lambda_a of mode ``action_cfg`` (used at sampling time; changeable in config.json)."""
+    mask_init: float = 0.5
+    """Mask value of the untrained adapter (0.5: no logit offset)."""
+
+    def __post_init__(self) -> None:
+        check_mode(self.mode)
+        if self.frozen is None and self.mode != "scratch":
+            raise ValueError(f"avid.frozen (the frozen model directory) is needed in {self.mode!r}")
+
+
+@dataclass
 class TrainConfig:
     kind: Literal["dit", "autoencoder"] = "dit"
     data: DataConfig = field(default_factory=DataConfig)
@@ -78,6 +104,8 @@ class TrainConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
+    avid: AVIDTrainConfig | None = None
+    """DiT only: train an AVID adapter on a frozen model (None: a plain DiT)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,6 +129,8 @@ def config_from_dict(d: dict) -> TrainConfig:
     kind = d.get("kind", "dit")
     if kind not in ("dit", "autoencoder"):
         raise ValueError(f"kind must be 'dit' or 'autoencoder', got {kind!r}")
+    if d.get("avid") is not None and kind != "dit":
+        raise ValueError("the 'avid' section belongs to kind: dit runs")
     return TrainConfig(
         kind=kind,
         data=_build(DataConfig, d.get("data"), "data"),
@@ -109,6 +139,7 @@ def config_from_dict(d: dict) -> TrainConfig:
         diffusion=_build(DiffusionConfig, d.get("diffusion"), "diffusion"),
         optim=_build(OptimConfig, d.get("optim"), "optim"),
         loop=_build(LoopConfig, d.get("loop"), "loop"),
+        avid=_build(AVIDTrainConfig, d["avid"], "avid") if d.get("avid") is not None else None,
     )
 
 

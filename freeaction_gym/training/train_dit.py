@@ -23,6 +23,7 @@ from freeaction_gym.assets import resolve_model_path
 from freeaction_gym.models.checkpoint import load_state_dict_strict
 from freeaction_gym.models.dit import VideoDiT, count_parameters
 from freeaction_gym.models.presets import dit_config
+from freeaction_gym.training.avid import build_avid
 from freeaction_gym.training.checkpointing import load_state, restore_rng, rng_state, save_state
 from freeaction_gym.training.config import TrainConfig
 from freeaction_gym.training.data import (
@@ -58,8 +59,11 @@ def build_model(cfg: TrainConfig, bank, codec, stats: dict, val: EpisodeBank) ->
     overrides.setdefault("in_channels", z0.shape[1])
     overrides.setdefault("action_dim", bank.actions[0].shape[1])
     overrides.setdefault("num_frames", cfg.data.clip_frames)
-    dit = VideoDiT(dit_config(size, **overrides))
-    diffusion = cfg.diffusion
+    config, diffusion = dit_config(size, **overrides), cfg.diffusion
+    if cfg.avid is not None:  # the model section describes the adapter of a frozen model
+        dit, diffusion = build_avid(cfg.avid, config, diffusion, cfg.codec)
+    else:
+        dit = VideoDiT(config)
     if diffusion.target == "delta" and diffusion.delta_scale <= 0:
         diffusion = replace(
             diffusion,
