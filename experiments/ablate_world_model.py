@@ -38,18 +38,21 @@ from freeaction_gym.models.presets import dit_config  # noqa: E402
 from freeaction_gym.training.config import TrainConfig, load_config  # noqa: E402
 from freeaction_gym.world_model.model import WorldModel  # noqa: E402
 
-# One technique each over configs/v2/ablation_base.yaml (issue 14's list).
+CTX2 = [
+    "model.num_context_frames=2",
+    "model.context_mode=channels",
+    "data.clip_frames=6",
+    "data.min_clip_frames=3",
+]
+# One technique each over configs/v2/ablation_base.yaml (issue 14's list); the second round
+# switches one technique on over the first round's winner (ctx2).
 VARIANTS: dict[str, list[str]] = {
     "base": [],
     "edm": ["diffusion.parameterization=edm", "loop.eval_sample_steps=3"],
     "ctxnoise": ["diffusion.context_noise_max=0.2", "model.context_noise_embed=true"],
-    "ctx2": [
-        "model.num_context_frames=2",
-        "model.context_mode=channels",
-        "data.clip_frames=6",
-        "data.min_clip_frames=3",
-    ],
+    "ctx2": CTX2,
     "convhead": ["model.refiner_width=16", "model.refiner_depth=2"],
+    "ctx2_hourglass": [*CTX2, "model.stem_channels=[16,32,64]"],
 }
 
 
