@@ -62,14 +62,15 @@ class EDMNetwork:
     The sampler passes the c_in-scaled noisy frames after the clean context and
     ``t = c_noise`` (diffusers ``EDMEulerScheduler.timesteps``); this maps c_noise to the
     DiT's time input and forwards any extra keywords (e.g. ``context_noise``). Same call
-    signature as the DiT: ``(x (B, F, ...), t (B,), actions, null_action) -> F (B, F, ...)``.
+    signature as the DiT: ``(x (B, F, ...), t (B,), actions, null_action) -> F (B, F, ...)``;
+    keywords of the call (e.g. ``prompts``) are passed on too.
     """
 
     def __init__(self, model: Denoiser, **kwargs) -> None:
         self.model, self.kwargs = model, kwargs
 
-    def __call__(self, x, t, actions, null_action=None):
-        return self.model(x, network_time(t), actions, null_action, **self.kwargs)
+    def __call__(self, x, t, actions, null_action=None, **kwargs):
+        return self.model(x, network_time(t), actions, null_action, **self.kwargs, **kwargs)
 
 
 def edm_loss(

@@ -100,7 +100,9 @@ class ActionGuidance:
     steps the positive and negative conditions run as one batch of 2B (``batch=False``: two
     calls of B, the naive path kept for benchmarks) and are combined by
     :func:`action_scaled_cfg`; the output is linear in the network's, so it works for eps,
-    x0, v or EDM's raw F alike. action_norm (B,) is the per-sample ||a||.
+    x0, v or EDM's raw F alike. action_norm (B,) is the per-sample ||a||. Keywords of the
+    call (e.g. ``prompts``, the visual action prompts) go unchanged to both conditions: the
+    negative one changes the actions only (a batched call repeats tensors along the batch).
     """
 
     def __init__(
@@ -121,12 +123,12 @@ class ActionGuidance:
         )
         self.step = 0
 
-    def __call__(self, x, t, actions, null_action=None):
+    def __call__(self, x, t, actions, null_action=None, **kwargs):
         i, self.step = self.step, self.step + 1
         num_steps = len(self.scheduler.timesteps)
         w = guidance_weight(self.norm, i, num_steps, self.lam, self.guidance.cutoff)
         if not bool((w != 0).any()):
-            return self.model(x, t, actions, null_action)
+            return self.model(x, t, actions, null_action, **kwargs)
         b = x.shape[0]
         neg_actions, neg_null = self.guidance.negative_actions(actions)
         pos_null = null_action if null_action is not None else torch.zeros(b, dtype=torch.bool)
@@ -137,11 +139,12 @@ class ActionGuidance:
                 t.repeat(2),
                 torch.cat([actions, neg_actions]),
                 torch.cat([pos_null.to(x.device), neg_null.to(x.device)]),
+                **{k: torch.cat([v, v]) if torch.is_tensor(v) else v for k, v in kwargs.items()},
             )
             out_pos, out_neg = pair[:b], pair[b:]
         else:
-            out_pos = self.model(x, t, actions, pos_null.to(x.device))
-            out_neg = self.model(x, t, neg_actions, neg_null.to(x.device))
+            out_pos = self.model(x, t, actions, pos_null.to(x.device), **kwargs)
+            out_neg = self.model(x, t, neg_actions, neg_null.to(x.device), **kwargs)
         return action_scaled_cfg(
             out_pos, out_neg, self.norm, i, num_steps, self.lam, self.guidance.cutoff
         )

@@ -32,13 +32,16 @@ def sample_video(
     num_steps: int,
     generator: torch.Generator | None = None,
     null_action: torch.Tensor | None = None,
+    model_kwargs: dict | None = None,
 ) -> torch.Tensor:
     """Denoise ``noise`` into the frames that follow ``context``.
 
     context (B, n, C, H, W) clean latents; actions (B, n + K - 1, A) covering every frame
     transition of the clip; noise (B, K, C, H, W) unit-variance initial noise of the K
     predicted frames (scaled here to the scheduler's first noise level). One model call per
-    entry of ``scheduler.timesteps``. Returns (B, K, C, H, W).
+    entry of ``scheduler.timesteps``, given ``model_kwargs`` unchanged (per-sample inputs
+    that do not change with the noise, e.g. ``prompts`` (B, n + K, C_p, H, W), the visual
+    action prompts of every frame). Returns (B, K, C, H, W).
     """
     b, n = context.shape[:2]
     k = noise.shape[1]
@@ -50,9 +53,10 @@ def sample_video(
     step_kwargs = {}
     if generator is not None and "generator" in inspect.signature(scheduler.step).parameters:
         step_kwargs["generator"] = generator
+    model_kwargs = model_kwargs or {}
     x = noise * initial_noise_scale(scheduler)
     for t in scheduler.timesteps:
         video = torch.cat([context, scheduler.scale_model_input(x, t)], dim=1)  # (B, F, ...)
-        out = model(video, t.expand(b).to(x.device), actions, null_action)[:, n:]
+        out = model(video, t.expand(b).to(x.device), actions, null_action, **model_kwargs)[:, n:]
         x = scheduler.step(out, t, x, **step_kwargs).prev_sample
     return x

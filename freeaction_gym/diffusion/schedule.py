@@ -105,7 +105,7 @@ class AsEpsilon:
     """Wrap a denoiser that predicts x0 (``sample``) or ``v_prediction`` so it returns eps,
     for schedulers that only accept epsilon (PNDM). Same call signature as the DiT:
     ``(x (B, F, ...), t (B,), actions, null_action) -> eps (B, F, ...)``, with x the noisy
-    input at step t (PNDM's model input is unscaled)."""
+    input at step t (PNDM's model input is unscaled); keywords (e.g. ``prompts``) pass on."""
 
     def __init__(self, model, prediction_type: str, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS):
         if prediction_type not in ("sample", "v_prediction"):
@@ -113,8 +113,8 @@ class AsEpsilon:
         self.model, self.prediction_type = model, prediction_type
         self.abar = alphas_cumprod(num_train_timesteps).float()
 
-    def __call__(self, x, t, actions, null_action=None):
-        out = self.model(x, t, actions, null_action)
+    def __call__(self, x, t, actions, null_action=None, **kwargs):
+        out = self.model(x, t, actions, null_action, **kwargs)
         a = self.abar.to(x.device)[t.long()].view(-1, *([1] * (x.ndim - 1)))
         if self.prediction_type == "sample":  # x_t = sqrt(a) x0 + sqrt(1 - a) eps
             return (x - a.sqrt() * out) / (1 - a).sqrt()

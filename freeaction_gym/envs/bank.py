@@ -4,7 +4,11 @@ Stored as ``.npz``: ``initial`` uint8 (N, H, W, 3), ``goal`` uint8 (N, H, W, 3) 
 frame of the same held-out episode, or a frame just after its first success), ``task``
 str (N,), ``episode`` str (N,) (source file), and, when known, ``layout`` / ``layout_seed``
 int (N,): the scene is layout ``layout`` of ``metaworld.MT1(task, seed=layout_seed)``, so the
-real simulator can start from the same scene (-1 when unknown, e.g. IRASim datasets).
+real simulator can start from the same scene (-1 when unknown, e.g. IRASim datasets), and,
+when the dataset stores them, ``state`` float32 (N, 7) and ``keypoints`` float32 (N, K, 3):
+the robot's state and arm keypoints at the initial frame (``metaworld_gen.STATE_NAMES`` /
+``KEYPOINT_BODIES``), which visual-action-prompt envs integrate their proprioceptive model
+from (``conditioning: vap``). Banks built before they were stored load without them.
 """
 
 from __future__ import annotations
@@ -24,9 +28,18 @@ class ResetBank:
     episode: np.ndarray  # (N,) str
     layout: np.ndarray | None = None  # (N,) int, -1 = unknown (filled in __post_init__)
     layout_seed: np.ndarray | None = None  # (N,) int, -1 = unknown
+    state: np.ndarray | None = None  # (N, 7) float32 robot state at the initial frame
+    keypoints: np.ndarray | None = None  # (N, K, 3) float32 arm keypoints (m) there
 
     def __post_init__(self) -> None:
         n = len(self.initial)
+        for name, ndim in (("state", 2), ("keypoints", 3)):
+            value = getattr(self, name)
+            if value is not None:
+                value = np.asarray(value, np.float32)
+                if value.ndim != ndim or len(value) != n:
+                    raise ValueError(f"reset bank {name} must have {ndim} dims and {n} rows")
+                object.__setattr__(self, name, value)
         for name in ("layout", "layout_seed"):
             value = getattr(self, name)
             value = np.full(n, -1, np.int64) if value is None else np.asarray(value, np.int64)
@@ -54,6 +67,11 @@ class ResetBank:
         """Every entry names its MetaWorld scene (``layout`` and ``layout_seed`` >= 0)."""
         return bool(np.all(self.layout >= 0) and np.all(self.layout_seed >= 0))
 
+    @property
+    def has_robot_state(self) -> bool:
+        """Every entry stores its initial robot ``state`` and ``keypoints``."""
+        return self.state is not None and self.keypoints is not None
+
     def indices(self, task: str | None) -> np.ndarray:
         """Entries of ``task`` (all when None); error naming the known tasks otherwise."""
         if task is None:
@@ -79,7 +97,8 @@ class ResetBank:
                 missing = [k for k in ("initial", "goal", "task", "episode") if k not in z.files]
                 if missing:
                     raise ValueError(f"lacks the array(s) {missing}")
-                optional = {k: z[k] for k in ("layout", "layout_seed") if k in z.files}
+                names = ("layout", "layout_seed", "state", "keypoints")
+                optional = {k: z[k] for k in names if k in z.files}
                 arrays = [z["initial"], z["goal"], z["task"].astype(str), z["episode"].astype(str)]
             return cls(*arrays, **optional)
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
@@ -92,6 +111,7 @@ class ResetBank:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
+        robot = {"state": self.state, "keypoints": self.keypoints} if self.has_robot_state else {}
         np.savez_compressed(
             tmp,
             initial=self.initial,
@@ -100,6 +120,7 @@ class ResetBank:
             episode=self.episode.astype("U"),
             layout=self.layout,
             layout_seed=self.layout_seed,
+            **robot,
         )
         tmp.replace(path)
 
@@ -116,6 +137,7 @@ class ResetBank:
         from freeaction_gym.data.episodes import list_episodes, load_episode
 
         init, goals, task, names, layout, layout_seed = [], [], [], [], [], []
+        state, keypoints = [], []
         for p in list_episodes(root, split, tasks):
             ep = load_episode(p)
             k = len(ep.rgb) - 1
@@ -127,6 +149,10 @@ class ResetBank:
             names.append(p.name)
             layout.append(ep.layout)
             layout_seed.append(int(ep.info.get("layout_seed", -1)))
+            if ep.state is not None and ep.keypoints is not None:
+                state.append(ep.state[0])
+                keypoints.append(ep.keypoints[0])
+        robot = len(state) == len(init) and bool(init)  # every episode knows its robot
         return cls(
             np.stack(init),
             np.stack(goals),
@@ -134,6 +160,8 @@ class ResetBank:
             np.array(names),
             np.array(layout),
             np.array(layout_seed),
+            np.stack(state) if robot else None,
+            np.stack(keypoints) if robot else None,
         )
 
     @classmethod

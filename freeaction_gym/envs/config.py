@@ -66,6 +66,20 @@ class EnvConfig:
     sum of env actions since reset, env units). When a step leaves the box the episode ends
     (``terminated``, ``info["out_of_support"]``) and ``penalty`` is subtracted from its reward:
     there the world model extrapolates and its reward cannot be trusted. None: off."""
+    conditioning: Literal["action", "vap"] = "action"
+    """What the model is told of the agent's actions. ``action``: the actions (adaLN).
+    ``vap``: visual action prompts too (seed 004; :mod:`~freeaction_gym.envs.prompting`):
+    the env integrates a learned proprioceptive model (``proprio_model``) from the reset
+    bank's initial robot state, draws the arm's skeleton for every frame it predicts and
+    passes it to a prompt-conditioned model; ``info["robot_state"]`` (7,) is the integrated
+    state after the step (hand xyz m, gripper opening, object xyz m). ``vap`` needs a model
+    with a prompt input, ``action`` one without."""
+    proprio_model: str | None = None
+    """``vap``: a ProprioModel directory (``freeaction train-proprio``); default: the world
+    model directory's ``proprio/``."""
+    prompt_camera: str = "workspace"
+    """``vap``: the camera preset (``metaworld_gen.CAMERA_PRESETS``) prompts are drawn
+    through; the model's training data must have been rendered through it."""
     render_fps: int = 10
     compile: bool = False
     """``torch.compile`` the denoiser (CPU: ~1.1x the eager speed after a one-off compile

@@ -17,7 +17,9 @@ batched matrix products may round differently with the batch size on some CPUs (
 ``info`` (arrays (N,)): ``action_norm``, ``tau``, ``guidance_weight``, ``success`` (reached
 at this step), ``is_success`` (reached at any step of the episode so far: what SB3's
 ``EvalCallback`` reads at an episode's end), ``out_of_support``; with ``timing_in_info``
-also ``step_time_ms``/``model_time_ms``/``decode_time_ms``.
+also ``step_time_ms``/``model_time_ms``/``decode_time_ms``; with ``conditioning: vap``
+also ``robot_state`` (N, 7), the integrated robot state after the step
+(:mod:`~freeaction_gym.envs.prompting` draws the prompts the model is given).
 """
 
 from __future__ import annotations
@@ -32,12 +34,20 @@ from gymnasium.utils import seeding
 from freeaction_gym.diffusion.truncation import truncated_initial_noise
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.envs.config import EnvConfig
+from freeaction_gym.envs.prompting import PromptTracker, preset_camera
 from freeaction_gym.envs.spaces import action_space, observation_space
 from freeaction_gym.envs.validation import check_against_model, frame_shape, latent_shape
 from freeaction_gym.rewards import GoalLatentReward
 from freeaction_gym.world_model.model import WorldModel
 
-RESET_OPTIONS = ("bank_index", "goal_frame", "initial_frame", "task")
+RESET_OPTIONS = (
+    "bank_index",
+    "goal_frame",
+    "initial_frame",
+    "initial_keypoints",
+    "initial_state",
+    "task",
+)
 
 
 @dataclass
@@ -53,13 +63,14 @@ class Transition:
     truncated: np.ndarray
     """bool (N,): reached ``max_episode_steps`` and not terminated."""
     info: dict[str, np.ndarray]
-    """Arrays (N,), keys in the module docstring."""
+    """Arrays (N, ...), keys in the module docstring."""
     frames: np.ndarray
     """uint8 (N, K, H, W, 3): every frame the step predicted (K = ``action_chunk``)."""
 
     def info_of(self, i: int) -> dict:
-        """Env ``i``'s info with Python scalars (the single-env and SB3 form)."""
-        return {k: v[i].item() for k, v in self.info.items()}
+        """Env ``i``'s info with Python scalars (the single-env and SB3 form); per-env
+        vectors (``robot_state``) stay arrays."""
+        return {k: v[i].item() if v[i].ndim == 0 else v[i].copy() for k, v in self.info.items()}
 
 
 class ImaginationCore:
@@ -73,8 +84,11 @@ class ImaginationCore:
         reward_fn,
         task_names: list[str],
         num_envs: int,
+        proprio=None,
     ) -> None:
-        self.sampling = check_against_model(config, world, bank, task_names)
+        """``proprio``: the :class:`~freeaction_gym.prompts.proprio.ProprioModel` of
+        ``conditioning: vap`` (None otherwise)."""
+        self.sampling = check_against_model(config, world, bank, task_names, proprio)
         self.world, self.config, self.bank, self.reward_fn = world, config, bank, reward_fn
         self.task_names, self.n, self.n_ctx = task_names, num_envs, world.num_context
         a = world.action_dim
@@ -96,6 +110,10 @@ class ImaginationCore:
         self.generators = [torch.Generator() for _ in range(num_envs)]
         self.rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]  # batched adapters
         self.timing: dict[str, float] = {}
+        self.prompter: PromptTracker | None = None
+        if config.conditioning == "vap":
+            camera = preset_camera(config.prompt_camera, *self.frame_shape[:2])
+            self.prompter = PromptTracker(proprio, camera, num_envs, self.n_ctx)
 
     # -- reset ---------------------------------------------------------------------------
     def check_reset(self, options: dict | None) -> dict:
@@ -108,6 +126,7 @@ class ImaginationCore:
         unknown = sorted(set(options) - set(RESET_OPTIONS))
         if unknown:
             raise ValueError(f"unknown reset option(s) {unknown}; known: {list(RESET_OPTIONS)}")
+        self._check_robot_options(options)
         task = options.get("task")
         if "initial_frame" in options:
             self._check_frame(options["initial_frame"], "initial_frame")
@@ -139,6 +158,29 @@ class ImaginationCore:
             raise ValueError(f"reset option bank_index={j!r}: need 0 <= index < {len(self.bank)}")
         return options
 
+    def _check_robot_options(self, options: dict) -> None:
+        """``initial_state`` (7,) / ``initial_keypoints`` (K, 3): the robot at a user-given
+        ``initial_frame``, needed there by (and only accepted with) ``conditioning: vap``."""
+        given = [k for k in ("initial_state", "initial_keypoints") if k in options]
+        if self.prompter is None:
+            if given:
+                raise ValueError(f"reset option(s) {given} need env option conditioning='vap'")
+            return
+        if "initial_frame" not in options:
+            if given:
+                raise ValueError(f"reset option(s) {given} need initial_frame (a bank entry "
+                                 "brings its own robot state)")  # fmt: skip
+            return
+        shapes = {"initial_state": (7,), "initial_keypoints": (self.prompter.num_keypoints, 3)}
+        for name, shape in shapes.items():
+            value = options.get(name)
+            if value is None or np.shape(value) != shape:
+                raise ValueError(
+                    f"conditioning='vap' with initial_frame needs reset option {name} of shape "
+                    f"{shape} (the robot in that frame), got "
+                    f"{None if value is None else np.shape(value)}"
+                )
+
     @torch.inference_mode()
     def reset_env(
         self, i: int, rng: np.random.Generator | None = None, options: dict | None = None
@@ -150,11 +192,15 @@ class ImaginationCore:
         task = options.get("task", self.config.task)
         if "initial_frame" in options:
             init, goal = options["initial_frame"], options.get("goal_frame")
+            robot = options.get("initial_state"), options.get("initial_keypoints")
         else:
             idx = self.bank.indices(task)
             j = int(options.get("bank_index", idx[rng.integers(len(idx))]))
             init, goal = self.bank.initial[j], self.bank.goal[j]
             task = task or str(self.bank.task[j])
+            robot = (self.bank.state[j], self.bank.keypoints[j]) if self.prompter else None
+        if self.prompter is not None:
+            self.prompter.reset(i, *robot)
         self.generators[i].manual_seed(int(rng.integers(2**63 - 1)))
         frames = torch.from_numpy(np.stack([init] + ([goal] if goal is not None else [])))
         z = self.world.encode(frames[None])[0]  # (1|2, C, h, w)
@@ -201,8 +247,16 @@ class ImaginationCore:
         full = torch.cat([self.history, a], dim=1)  # (N, n-1+K, A)
         norm = self.world.action_norm(a, self.sampling.norm)  # (N,)
         tau = self.sampling.truncation.tau(norm)  # (N,)
+        prompts = None  # (N, n + K, H, W, 3) uint8: the robot drawn from the actions
+        if self.prompter is not None:
+            prompts = torch.from_numpy(self.prompter.step(a, active))
         latents, info = self.world.predict(
-            self.context, full, self.sampling, noise=self._noise(tau, active), action_norm=norm
+            self.context,
+            full,
+            self.sampling,
+            noise=self._noise(tau, active),
+            action_norm=norm,
+            prompts=prompts,
         )  # (N, K, C, h, w)
         t1 = time.perf_counter()
         frames = self.world.decode(latents).numpy()  # (N, K, H, W, 3)
@@ -241,6 +295,8 @@ class ImaginationCore:
         }
         if self.config.timing_in_info:
             out.update({k: np.full(self.n, v, np.float32) for k, v in self.timing.items()})
+        if self.prompter is not None:
+            out["robot_state"] = self.prompter.state  # (N, 7)
         reward = np.where(active, reward, 0.0).astype(np.float32)
         return Transition(self.observations(), reward, terminated, truncated, out, frames)
 

@@ -26,8 +26,9 @@ class VideoWorldModelEnv(gym.Env):
     ``action_chunk=K``), mapped to model units by ``action_offset + action_scale * a``.
     ``info``: ``action_norm``, ``tau``, ``guidance_weight``, ``success`` (this step),
     ``is_success`` (any step so far), ``out_of_support``, ``task`` (and step timing in ms
-    with ``timing_in_info=True``; always in :attr:`timing`). Stepping after the episode
-    ended raises ``RuntimeError``.
+    with ``timing_in_info=True``; always in :attr:`timing`; the integrated ``robot_state``
+    (7,) with ``conditioning='vap'``). Stepping after the episode ended raises
+    ``RuntimeError``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}

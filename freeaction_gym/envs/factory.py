@@ -87,6 +87,21 @@ def load_reward(cfg: EnvConfig, bank: ResetBank | None):
     return LearnedReward(head), list(head.config.tasks)
 
 
+def load_proprio(cfg: EnvConfig, world, bank: ResetBank | None):
+    """The proprioceptive model of ``conditioning: vap`` (None otherwise), loaded after the
+    checks that need only the world model and the bank (so a model without a prompt input
+    is named before a missing proprio model)."""
+    if cfg.conditioning != "vap":
+        return None
+    from freeaction_gym.envs.prompting import proprio_dir
+    from freeaction_gym.envs.validation import check_conditioning
+    from freeaction_gym.prompts.proprio import ProprioModel
+
+    check_conditioning(cfg, world, bank)
+    model_dir = resolve_model_path(cfg.model) if cfg.model_format == "world_model" else None
+    return ProprioModel.from_pretrained(proprio_dir(cfg, model_dir))
+
+
 def build(cfg: EnvConfig, env_id: str = "VideoWorldModelEnv"):
     """(world model, reset bank, reward function, task names) for ``cfg``."""
     configure_threads()
@@ -115,4 +130,5 @@ def build_core(
 
     cfg = make_env_config(preset, **(options or {}))
     world, bank, reward_fn, tasks = components or build(cfg, env_id)
-    return ImaginationCore(world, cfg, bank, reward_fn, tasks, num_envs)
+    proprio = load_proprio(cfg, world, bank)
+    return ImaginationCore(world, cfg, bank, reward_fn, tasks, num_envs, proprio)

@@ -10,6 +10,10 @@
   model's window, the sampler accepts ``num_steps`` for this model's schedule, action
   scales/support have the model's action dimension, reset-bank frames have the model's
   frame size, and the learned reward head knows every task the bank starts from.
+* :func:`check_conditioning` - ``conditioning`` fits the model (``vap`` needs a prompt
+  input, ``action`` forbids one), the camera preset exists and the reset bank stores the
+  robot state ``vap`` starts from; with the proprio model loaded, its keypoints and actions
+  fit (:func:`check_proprio`).
 
 Every error is a ``ValueError`` that names the option (``sampling.truncation.tau_min``).
 """
@@ -101,9 +105,66 @@ def check_support(support: Any) -> dict[str, Any]:
     return {"low": low, "high": high, "penalty": penalty}
 
 
-def check_against_model(cfg, world, bank, task_names: list[str]):
+def check_conditioning(cfg, world, bank) -> None:
+    """``conditioning`` against the model and the bank (before a proprio model is loaded)."""
+    from freeaction_gym.data.metaworld_gen import CAMERA_PRESETS
+
+    prompt = world.dit.config.prompt
+    if cfg.conditioning == "vap" and prompt == "none":
+        raise ValueError(
+            f"env option conditioning='vap' needs a world model with a visual-action-prompt "
+            f"input (trained with model.prompt: channels, controlnet or both); {cfg.model} has "
+            "prompt='none': use conditioning='action'"
+        )
+    if cfg.conditioning == "action" and prompt != "none":
+        raise ValueError(
+            f"{cfg.model} takes visual action prompts (prompt={prompt!r}): make the env with "
+            "conditioning='vap' (a proprio model and a reset bank with robot states)"
+        )
+    if cfg.conditioning != "vap":
+        return
+    if world.dit.config.prompt_channels != 3:
+        raise ValueError(
+            f"env option conditioning='vap' draws RGB prompts; {cfg.model} takes "
+            f"{world.dit.config.prompt_channels} prompt channels"
+        )
+    if cfg.prompt_camera not in CAMERA_PRESETS:
+        raise ValueError(
+            f"env option prompt_camera={cfg.prompt_camera!r}; allowed: {sorted(CAMERA_PRESETS)}"
+        )
+    if bank is not None and not bank.has_robot_state:
+        raise ValueError(
+            f"env option conditioning='vap' starts from each reset-bank entry's robot state, "
+            f"but the reset bank {cfg.reset_bank or '(the model directory default)'} stores "
+            "none (built before banks kept it, or from data without state/keypoints): rebuild "
+            "it with `freeaction bank --data <root> --split test --out bank.npz`"
+        )
+
+
+def check_proprio(cfg, world, bank, proprio) -> None:
+    """The loaded proprio model fits the world model's actions and the bank's keypoints."""
+    if proprio is None:
+        if cfg.conditioning == "vap":
+            raise ValueError("env option conditioning='vap' needs a proprio model")
+        return
+    if world.action_dim != 4:
+        raise ValueError(
+            f"env option conditioning='vap' integrates MetaWorld actions (4-D); the model's "
+            f"actions are {world.action_dim}-D"
+        )
+    k = proprio.config.num_keypoints
+    if bank is not None and bank.keypoints.shape[1:] != (k, 3):
+        raise ValueError(
+            f"the reset bank's keypoints are {bank.keypoints.shape[1:]}; the proprio model "
+            f"{cfg.proprio_model or '(proprio/)'} tracks ({k}, 3)"
+        )
+
+
+def check_against_model(cfg, world, bank, task_names: list[str], proprio=None):
     """Options that need the model (see the module docstring); returns the
     :class:`~freeaction_gym.world_model.model.SamplingConfig` the env samples with."""
+    check_conditioning(cfg, world, bank)
+    check_proprio(cfg, world, bank, proprio)
     a, k = world.action_dim, cfg.action_chunk
     window = world.dit.config.num_frames - world.num_context
     if k > window:

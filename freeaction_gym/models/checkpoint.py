@@ -251,6 +251,41 @@ def load_state_dict_strict(
     model.load_state_dict(sd, strict=not new_modules)
 
 
+WARM_START_MODULES = ("refiner.", "controlnet.")
+"""Parts a warm-started model may add (identity at initialisation)."""
+PROMPT_EMBED_KEYS = ("x_embedder.proj.weight", "stem.inp.weight")
+"""The input convolution whose channels prompts are stacked on (last)."""
+
+
+def warm_start_dit(model: VideoDiT, sd: dict[str, torch.Tensor], source: str) -> None:
+    """Load a trained DiT's weights ``sd`` into ``model``, which may add parts that start as
+    the identity, so the warm-started model computes exactly what the trained one did:
+
+    * a refiner (its last layer is zero);
+    * a ControlNet prompt branch (``prompt: controlnet|both``): absent from ``sd``, its
+      blocks are re-initialised as copies of the loaded first blocks (its prompt embedding
+      and output projections stay zero);
+    * prompt channels of the patch embedding / conv stem (``prompt: channels|both``): the
+      checkpoint's input weights are zero-padded for them.
+
+    Everything else must match (:func:`load_state_dict_strict` lists what does not)."""
+    sd, own, cfg = dict(sd), model.state_dict(), model.config
+    if cfg.prompt_stacked:
+        for key in PROMPT_EMBED_KEYS:
+            if key not in sd or key not in own:
+                continue
+            old, new = sd[key], own[key]
+            if old.shape[1] + cfg.prompt_channels == new.shape[1] and (
+                old.shape[:1] + old.shape[2:] == new.shape[:1] + new.shape[2:]
+            ):
+                pad = old.new_zeros(old.shape[0], cfg.prompt_channels, *old.shape[2:])
+                sd[key] = torch.cat([old, pad], dim=1)  # prompts come last in the input
+    fresh_branch = not any(k.startswith("controlnet.") for k in sd)
+    load_state_dict_strict(model, sd, source, new_modules=WARM_START_MODULES)
+    if fresh_branch and cfg.prompt_controlnet:
+        model.controlnet.copy_base_blocks(model.blocks)
+
+
 def load_irasim_checkpoint(path: str | Path, **overrides) -> VideoDiT:
     """A released IRASim ``.pt`` (``ema``/``model``/``args``) or plain state dict -> model.
 

@@ -12,6 +12,7 @@ frame, D hidden size, A action dimension.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from freeaction_gym.models.controlnet import PromptControlNet, check_prompts
 from freeaction_gym.models.layers import (
     DiTBlock,
     FinalLayer,
@@ -78,6 +80,16 @@ class DiTConfig:
     """Channels of a side input (``forward``'s ``extra``) stacked on every sequence frame's
     channels before the patch embedding, e.g. the frozen model's prediction an AVID adapter
     sees (:mod:`~freeaction_gym.models.avid`); 0 = none."""
+    prompt: Literal["none", "channels", "controlnet", "both"] = "none"
+    """Visual action prompts (seed 004): ``forward(..., prompts=)`` takes a skeleton image
+    per frame, (B, F, prompt_channels, H, W) on the latent grid. ``channels``: each token
+    frame's prompt is stacked on its channels before the patch embedding (or conv stem);
+    ``controlnet``: a zero-initialised ControlNet branch
+    (:mod:`~freeaction_gym.models.controlnet`); ``both``; ``none``: no prompt input."""
+    prompt_channels: int = 3
+    """Channels of a prompt frame (RGB skeletons)."""
+    controlnet_depth: int = 2
+    """``controlnet``/``both``: the first K blocks copied into the branch (1 <= K <= depth)."""
 
     def __post_init__(self) -> None:
         self.input_size = tuple(self.input_size)  # type: ignore[assignment]
@@ -106,6 +118,10 @@ class DiTConfig:
             )
         if self.context_mode == "channels" and self.conditioning != "frame":
             raise ValueError("context_mode='channels' needs conditioning='frame'")
+        if self.prompt not in ("none", "channels", "controlnet", "both"):
+            raise ValueError(f"prompt must be none/channels/controlnet/both, got {self.prompt!r}")
+        if self.prompt_controlnet and not 1 <= self.controlnet_depth <= self.depth:
+            raise ValueError(f"controlnet_depth must be in [1, {self.depth}]")
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -120,7 +136,18 @@ class DiTConfig:
         """Input channels of the patch embedding (C, or C (1 + n) with channel context,
         plus ``extra_in_channels``)."""
         n = self.num_context_frames if self.context_mode == "channels" else 0
-        return self.in_channels * (1 + n) + self.extra_in_channels
+        prompt = self.prompt_channels if self.prompt_stacked else 0
+        return self.in_channels * (1 + n) + self.extra_in_channels + prompt
+
+    @property
+    def prompt_stacked(self) -> bool:
+        """Prompts stacked on the patch embedding's input channels."""
+        return self.prompt in ("channels", "both")
+
+    @property
+    def prompt_controlnet(self) -> bool:
+        """Prompts read by a ControlNet branch."""
+        return self.prompt in ("controlnet", "both")
 
     @property
     def sequence_frames(self) -> int:
@@ -172,6 +199,10 @@ class VideoDiT(nn.Module):
         self._init_weights()
         if cfg.refiner_width > 0:  # built after _init_weights: keeps its own zero init
             self.refiner = ConvRefiner(cfg.in_channels, cfg.refiner_width, cfg.refiner_depth, d)
+        if cfg.prompt_controlnet:  # built last: copies of the initialised blocks, zero in/out
+            self.controlnet = PromptControlNet(
+                self.blocks, cfg.controlnet_depth, cfg.patch_size, cfg.prompt_channels, d
+            )
 
     def _init_weights(self) -> None:
         def _basic(m: nn.Module) -> None:
@@ -249,13 +280,16 @@ class VideoDiT(nn.Module):
         null_action: torch.Tensor | None = None,
         context_noise: torch.Tensor | None = None,
         extra: torch.Tensor | None = None,
+        prompts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the noise of every frame.
 
         x (B, F, C, H, W) latents with the context frame(s) clean; t (B,) diffusion steps in
         [0, 1000); actions (B, F-1, A); context_noise (B,) the context frames' augmentation
         level as a fraction in [0, 1] (``context_noise_embed`` models; None = 0); extra
-        (B, F, extra_in_channels, H, W) the side input of ``extra_in_channels`` models. Returns
+        (B, F, extra_in_channels, H, W) the side input of ``extra_in_channels`` models;
+        prompts (B, F, prompt_channels, H, W) every frame's visual action prompt (``prompt``
+        models only, required there). Returns
         (B, F, C, H, W); the context frames' output carries no meaning (with
         ``context_mode='channels'`` it is the input context).
         """
@@ -270,6 +304,7 @@ class VideoDiT(nn.Module):
             )
         if cfg.conditioning == "video" and f != cfg.num_frames:
             raise ValueError("Video-Ada conditioning needs exactly num_frames frames")
+        check_prompts(cfg.prompt, cfg.prompt_channels, x.shape, prompts)
         n = cfg.num_context_frames
         a_emb = self.embed_actions(actions, null_action)
         if cfg.context_mode == "channels":
@@ -286,6 +321,10 @@ class VideoDiT(nn.Module):
             x_seq = torch.cat([x_seq, extra[:, f - x_seq.shape[1] :]], dim=2)  # (B, F', E', H, W)
         elif extra is not None:
             raise ValueError("extra given to a model with extra_in_channels=0")
+        if prompts is not None:  # the prompts of the frames in the sequence
+            prompts = prompts[:, f - x_seq.shape[1] :].to(x_seq.dtype)  # (B, F', C_p, H, W)
+        if cfg.prompt_stacked:  # appended last: a warm start zero-pads these input channels
+            x_seq = torch.cat([x_seq, prompts], dim=2)  # (B, F', C_embed, H, W)
         tokens = self.x_embedder(rearrange(x_seq, "b f c h w -> (b f) c h w")) + self.pos_embed
         t_emb = self.t_embedder(t)  # (B, D)
         if cfg.context_noise_embed:
@@ -311,17 +350,16 @@ class VideoDiT(nn.Module):
             c_temp = t_emb.repeat_interleave(p_tokens, dim=0)  # (B P, D)
             c_final = t_emb.repeat_interleave(f, dim=0)  # (B F, D)
 
+        run = partial(self._run_block, c_spatial=c_spatial, c_temp=c_temp, c_frame=c_frame, f=f)
+        control: list[torch.Tensor] = []  # ControlNet residual after block i (B F, P, D)
+        if cfg.prompt_controlnet:
+            prompt_frames = rearrange(prompts, "b f c h w -> (b f) c h w")
+            control = self.controlnet(tokens, prompt_frames, run)
         x_tok = tokens  # (B F, P, D)
-        for i in range(0, len(self.blocks), 2):
-            x_tok = self.blocks[i](x_tok, c_spatial)
-            x_tok = rearrange(x_tok, "(b f) p d -> (b p) f d", b=b)
-            if i == 0:
-                x_tok = x_tok + self.temp_embed[:, :f]
-            if c_temp is None:
-                x_tok = self._temporal_per_frame(self.blocks[i + 1], x_tok, c_frame, b)
-            else:
-                x_tok = self.blocks[i + 1](x_tok, c_temp)
-            x_tok = rearrange(x_tok, "(b p) f d -> (b f) p d", b=b)
+        for i, block in enumerate(self.blocks):
+            x_tok = run(block, i, x_tok)
+            if i < len(control):
+                x_tok = x_tok + control[i]
         out = self.final_layer(x_tok, c_final)  # (B F, P, p*p*C)
         out = rearrange(self.unpatchify(out), "(b f) c h w -> b f c h w", b=b)
         if cfg.context_mode == "channels":
@@ -331,6 +369,21 @@ class VideoDiT(nn.Module):
             out = torch.cat([out[:, :n], refined], dim=1)
         assert out.shape[1] == f_all
         return out
+
+    def _run_block(self, block: DiTBlock, i: int, x: torch.Tensor, c_spatial, c_temp, c_frame, f):
+        """Block ``i`` on tokens x (B F, P, D): spatial attention for even ``i``, temporal
+        attention (frame positions added before the first) for odd ``i``."""
+        if i % 2 == 0:
+            return block(x, c_spatial)
+        b = c_frame.shape[0]
+        x = rearrange(x, "(b f) p d -> (b p) f d", b=b)
+        if i == 1:
+            x = x + self.temp_embed[:, :f]
+        if c_temp is None:
+            x = self._temporal_per_frame(block, x, c_frame, b)
+        else:
+            x = block(x, c_temp)
+        return rearrange(x, "(b p) f d -> (b f) p d", b=b)
 
     @staticmethod
     def _temporal_per_frame(

@@ -5,11 +5,17 @@
   windows without a DataLoader.
 * IRASim-layout datasets are large: :func:`irasim_batches` streams windows through a
   DataLoader and encodes them per batch.
+
+Prompt models (``DiTConfig.prompt``, seed 004) also get every clip frame's visual action
+prompt: :func:`episode_prompts` renders each episode's skeleton video once from its stored
+keypoints through the dataset camera (cached beside the pixel cache), and the bank cuts the
+same windows from it (:class:`Clips`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +23,81 @@ import torch
 from tqdm.auto import tqdm
 
 
+@dataclass
+class Clips:
+    """A batch of training windows."""
+
+    latents: torch.Tensor
+    """(B, F, C, h, w)."""
+    actions: torch.Tensor
+    """(B, F-1, A)."""
+    prompts: torch.Tensor | None = None
+    """(B, F, 3, H, W) float in [-1, 1] (the pixels' range): every frame's visual action
+    prompt, or None for a bank without prompts."""
+
+
+def _to_float(frames: torch.Tensor) -> torch.Tensor:
+    from freeaction_gym.models.autoencoder import VideoAutoencoder
+
+    return VideoAutoencoder.to_float(frames)
+
+
+def dataset_camera(root: str | Path):
+    """The :class:`~freeaction_gym.prompts.camera.PinholeCamera` a MetaWorld dataset was
+    rendered with (``meta.json``'s free camera at the dataset's resolution)."""
+    from freeaction_gym.data.episodes import read_meta
+    from freeaction_gym.data.metaworld_gen import FreeCamera
+    from freeaction_gym.prompts.camera import PinholeCamera
+
+    meta = read_meta(root)
+    cam, size = meta.get("camera"), meta.get("config", {}).get("resolution")
+    if not isinstance(cam, dict) or size is None:
+        raise ValueError(
+            f"{root}/meta.json has camera {cam!r}: visual action prompts need a free-camera "
+            "preset (metaworld_gen.CAMERA_PRESETS, e.g. 'workspace') and a resolution"
+        )
+    free = FreeCamera(tuple(cam["lookat"]), cam["azimuth"], cam["elevation"], cam["distance"])
+    return PinholeCamera.from_free_camera(free, int(size))
+
+
+def episode_prompts(
+    root: str | Path, paths: list[Path], cache: str | Path | None = None
+) -> list[torch.Tensor]:
+    """Skeleton prompt videos uint8 (T+1, H, W, 3) of the episodes ``paths`` of the dataset
+    ``root``, drawn from their stored keypoints through :func:`dataset_camera` with the
+    default :class:`~freeaction_gym.prompts.skeleton.SkeletonStyle`. With ``cache`` they are
+    saved/reused (keyed by the file list, the camera and the style)."""
+    from dataclasses import asdict
+
+    from freeaction_gym.data.episodes import load_episode
+    from freeaction_gym.prompts.skeleton import SkeletonStyle, render_prompts
+
+    camera, style = dataset_camera(root), SkeletonStyle()
+    key = {"files": [p.name for p in paths], "camera": asdict(camera), "style": repr(style)}
+    if cache is not None and Path(cache).is_file():
+        blob = torch.load(cache, weights_only=False)
+        if blob.get("key") == key:
+            return blob["prompts"]
+    out = []
+    for p in tqdm(paths, desc="render prompts", leave=False):
+        ep = load_episode(p, load_depth=False)
+        if ep.keypoints is None:
+            raise ValueError(
+                f"episode {p} stores no keypoints, which prompts are drawn from: regenerate "
+                "the dataset with the current generator (`freeaction data metaworld`)"
+            )
+        out.append(torch.from_numpy(render_prompts(ep.keypoints, camera, style=style)))
+    if cache is not None:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(str(cache) + ".tmp")
+        torch.save({"key": key, "prompts": out}, tmp)
+        tmp.replace(cache)
+    return out
+
+
 class EpisodeBank:
-    """All episodes of one split, as latents (T+1, C, h, w) and actions (T, A).
+    """All episodes of one split, as latents (T+1, C, h, w) and actions (T, A), and (prompt
+    models) prompt videos uint8 (T+1, H, W, 3).
 
     Pixel-space models keep the frames as uint8 (T+1, H, W, 3) instead (4x less memory than
     float latents: 1,500 episodes of 65 64x64 frames are 1.2 GB) and convert each sampled
@@ -30,12 +109,16 @@ class EpisodeBank:
         actions: list[torch.Tensor],
         tasks: list[str],
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        prompts: list[torch.Tensor] | None = None,
     ):
         if not latents:
             raise ValueError("EpisodeBank is empty")
         self.latents, self.actions, self.tasks = latents, actions, tasks
         self.transform = transform
         self.lengths = np.array([a.shape[0] for a in actions])
+        if prompts is not None and [len(p) for p in prompts] != [len(z) for z in latents]:
+            raise ValueError("EpisodeBank prompts must have one frame per episode frame")
+        self.prompts = prompts
 
     @classmethod
     def from_metaworld(
@@ -46,15 +129,28 @@ class EpisodeBank:
         tasks: list[str] | None = None,
         cache: str | Path | None = None,
         limit: int | None = None,
+        prompts: bool = False,
+        prompt_cache: str | Path | None = None,
     ) -> EpisodeBank:
         """Load and encode a split; ``encode`` maps uint8 (1, F, H, W, 3) -> (1, F, C, h, w)
         (None: pixel space, frames kept as uint8 and converted per window).
-        With ``cache`` the encoded bank is saved/reused (keyed by the file list)."""
-        from freeaction_gym.data.episodes import list_episodes, load_episode
+        With ``cache`` the encoded bank is saved/reused (keyed by the file list). With
+        ``prompts`` every episode's prompt video is rendered too (:func:`episode_prompts`,
+        cached in ``prompt_cache``)."""
+        from freeaction_gym.data.episodes import list_episodes
+
+        paths = list_episodes(root, split, tasks)[:limit]
+        bank = cls._load(paths, split, encode, cache)
+        if prompts:
+            bank.prompts = episode_prompts(root, paths, prompt_cache)
+        return bank
+
+    @classmethod
+    def _load(cls, paths, split, encode, cache) -> EpisodeBank:
+        from freeaction_gym.data.episodes import load_episode
         from freeaction_gym.models.autoencoder import VideoAutoencoder
 
         transform = VideoAutoencoder.to_float if encode is None else None
-        paths = list_episodes(root, split, tasks)[:limit]
         key = [str(p.name) for p in paths]
         if cache is not None and Path(cache).is_file():
             blob = torch.load(cache, weights_only=False)
@@ -88,12 +184,20 @@ class EpisodeBank:
         self, batch: int, clip_frames: int, rng: np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Random windows: latents (B, F, C, h, w), actions (B, F-1, A)."""
+        return self.windows(*self._draw(batch, clip_frames, rng), clip_frames)
+
+    def sample_clips(self, batch: int, clip_frames: int, rng: np.random.Generator) -> Clips:
+        """The windows of :meth:`sample` (same draws) with their prompts, if the bank has
+        them."""
+        return self.clips(*self._draw(batch, clip_frames, rng), clip_frames)
+
+    def _draw(self, batch: int, clip_frames: int, rng: np.random.Generator):
         ok = np.flatnonzero(self.lengths >= clip_frames - 1)
         if ok.size == 0:
             raise ValueError(f"no episode has {clip_frames} frames")
         eps = rng.choice(ok, size=batch)
         starts = [int(rng.integers(0, self.lengths[e] - (clip_frames - 1) + 1)) for e in eps]
-        return self.windows(eps, starts, clip_frames)
+        return eps, starts
 
     def windows(self, episodes, starts, clip_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         z = torch.stack(
@@ -109,11 +213,25 @@ class EpisodeBank:
         )
         return z, a
 
+    def clips(self, episodes, starts, clip_frames: int) -> Clips:
+        """:meth:`windows` plus the windows' prompts (float, the pixels' range) if any."""
+        z, a = self.windows(episodes, starts, clip_frames)
+        if self.prompts is None:
+            return Clips(z, a)
+        p = torch.stack(
+            [self.prompts[e][s : s + clip_frames] for e, s in zip(episodes, starts, strict=True)]
+        )  # (B, F, H, W, 3) uint8
+        return Clips(z, a, _to_float(p))
+
     def fixed_windows(
         self, n: int, clip_frames: int, seed: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The same ``n`` windows every call (for validation)."""
         return self.sample(n, clip_frames, np.random.default_rng(seed))
+
+    def fixed_clips(self, n: int, clip_frames: int, seed: int = 0) -> Clips:
+        """:meth:`fixed_windows` with their prompts."""
+        return self.sample_clips(n, clip_frames, np.random.default_rng(seed))
 
 
 def irasim_batches(
@@ -161,6 +279,9 @@ class StreamBank:
         if z.shape[0] != batch:
             raise ValueError(f"stream yields batches of {z.shape[0]}, asked for {batch}")
         return z[:, :clip_frames], a[:, : clip_frames - 1]
+
+    def sample_clips(self, batch: int, clip_frames: int, rng: np.random.Generator) -> Clips:
+        return Clips(*self.sample(batch, clip_frames, rng))
 
 
 def irasim_val_bank(

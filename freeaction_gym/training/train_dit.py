@@ -20,7 +20,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from freeaction_gym.assets import resolve_model_path
-from freeaction_gym.models.checkpoint import load_state_dict_strict
+from freeaction_gym.models.checkpoint import warm_start_dit
 from freeaction_gym.models.dit import VideoDiT, count_parameters
 from freeaction_gym.models.presets import dit_config
 from freeaction_gym.training.avid import build_avid
@@ -96,6 +96,9 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
     codec = load_codec("pixel" if cfg.codec == "pixel" else "autoencoder", cfg.codec)
     codec.requires_grad_(False)
     encode = codec.encode
+    prompts = cfg.model.get("prompt", "none") != "none"  # visual action prompts (seed 004)
+    if prompts and cfg.data.format != "metaworld":
+        raise ValueError("model.prompt needs MetaWorld-format data (prompts come from keypoints)")
     if cfg.data.format == "metaworld":
         if cfg.codec == "pixel":  # uint8 frames; one cache beside the data serves every run
             encode, cache_dir, cache_tag = None, Path(cfg.data.root) / ".cache", "pixel"
@@ -103,15 +106,18 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
                 cache_tag += "_" + "_".join(sorted(cfg.data.tasks))
         else:
             cache_dir, cache_tag = out, Path(cfg.codec).name
-        bank = EpisodeBank.from_metaworld(
-            cfg.data.root,
-            "train",
-            encode,
-            cfg.data.tasks,
-            cache_dir / f"cache_train_{cache_tag}.pt",
-        )
-        val = EpisodeBank.from_metaworld(
-            cfg.data.root, "val", encode, cfg.data.tasks, cache_dir / f"cache_val_{cache_tag}.pt"
+        prompt_tag = "_".join(["prompts", *sorted(cfg.data.tasks or [])])
+        bank, val = (
+            EpisodeBank.from_metaworld(
+                cfg.data.root,
+                split,
+                encode,
+                cfg.data.tasks,
+                cache_dir / f"cache_{split}_{cache_tag}.pt",
+                prompts=prompts,  # one cache beside the data, whatever the codec
+                prompt_cache=Path(cfg.data.root) / ".cache" / f"cache_{split}_{prompt_tag}.pt",
+            )
+            for split in ("train", "val")
         )
         stats = _load_stats(cfg.data.root)
     else:  # IRASim layout: stream + encode training clips, encode the val windows once
@@ -147,9 +153,7 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
         world.dit.load_state_dict(state["model"])
     elif cfg.loop.init_from:
         init = WorldModel.from_pretrained(resolve_model_path(cfg.loop.init_from))
-        load_state_dict_strict(
-            world.dit, init.dit.state_dict(), cfg.loop.init_from, new_modules=("refiner.",)
-        )
+        warm_start_dit(world.dit, init.dit.state_dict(), cfg.loop.init_from)
         world.diffusion = init.diffusion
     dit = world.dit
     ema = copy.deepcopy(dit).requires_grad_(False)
@@ -172,7 +176,7 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
         f"episodes, delta_scale={world.diffusion.delta_scale:.3f}, resume step {step}",
         flush=True,
     )
-    val_z, val_a = val.fixed_windows(cfg.loop.eval_clips, cfg.data.clip_frames, seed=7)
+    val_clips = val.fixed_clips(cfg.loop.eval_clips, cfg.data.clip_frames, seed=7)
     log = LossLog(out / "log.csv", cfg.loop.log_every, ("clip_frames",), fresh=step == 0)
     t_start = time.time()
 
@@ -197,7 +201,14 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
             guidance={"mode": "none"},
             truncation={"mode": "none"},
         )
-        m = rollout_metrics(export, val_z, val_a, sampling, seed=0)
+        m = rollout_metrics(
+            export,
+            val_clips.latents,
+            val_clips.actions,
+            sampling,
+            seed=0,
+            prompts=val_clips.prompts,
+        )
         m["step"] = step
         with open(out / "eval.jsonl", "a") as f:
             f.write(json.dumps(m) + "\n")
@@ -207,13 +218,16 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
     dit.train()
     while step < cfg.optim.steps:
         f = int(rng.integers(cfg.data.min_clip_frames, cfg.data.clip_frames + 1))
-        z, a = bank.sample(cfg.optim.batch_size, f, rng)
+        clips = bank.sample_clips(cfg.optim.batch_size, f, rng)
+        z, a = clips.latents, clips.actions
         weights = None
         if cfg.optim.moving_weight > 0:
             change = z[:, n_ctx:] - z[:, n_ctx - 1 : n_ctx]  # vs the last context frame
             moving = (change.abs().amax(dim=2, keepdim=True) > 0.08).float()
             weights = 1.0 + cfg.optim.moving_weight * moving
-        loss = world.training_loss(z, a, weights=weights, timestep_power=cfg.optim.timestep_power)
+        loss = world.training_loss(
+            z, a, weights=weights, timestep_power=cfg.optim.timestep_power, prompts=clips.prompts
+        )
         optimizer_step(accelerator, loss, dit, opt, ema, cfg.optim, step)
         step += 1
         bar.update(1)

@@ -31,8 +31,11 @@ def rollout_metrics(
     seed: int = 0,
     shuffle_check: bool = True,
     batch: int = 32,
+    prompts: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """latents (N, n+K, C, h, w) true clips; actions (N, n+K-1, A). Returns mean metrics."""
+    """latents (N, n+K, C, h, w) true clips; actions (N, n+K-1, A); prompts (N, n+K, 3, H, W)
+    the clips' visual action prompts (prompt models; shuffled with the actions in the
+    shuffle check). Returns mean metrics."""
     n = world.num_context
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn((latents.shape[0], latents.shape[1] - n, *latents.shape[2:]), generator=g)
@@ -40,7 +43,7 @@ def rollout_metrics(
         noise.shape, world.action_norm(actions[:, n - 1 :], sampling.norm), g
     )[0]
 
-    def _predict(acts: torch.Tensor) -> torch.Tensor:
+    def _predict(acts: torch.Tensor, prompts: torch.Tensor | None) -> torch.Tensor:
         outs = []
         for i in range(0, latents.shape[0], batch):
             z, _ = world.predict(
@@ -49,13 +52,14 @@ def rollout_metrics(
                 sampling,
                 noise=noise[i : i + batch],
                 generator=torch.Generator().manual_seed(seed + i),
+                prompts=None if prompts is None else prompts[i : i + batch],
             )
             outs.append(z)
         return torch.cat(outs)
 
     true = world.decode(latents).numpy()  # (N, F, H, W, 3) uint8
     ctx = true[:, n - 1 : n]
-    pred = np.concatenate([true[:, :n], world.decode(_predict(actions)).numpy()], axis=1)
+    pred = np.concatenate([true[:, :n], world.decode(_predict(actions, prompts)).numpy()], axis=1)
     copy = np.concatenate([true[:, :n], np.repeat(ctx, true.shape[1] - n, axis=1)], axis=1)
     out = {
         "psnr": _finite_mean(psnr_video(pred, true, skip_first=n)),
@@ -67,7 +71,9 @@ def rollout_metrics(
     }
     if shuffle_check:
         perm = torch.roll(torch.arange(latents.shape[0]), 1)
-        shuf = np.concatenate([true[:, :n], world.decode(_predict(actions[perm])).numpy()], axis=1)
+        shuf_prompts = None if prompts is None else prompts[perm]
+        shuf = world.decode(_predict(actions[perm], shuf_prompts)).numpy()
+        shuf = np.concatenate([true[:, :n], shuf], axis=1)
         out["psnr_shuffled"] = _finite_mean(psnr_video(shuf, true, skip_first=n))
         out["moving_psnr_shuffled"] = _finite_mean(
             moving_region_psnr(shuf, true, ctx[:, 0], skip_first=n)

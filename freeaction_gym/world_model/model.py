@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from freeaction_gym.diffusion.action_norm import ActionNormSpec, action_norm
@@ -30,6 +31,7 @@ from freeaction_gym.diffusion.loss import diffusion_loss
 from freeaction_gym.diffusion.sampler import sample_video
 from freeaction_gym.diffusion.schedule import EDM_SCHEDULERS, SCHEDULERS, AsEpsilon, make_scheduler
 from freeaction_gym.diffusion.truncation import NoiseTruncation
+from freeaction_gym.models.autoencoder import VideoAutoencoder
 from freeaction_gym.models.checkpoint import load_pretrained_dit, save_pretrained_dit
 from freeaction_gym.models.dit import VideoDiT
 from freeaction_gym.world_model.codec import Codec, PixelCodec, load_codec
@@ -168,6 +170,21 @@ class WorldModel(nn.Module):
         """latents (B, F, C, h, w) -> uint8 (B, F, H, W, 3)."""
         return self.codec.to_uint8(self.codec.decode(latents))
 
+    @property
+    def takes_prompts(self) -> bool:
+        """The network has a visual-action-prompt input (``DiTConfig.prompt``)."""
+        return self.dit.config.prompt != "none"
+
+    def prompt_input(self, prompts: torch.Tensor) -> torch.Tensor:
+        """Visual action prompts as the network takes them: uint8 (B, F, H, W, 3) or float
+        (B, F, 3, H, W) in [-1, 1] (the pixels' range) -> float (B, F, 3, h, w) on the
+        latent grid (area-averaged when the codec downsamples)."""
+        p = VideoAutoencoder.to_float(prompts)  # (B, F, 3, H, W)
+        grid = tuple(self.dit.config.input_size)
+        if tuple(p.shape[-2:]) != grid:
+            p = F.interpolate(p.flatten(0, 1), size=grid, mode="area").unflatten(0, p.shape[:2])
+        return p
+
     # -- training ------------------------------------------------------------------------
     def training_loss(
         self,
@@ -176,12 +193,16 @@ class WorldModel(nn.Module):
         generator: torch.Generator | None = None,
         weights: torch.Tensor | None = None,
         timestep_power: float = 1.0,
+        prompts: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """latents (B, F, C, h, w) clean clip; actions (B, F-1, A); see
+        """latents (B, F, C, h, w) clean clip; actions (B, F-1, A); prompts: the clip's
+        visual action prompts (:meth:`prompt_input`; prompt models only); see
         :func:`~freeaction_gym.diffusion.loss.diffusion_loss` for ``timestep_power``."""
         n, cfg = self.num_context, self.diffusion
         ctx = latents[:, :n]
         extra = {}
+        if prompts is not None:  # to the network as a model kwarg, like context_noise
+            extra["prompts"] = self.prompt_input(prompts).to(latents)
         if cfg.context_noise_max > 0:  # the delta is taken from the context the model sees
             ctx, extra["context_noise"] = augment_context(ctx, cfg.context_noise_max, generator)
         x = torch.cat([ctx, self.to_model_space(latents[:, n:], ctx)], dim=1)
@@ -259,6 +280,7 @@ class WorldModel(nn.Module):
         generator: torch.Generator | None = None,
         noise: torch.Tensor | None = None,
         action_norm: torch.Tensor | None = None,
+        prompts: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Generate the frames that follow ``context``.
 
@@ -266,6 +288,9 @@ class WorldModel(nn.Module):
         last K are the new chunk). ``noise`` (B, K, C, h, w): the initial noise, already
         truncated by the caller (who then also passes the ``action_norm`` (B,) it drew it
         with, so nothing is recomputed); otherwise it is drawn here from ``generator``.
+        ``prompts``: the visual action prompts of all n + K frames (:meth:`prompt_input`),
+        required by and only accepted by prompt models; every sampler step and both
+        guidance conditions see them unchanged.
         Returns latents (B, K, C, h, w) and per-sample info: ``action_norm``,
         ``guidance_weight`` (the weight of the first step) and, when drawn here, ``tau``.
         """
@@ -276,6 +301,9 @@ class WorldModel(nn.Module):
                 f"need at least {n} actions for {n} context frames, got {actions.shape[1]}"
             )
         sampling = sampling or self.default_sampling(k)
+        model_kwargs = {}
+        if prompts is not None:
+            model_kwargs["prompts"] = self.prompt_input(prompts).to(context)
         norm = action_norm
         if norm is None:
             norm = self.action_norm(actions[:, n - 1 :], sampling.norm)
@@ -292,7 +320,14 @@ class WorldModel(nn.Module):
             denoiser = AsEpsilon(self.dit, self.diffusion.prediction_type, len(scheduler.betas))
         denoiser = guided(denoiser, sampling.guidance, norm, scheduler, sampling.batch_cfg)
         x = sample_video(
-            denoiser, context, actions, noise.to(context), scheduler, sampling.num_steps, generator
+            denoiser,
+            context,
+            actions,
+            noise.to(context),
+            scheduler,
+            sampling.num_steps,
+            generator,
+            model_kwargs=model_kwargs,
         )
         info["guidance_weight"] = sampling.guidance.weight(
             norm, 0, max(1, len(scheduler.timesteps))
