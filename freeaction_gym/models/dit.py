@@ -21,6 +21,7 @@ from einops import rearrange
 from torch import nn
 
 from freeaction_gym.models.controlnet import PromptControlNet, check_prompts
+from freeaction_gym.models.hourglass import ConvHead, ConvStem
 from freeaction_gym.models.layers import (
     DiTBlock,
     FinalLayer,
@@ -73,6 +74,11 @@ class DiTConfig:
     they are stacked on the channels of every predicted frame before the patch embedding
     (DIAMOND / GameNGen), so n context frames cost no extra tokens and the sequence holds
     only the predicted frames."""
+    stem_channels: tuple[int, ...] = ()
+    """Channels per level of a conv encoder/decoder with U-Net skips around the
+    transformer (:mod:`~freeaction_gym.models.hourglass`), replacing the linear patch
+    embedding and unpatchify; needs ``patch_size == 2 ** len(stem_channels)``.
+    () = linear patches (IRASim)."""
     context_noise_embed: bool = False
     """Embed the context frames' noise-augmentation level (a fraction in [0, 1]) into every
     block's adaLN conditioning (zero-initialised, GameNGen)."""
@@ -93,6 +99,12 @@ class DiTConfig:
 
     def __post_init__(self) -> None:
         self.input_size = tuple(self.input_size)  # type: ignore[assignment]
+        self.stem_channels = tuple(int(c) for c in self.stem_channels)
+        if self.stem_channels and 2 ** len(self.stem_channels) != self.patch_size:
+            raise ValueError(
+                f"stem_channels {self.stem_channels} has {len(self.stem_channels)} levels, "
+                f"so patch_size must be {2 ** len(self.stem_channels)}, got {self.patch_size}"
+            )
         h, w = self.input_size
         if h % self.patch_size or w % self.patch_size:
             raise ValueError(
@@ -158,6 +170,7 @@ class DiTConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["input_size"] = list(self.input_size)
+        d["stem_channels"] = list(self.stem_channels)
         return d
 
 
@@ -169,7 +182,10 @@ class VideoDiT(nn.Module):
         self.config = cfg = config
         d = cfg.hidden_size
         gh, gw = cfg.grid
-        self.x_embedder = PatchEmbed(cfg.patch_size, cfg.embed_channels, d)
+        if cfg.stem_channels:
+            self.stem = ConvStem(cfg.embed_channels, cfg.stem_channels, d)
+        else:
+            self.x_embedder = PatchEmbed(cfg.patch_size, cfg.embed_channels, d)
         self.t_embedder = TimestepEmbedder(d)
         if cfg.context_noise_embed:
             self.ctx_noise_embedder = TimestepEmbedder(d)
@@ -195,8 +211,11 @@ class VideoDiT(nn.Module):
         self.blocks = nn.ModuleList(
             DiTBlock(d, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth)
         )
-        self.final_layer = FinalLayer(d, cfg.patch_size, cfg.in_channels)
+        if not cfg.stem_channels:
+            self.final_layer = FinalLayer(d, cfg.patch_size, cfg.in_channels)
         self._init_weights()
+        if cfg.stem_channels:  # built after _init_weights: keeps PyTorch's conv init
+            self.head = ConvHead(cfg.stem_channels, d, cfg.in_channels)
         if cfg.refiner_width > 0:  # built after _init_weights: keeps its own zero init
             self.refiner = ConvRefiner(cfg.in_channels, cfg.refiner_width, cfg.refiner_depth, d)
         if cfg.prompt_controlnet:  # built last: copies of the initialised blocks, zero in/out
@@ -211,19 +230,21 @@ class VideoDiT(nn.Module):
                 nn.init.zeros_(m.bias)
 
         self.apply(_basic)
-        w = self.x_embedder.proj.weight
-        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        nn.init.zeros_(self.x_embedder.proj.bias)
+        if not self.config.stem_channels:
+            w = self.x_embedder.proj.weight
+            nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+            nn.init.zeros_(self.x_embedder.proj.bias)
         nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
         nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
         nn.init.normal_(self.mask_emb_fn.weight, std=0.02)
         for block in self.blocks:  # adaLN-Zero: every block starts as the identity
             nn.init.zeros_(block.adaLN_modulation[-1].weight)
             nn.init.zeros_(block.adaLN_modulation[-1].bias)
-        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
-        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
-        nn.init.zeros_(self.final_layer.linear.weight)
-        nn.init.zeros_(self.final_layer.linear.bias)
+        if not self.config.stem_channels:
+            nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
+            nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
+            nn.init.zeros_(self.final_layer.linear.weight)
+            nn.init.zeros_(self.final_layer.linear.bias)
         if self.config.action_tokens:
             nn.init.zeros_(self.action_token_proj.weight)
         if self.config.context_noise_embed:  # starts as "no information": c unchanged
@@ -325,7 +346,12 @@ class VideoDiT(nn.Module):
             prompts = prompts[:, f - x_seq.shape[1] :].to(x_seq.dtype)  # (B, F', C_p, H, W)
         if cfg.prompt_stacked:  # appended last: a warm start zero-pads these input channels
             x_seq = torch.cat([x_seq, prompts], dim=2)  # (B, F', C_embed, H, W)
-        tokens = self.x_embedder(rearrange(x_seq, "b f c h w -> (b f) c h w")) + self.pos_embed
+        frames = rearrange(x_seq, "b f c h w -> (b f) c h w")
+        if cfg.stem_channels:
+            tokens, skips = self.stem(frames)
+        else:
+            tokens = self.x_embedder(frames)
+        tokens = tokens + self.pos_embed  # (B F, P, D)
         t_emb = self.t_embedder(t)  # (B, D)
         if cfg.context_noise_embed:
             level = context_noise if context_noise is not None else torch.zeros(b)
@@ -360,8 +386,11 @@ class VideoDiT(nn.Module):
             x_tok = run(block, i, x_tok)
             if i < len(control):
                 x_tok = x_tok + control[i]
-        out = self.final_layer(x_tok, c_final)  # (B F, P, p*p*C)
-        out = rearrange(self.unpatchify(out), "(b f) c h w -> b f c h w", b=b)
+        if cfg.stem_channels:
+            out = self.head(x_tok, skips, c_final, cfg.grid)  # (B F, C, H, W)
+        else:
+            out = self.unpatchify(self.final_layer(x_tok, c_final))  # (B F, C, H, W)
+        out = rearrange(out, "(b f) c h w -> b f c h w", b=b)
         if cfg.context_mode == "channels":
             out = torch.cat([x[:, :n], out], dim=1)  # (B, F_all, C, H, W)
         if cfg.refiner_width > 0:
