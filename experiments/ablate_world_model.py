@@ -31,11 +31,14 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from freeaction_gym.models.dit import VideoDiT  # noqa: E402
 from freeaction_gym.models.presets import dit_config  # noqa: E402
 from freeaction_gym.training.config import TrainConfig, load_config  # noqa: E402
+from freeaction_gym.training.data import Clips  # noqa: E402
+from freeaction_gym.training.self_context import SelfContext, imagine_context  # noqa: E402
 from freeaction_gym.world_model.model import WorldModel  # noqa: E402
 
 CTX2 = [
@@ -53,6 +56,13 @@ VARIANTS: dict[str, list[str]] = {
     "ctx2": CTX2,
     "convhead": ["model.refiner_width=16", "model.refiner_depth=2"],
     "ctx2_hourglass": [*CTX2, "model.stem_channels=[16,32,64]"],
+    # third round, over ctx2_hourglass: the model's own imagined frames as context
+    "ctx2_hourglass_selfctx": [
+        *CTX2,
+        "model.stem_channels=[16,32,64]",
+        "optim.self_context_prob=0.5",
+        "optim.self_context_steps=3",
+    ],
 }
 
 
@@ -71,23 +81,32 @@ def build_world(cfg: TrainConfig, resolution: int = 64, action_dim: int = 4) -> 
 
 
 def step_seconds(cfg: TrainConfig, steps: int = 4, warmup: int = 2) -> float:
-    """CPU seconds of one optimiser step at the config's batch size and longest clip."""
+    """CPU seconds of one optimiser step at the config's batch size and longest clip,
+    including the imagined context of ``optim.self_context_*`` (mean over its draws)."""
     torch.manual_seed(0)
+    rng = np.random.default_rng(0)
     world = build_world(cfg)
     opt = torch.optim.AdamW(world.dit.parameters(), lr=1e-4)
+    sc = SelfContext(cfg.optim.self_context_prob, cfg.optim.self_context_steps)
     b, f = cfg.optim.batch_size, cfg.data.clip_frames
-    z = torch.rand(b, f, 3, 64, 64) * 2 - 1
-    a = torch.randn(b, f - 1, 4)
-    best = float("inf")
+    if sc.prob > 0:
+        steps *= 4  # average over the random imagined-step counts
+    total = 0.0
     for i in range(warmup + steps):
+        r = sc.draw(rng)
+        z = torch.rand(b, f + r, 3, 64, 64) * 2 - 1
+        a = torch.randn(b, f + r - 1, 4)
         t0 = time.process_time()
-        loss = world.training_loss(z, a, timestep_power=cfg.optim.timestep_power)
+        clips = imagine_context(world, Clips(z, a), r, sc.sample_steps)
+        loss = world.training_loss(
+            clips.latents, clips.actions, timestep_power=cfg.optim.timestep_power
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
         if i >= warmup:
-            best = min(best, time.process_time() - t0)
-    return best
+            total += time.process_time() - t0
+    return total / steps
 
 
 def measure_costs(base: str, names: list[str], rounds: int = 2) -> dict[str, float]:

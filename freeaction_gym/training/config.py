@@ -47,6 +47,11 @@ class OptimConfig:
     """Extra loss weight on elements whose target differs from the context (delta != 0)."""
     timestep_power: float = 1.0
     """t = T (1 - (1 - u)^p): p > 1 trains more on noisy steps, where actions matter."""
+    self_context_prob: float = 0.0
+    """Fraction of batches trained on the model's own imagined context
+    (:mod:`~freeaction_gym.training.self_context`); 0 = off."""
+    self_context_steps: int = 2
+    """Imagined steps before such a batch's clip, drawn from 1..this."""
     kl_weight: float = 1e-6
     """Autoencoder only: weight of the KL term."""
     seed: int = 0

@@ -34,6 +34,7 @@ from freeaction_gym.training.data import (
     irasim_val_bank,
 )
 from freeaction_gym.training.loop import LossLog, optimizer_step, plot_loss
+from freeaction_gym.training.self_context import SelfContext, imagine_context
 from freeaction_gym.training.validate import rollout_metrics
 from freeaction_gym.utils.threads import configure_threads
 from freeaction_gym.world_model.codec import load_codec
@@ -214,11 +215,16 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
             f.write(json.dumps(m) + "\n")
         tqdm.write("[eval] " + " ".join(f"{k}={v:.3f}" for k, v in m.items() if k != "step"))
 
+    self_context = SelfContext(
+        cfg.optim.self_context_prob, cfg.optim.self_context_steps, cfg.loop.eval_sample_steps
+    )
     bar = tqdm(total=cfg.optim.steps, initial=step, desc="train dit", mininterval=5)
     dit.train()
     while step < cfg.optim.steps:
         f = int(rng.integers(cfg.data.min_clip_frames, cfg.data.clip_frames + 1))
-        clips = bank.sample_clips(cfg.optim.batch_size, f, rng)
+        r = self_context.draw(rng)
+        clips = bank.sample_clips(cfg.optim.batch_size, f + r, rng)
+        clips = imagine_context(world, clips, r, self_context.sample_steps)
         z, a = clips.latents, clips.actions
         weights = None
         if cfg.optim.moving_weight > 0:
