@@ -54,7 +54,7 @@ from freeaction_gym.evaluation.replay import (  # noqa: E402
 )
 from freeaction_gym.evaluation.rollout import collect_clips  # noqa: E402
 from freeaction_gym.evaluation.study import merge  # noqa: E402
-from freeaction_gym.evaluation.train_probe import TrainProbeArgs, train_probe  # noqa: E402
+from freeaction_gym.training.train_probe import TrainProbeArgs, train_probe  # noqa: E402
 from freeaction_gym.utils.args import parse_args, parse_assignments  # noqa: E402
 from freeaction_gym.utils.markdown import update_block  # noqa: E402
 from freeaction_gym.utils.threads import configure_threads  # noqa: E402

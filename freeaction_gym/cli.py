@@ -86,7 +86,7 @@ def _train_reward(argv: list[str]) -> int:
 
 
 def _train_probe(argv: list[str]) -> int:
-    from freeaction_gym.evaluation.train_probe import main as probe_main
+    from freeaction_gym.training.train_probe import main as probe_main
 
     return probe_main(argv)
 

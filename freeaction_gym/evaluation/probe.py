@@ -2,7 +2,7 @@
 
 The probe measures what a user sees in an imagined frame: is the hand where the real hand
 is, is the gripper open or closed, is the object where it should be. Trained on real
-frames (:mod:`freeaction_gym.evaluation.train_probe`), it is then applied to imagined frames
+frames (:mod:`freeaction_gym.training.train_probe`), it is then applied to imagined frames
 of open-loop replays; its error on *real* held-out frames is its floor, the error an
 imagined frame cannot be blamed for.
 

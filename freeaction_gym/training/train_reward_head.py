@@ -18,11 +18,8 @@ metrics overall and per task). Deterministic for a given ``--seed`` on one threa
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import math
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,6 +31,7 @@ from tqdm.auto import tqdm
 
 from freeaction_gym.data.episodes import list_episodes, load_episode, task_of_path
 from freeaction_gym.rewards.learned import RewardHead, RewardHeadConfig
+from freeaction_gym.training.supervised import FitBudget, fit_best_on_val
 
 
 @dataclass
@@ -207,13 +205,6 @@ def random_shift(frames: torch.Tensor, shift: int, generator: torch.Generator) -
     return x.permute(0, 2, 3, 1).to(torch.uint8)
 
 
-def learning_rate(step: int, peak: float, steps: int, warmup: int, time_frac: float = 0.0) -> float:
-    """Linear warm-up to ``peak``, then cosine decay to ``0.1 * peak`` at ``steps``, or
-    earlier when ``time_frac`` (elapsed / allowed wall time) runs ahead of the steps."""
-    frac = min(1.0, max(0.0, (step - warmup) / max(1, steps - warmup), time_frac))
-    return peak * min(1.0, (step + 1) / max(1, warmup)) * (0.55 + 0.45 * math.cos(math.pi * frac))
-
-
 def train_reward_head(args: TrainRewardArgs) -> dict:
     """Train, select on val, score on test; write weights + metrics.json; return metrics."""
     torch.manual_seed(args.seed)
@@ -243,56 +234,27 @@ def train_reward_head(args: TrainRewardArgs) -> dict:
         f"pos_weight {pos_weight:.2f}; reward mean {r_mean:.3f} std {r_std:.3f}"
     )
     opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    warmup = min(100, args.steps // 10)
     pw = torch.tensor(pos_weight)
-    best = {"loss": math.inf, "step": 0, "state": copy.deepcopy(head.state_dict())}
-    history: list[dict] = []
-    t0 = time.time()
 
-    def time_frac() -> float:
-        return 0.0 if args.max_minutes is None else (time.time() - t0) / 60 / args.max_minutes
-
-    bar = tqdm(total=args.steps, desc="train reward head", mininterval=5)
-    step, losses = 0, []
-    while step < args.steps:
-        for g in opt.param_groups:
-            g["lr"] = learning_rate(step, args.lr, args.steps, warmup, time_frac())
-        head.train()
+    def batch_loss() -> torch.Tensor:
         idx = torch.randint(0, len(train), (args.batch_size,), generator=gen)
         frames = random_shift(train.frames[idx], args.shift, gen)  # (B, H, W, 3)
         r_norm, logit = head.forward_normalized(frames, train.task_ids[idx])
         loss_r = F.mse_loss(r_norm, (train.reward[idx] - r_mean) / head.reward_std)
         labels = train.success[idx].float()
-        loss = loss_r + F.binary_cross_entropy_with_logits(logit, labels, pos_weight=pw)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        losses.append(loss.item())
-        bar.update(1)
-        over = time_frac() > 1.0
-        if step % args.eval_every == 0 or step == args.steps or over:
-            m = evaluate(head, val, pos_weight)
-            m |= {
-                "step": step,
-                "train_loss": float(np.mean(losses)),
-                "minutes": (time.time() - t0) / 60,
-            }
-            losses.clear()
-            history.append(m)
-            if m["loss"] < best["loss"]:
-                best = {"loss": m["loss"], "step": step, "state": copy.deepcopy(head.state_dict())}
-            bar.set_postfix(val_loss=f"{m['loss']:.3f}", auroc=f"{m['success_auroc']:.3f}")
-            tqdm.write(
-                f"[val] step {step} loss {m['loss']:.4f} reward MAE {m['reward_mae']:.3f} "
-                f"r {m['reward_pearson']:.3f} success bal.acc "
-                f"{m['success_balanced_accuracy']:.3f} AUROC {m['success_auroc']:.3f}"
-            )
-        if over:
-            tqdm.write(f"[reward head] --max-minutes {args.max_minutes} reached at step {step}")
-            break
-    bar.close()
-    head.load_state_dict(best["state"])
+        return loss_r + F.binary_cross_entropy_with_logits(logit, labels, pos_weight=pw)
+
+    def report(m: dict) -> str:
+        return (
+            f"[val] step {m['step']} loss {m['loss']:.4f} reward MAE {m['reward_mae']:.3f} "
+            f"r {m['reward_pearson']:.3f} success bal.acc "
+            f"{m['success_balanced_accuracy']:.3f} AUROC {m['success_auroc']:.3f}"
+        )
+
+    warmup = min(100, args.steps // 10)
+    budget = FitBudget(args.steps, args.lr, warmup, args.eval_every, args.max_minutes)
+    validate = lambda: evaluate(head, val, pos_weight)  # noqa: E731
+    fit = fit_best_on_val(head, opt, budget, batch_loss, validate, "reward head", report)
     head.save_pretrained(out)
     test = load_frame_set(args.data, "test", tasks)
     metrics = {
@@ -305,10 +267,10 @@ def train_reward_head(args: TrainRewardArgs) -> dict:
             "reward_mean": r_mean,
             "reward_std": r_std,
         },
-        "steps_done": step,
-        "train_minutes": (time.time() - t0) / 60,
-        "best_step": best["step"],
-        "val_history": history,
+        "steps_done": fit.steps_done,
+        "train_minutes": fit.minutes,
+        "best_step": fit.best_step,
+        "val_history": fit.history,
         "val": evaluate(head, val, pos_weight, per_task=True),
         "test": evaluate(head, test, pos_weight, per_task=True),
     }
@@ -323,7 +285,7 @@ def train_reward_head(args: TrainRewardArgs) -> dict:
         f"[test] reward MAE {t['reward_mae']:.3f} r {t['reward_pearson']:.3f}; success "
         f"acc {t['success_accuracy']:.3f} bal.acc {t['success_balanced_accuracy']:.3f} "
         f"P {t['success_precision']:.3f} R {t['success_recall']:.3f} "
-        f"AUROC {t['success_auroc']:.3f} (weights of step {best['step']}) -> {out}"
+        f"AUROC {t['success_auroc']:.3f} (weights of step {fit.best_step}) -> {out}"
     )
     return metrics
 

@@ -16,7 +16,7 @@ from freeaction_gym.evaluation.probe import (
     probe_errors,
     state_errors,
 )
-from freeaction_gym.evaluation.train_probe import (
+from freeaction_gym.training.train_probe import (
     TrainProbeArgs,
     load_state_frames,
     main,

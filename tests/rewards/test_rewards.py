@@ -19,9 +19,9 @@ from freeaction_gym.rewards import (
     RewardHeadConfig,
     ZeroReward,
 )
+from freeaction_gym.training.supervised import learning_rate
 from freeaction_gym.training.train_reward_head import (
     auroc,
-    learning_rate,
     main,
     random_shift,
     reward_success_metrics,

@@ -1,7 +1,7 @@
 """Train a :class:`~freeaction_gym.evaluation.probe.StateProbe` on real frames.
 
     freeaction train-probe --data data/metaworld_v2 --out runs/probe_v2
-    python -m freeaction_gym.evaluation.train_probe --data data/metaworld_v2 --out runs/probe_v2
+    python -m freeaction_gym.training.train_probe --data data/metaworld_v2 --out runs/probe_v2
 
 Examples are (frame k, state k) of every frame of the train split (episodes need the
 per-frame ``state`` array the MetaWorld generator records). Loss: MSE on the state
@@ -21,11 +21,8 @@ cuts the run short.
 
 from __future__ import annotations
 
-import copy
 import json
-import math
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,7 +40,7 @@ from freeaction_gym.evaluation.probe import (
     predict_states,
     state_errors,
 )
-from freeaction_gym.training.train_reward_head import learning_rate
+from freeaction_gym.training.supervised import FitBudget, fit_best_on_val
 
 
 @dataclass
@@ -193,56 +190,31 @@ def train_probe(args: TrainProbeArgs) -> dict:
         f"{args.data}; state mean {np.round(mean.numpy(), 3)} std {np.round(std.numpy(), 3)}"
     )
     opt = torch.optim.AdamW(probe.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    warmup = min(200, args.steps // 10)
-    best = {"loss": math.inf, "step": 0, "state": copy.deepcopy(probe.state_dict())}
-    history: list[dict] = []
-    t0 = time.time()
 
-    def time_frac() -> float:
-        return 0.0 if args.max_minutes is None else (time.time() - t0) / 60 / args.max_minutes
-
-    bar = tqdm(total=args.steps, desc="train probe", mininterval=5)
-    step, losses = 0, []
-    while step < args.steps:
-        for g in opt.param_groups:
-            g["lr"] = learning_rate(step, args.lr, args.steps, warmup, time_frac())
-        probe.train()
+    def batch_loss() -> torch.Tensor:
         idx = torch.randint(0, len(train), (args.batch_size,), generator=gen)
         frames = random_blur(train.frames[idx], args.blur_prob, args.blur_sigma_max, gen)
-        loss = F.mse_loss(probe.forward_normalized(frames), probe.normalize(train.states[idx]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        losses.append(loss.item())
-        bar.update(1)
-        over = time_frac() > 1.0
-        if step % args.eval_every == 0 or step == args.steps or over:
-            m = evaluate_probe(probe, val)
-            m |= {"step": step, "train_loss": float(np.mean(losses))}
-            m["minutes"] = (time.time() - t0) / 60
-            losses.clear()
-            history.append(m)
-            if m["loss"] < best["loss"]:
-                best = {"loss": m["loss"], "step": step, "state": copy.deepcopy(probe.state_dict())}
-            tqdm.write(
-                f"[val] step {step} loss {m['loss']:.4f} hand {m['hand_cm']['mean']:.2f} cm "
-                f"gripper {m['gripper']['mean']:.3f} object {m['object_cm']['mean']:.2f} cm"
-            )
-        if over:
-            tqdm.write(f"[probe] --max-minutes {args.max_minutes} reached at step {step}")
-            break
-    bar.close()
-    probe.load_state_dict(best["state"])
+        return F.mse_loss(probe.forward_normalized(frames), probe.normalize(train.states[idx]))
+
+    def report(m: dict) -> str:
+        return (
+            f"[val] step {m['step']} loss {m['loss']:.4f} hand {m['hand_cm']['mean']:.2f} cm "
+            f"gripper {m['gripper']['mean']:.3f} object {m['object_cm']['mean']:.2f} cm"
+        )
+
+    warmup = min(200, args.steps // 10)
+    budget = FitBudget(args.steps, args.lr, warmup, args.eval_every, args.max_minutes)
+    validate = lambda: evaluate_probe(probe, val)  # noqa: E731
+    fit = fit_best_on_val(probe, opt, budget, batch_loss, validate, "probe", report)
     test = load_state_frames(args.data, "test")
     metrics = {
         "args": asdict(args),
         "num_parameters": n_params,
         "train_frames": len(train),
-        "steps_done": step,
-        "train_minutes": (time.time() - t0) / 60,
-        "best_step": best["step"],
-        "val_history": history,
+        "steps_done": fit.steps_done,
+        "train_minutes": fit.minutes,
+        "best_step": fit.best_step,
+        "val_history": fit.history,
         "val": evaluate_probe(probe, val),
         "test": evaluate_probe(probe, test),
     }
@@ -252,7 +224,7 @@ def train_probe(args: TrainProbeArgs) -> dict:
     tqdm.write(
         f"[test floor] hand {t['hand_cm']['mean']:.2f} cm, gripper {t['gripper']['mean']:.3f}, "
         f"object {t['object_cm']['mean']:.2f} cm (mean over {t['frames']} frames; weights "
-        f"of step {best['step']}) -> {out}"
+        f"of step {fit.best_step}) -> {out}"
     )
     return metrics
 
