@@ -59,6 +59,10 @@ class TrainArgs:
     progress: bool = True
     device: str = "auto"
     verbose: int = 1
+    init_from: str | None = None
+    """Continue training this saved model (``.zip``, same algorithm) instead of fresh
+    weights: same network, a fresh learning-rate schedule over ``timesteps`` (the Dyna
+    loop's agent from one iteration to the next)."""
 
 
 def _image_wrap(vec):
@@ -116,15 +120,25 @@ def train(args: TrainArgs) -> dict[str, Any]:
     # -- model -----------------------------------------------------------------------------
     algo_cls = {"ppo": PPO, "sac": SAC}[args.algo]
     try:
-        model = algo_cls(
-            hp.policy,
-            train_env,
-            policy_kwargs=policy_kwargs_from_config(hp.policy_kwargs),
-            seed=args.seed,
-            device=args.device,
-            verbose=args.verbose,
-            **hp.algo_kwargs,
-        )
+        if args.init_from:
+            model = algo_cls.load(
+                args.init_from,
+                env=train_env,
+                device=args.device,
+                verbose=args.verbose,
+                **hp.algo_kwargs,
+            )
+            model.set_random_seed(args.seed)
+        else:
+            model = algo_cls(
+                hp.policy,
+                train_env,
+                policy_kwargs=policy_kwargs_from_config(hp.policy_kwargs),
+                seed=args.seed,
+                device=args.device,
+                verbose=args.verbose,
+                **hp.algo_kwargs,
+            )
     except TypeError as e:
         raise ValueError(f"bad {args.algo} hyperparameters from {hp.source}: {e}") from e
     formats = ["csv", "tensorboard"] + (["stdout"] if args.verbose else [])
@@ -208,6 +222,7 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--device", default=d.device)
     p.add_argument("--verbose", type=int, default=d.verbose)
+    p.add_argument("--init-from", default=None, help="continue training this saved .zip")
     a = p.parse_args(argv)
     return TrainArgs(
         env=a.env,
@@ -228,6 +243,7 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
         progress=not a.no_progress,
         device=a.device,
         verbose=a.verbose,
+        init_from=a.init_from,
     )
 
 

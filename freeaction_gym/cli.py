@@ -12,6 +12,7 @@ Commands:
   pad-train ...        train the PAD-style image/depth/action policy on demonstrations
   imagine ...          replay a dataset's actions through the world model (imagined copy)
   train-proprio ...    train the proprioceptive dynamics model (actions -> state, keypoints)
+  dyna --config F      Dyna loop: real episodes -> world model -> reward -> agent (resumable)
 """
 
 from __future__ import annotations
@@ -111,7 +112,14 @@ def _imagine(argv: list[str]) -> int:
     return imagine_main(argv)
 
 
+def _dyna(argv: list[str]) -> int:
+    from freeaction_gym.dyna.cli import main as dyna_main
+
+    return dyna_main(argv)
+
+
 COMMANDS = {
+    "dyna": _dyna,
     "imagine": _imagine,
     "pad-train": _pad_train,
     "train": _train,

@@ -261,6 +261,15 @@ class RealMetaWorldEnv(gym.Env):
             return None
         return self._obs.copy()
 
+    def robot_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(state (7,), keypoints (K, 3))`` float32 of the current simulation, as the
+        dataset stores them per frame (:func:`~freeaction_gym.data.metaworld_gen.robot_state`)."""
+        if self._sim is None or self.state is None:
+            raise RuntimeError("robot_state() called before reset()")
+        from freeaction_gym.data.metaworld_gen import robot_state
+
+        return robot_state(self._sim, self.state)
+
     def close(self) -> None:
         for env, render in self._sims.values():
             render.close()

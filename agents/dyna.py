@@ -1,0 +1,67 @@
+"""The Dyna loop's agent with stable-baselines3 (:class:`freeaction_gym.dyna.agent.DynaAgent`).
+
+Training is :func:`agents.train.train` on the imagined env family
+(``FreeActionMetaWorld-v0`` and its hyperparameters, ``agents/hyperparams/``) with the
+loop's env options, continuing from the previous iteration's ``final_model.zip``
+(``init_from``); no periodic evaluation, checkpoints or videos (the loop evaluates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from freeaction_gym.dyna.agent import IMAGINED_PRESET
+from freeaction_gym.dyna.config import AgentConfig
+from freeaction_gym.evaluation.policies import SB3Policy, load_model
+
+
+@dataclass
+class SB3DynaAgent:
+    """PPO or SAC per ``cfg`` (``agent:`` section of the Dyna config)."""
+
+    cfg: AgentConfig
+    progress: bool = True
+
+    def train(
+        self, env_kwargs: dict[str, Any], out: Path, init_from: str | None, seed: int
+    ) -> dict[str, Any]:
+        from agents.config import load_hyperparams
+        from agents.train import TrainArgs, train
+
+        cfg = self.cfg
+        hp = load_hyperparams(IMAGINED_PRESET, cfg.algo, cfg.hyperparams, cfg.hp)
+        if hp.frame_stack != 1:
+            raise ValueError(
+                f"dyna agents act on single frames (the evaluation worlds show one), but "
+                f"{hp.source} sets frame_stack={hp.frame_stack}"
+            )
+        summary = train(
+            TrainArgs(
+                env=IMAGINED_PRESET,
+                algo=cfg.algo,
+                timesteps=cfg.timesteps,
+                num_envs=cfg.num_envs,
+                out=str(out),
+                env_kwargs=env_kwargs,
+                hyperparams=cfg.hyperparams,
+                hp=cfg.hp,
+                seed=seed,
+                eval_freq=0,
+                checkpoint_freq=0,
+                video_freq=0,
+                progress=self.progress,
+                verbose=0,
+                init_from=init_from,
+            )
+        )
+        return {
+            "policy": summary["final_model"],
+            "timesteps": summary["timesteps"],
+            "env_kwargs": {**hp.env_kwargs, **env_kwargs},
+        }
+
+    def policy(self, path: str | Path) -> SB3Policy:
+        name = f"{self.cfg.algo} {Path(path).parent.parent.name}"
+        return SB3Policy(name, load_model(path, self.cfg.algo))

@@ -1,0 +1,340 @@
+"""Typed configuration of a Dyna run (``freeaction dyna --config configs/dyna/*.yaml``).
+
+One YAML file is one run: top-level keys (``task``, ``iterations``, ``seed``, ``output``,
+``progress``) and one section per stage (``data``, ``collect``, ``world_model``, ``reward``,
+``agent``, ``eval``). Unknown keys, wrong types and out-of-range values are errors that
+name the option (``dyna option collect.episodes must be >= 1, got 0``); paths that must
+already exist are checked when the config is loaded, so a typo fails before any work.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_type_hints
+
+import yaml
+
+from freeaction_gym.envs.config import check_value
+from freeaction_gym.utils.args import parse_assignments
+
+
+@dataclass
+class DataConfig:
+    """Where the loop's data starts (``data:``)."""
+
+    base: str = "data/metaworld_v2"
+    """Base dataset root (``freeaction data metaworld``); read only - the loop's dataset
+    links its episodes and adds the collected ones beside them."""
+    base_tasks: list[str] | None = None
+    """Tasks of the base dataset linked into the loop's dataset (None: all of them)."""
+    base_train_episodes: int | None = None
+    """At most this many base train episodes per task (the first ones; None: all). Fewer
+    base episodes give the collected ones a larger share of the world model's replay."""
+    generate: dict[str, Any] | None = None
+    """If ``base`` holds no dataset yet, generate one there first with these
+    ``MetaWorldDataConfig`` fields (e.g. a small one for the quick config); None: the base
+    must exist."""
+
+
+@dataclass
+class CollectConfig:
+    """Step (a): real episodes per iteration (``collect:``)."""
+
+    episodes: int = 20
+    """E: real MetaWorld episodes collected per iteration (train layouts of the task)."""
+    steps: int = 40
+    """Actions per collected episode (fixed length; no termination on success)."""
+    noise_sigma: float = 0.2
+    """Std of the Gaussian exploration noise added to the agent's (deterministic) actions.
+    Iteration 0 without ``agent.init_policy`` uses the dataset generator's noisy
+    scripted-expert / random mix instead."""
+    batch_size: int = 8
+    """Real envs stepped in lockstep (one batched policy call per step); also the unit
+    an interrupted collection resumes from."""
+
+
+@dataclass
+class WorldModelConfig:
+    """Step (b): fine-tune the world model on the grown dataset (``world_model:``)."""
+
+    init: str = "bundled:metaworld_default"
+    """World model directory (``freeaction train`` export or ``bundled:<name>``) the first
+    iteration starts from; later iterations start from the previous iteration's weights."""
+    train_config: str | None = None
+    """The training YAML that made ``init`` (e.g. ``configs/v2/metaworld_v2.yaml``): its
+    data/optim/diffusion settings are used. None: trainer defaults. The model section
+    always comes from ``init``'s config.json so the weights load."""
+    steps: int = 300
+    """Fine-tuning optimiser steps per iteration (replay: uniform over base + collected
+    train episodes)."""
+    max_minutes: float | None = None
+    """Also stop a fine-tune after this many minutes (after a checkpoint)."""
+    ema_decay: float = 0.99
+    """EMA decay of the fine-tune (the exported weights are the EMA: at the usual 0.999 a
+    few hundred steps would barely move them)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Training-config sections over ``train_config``, e.g. ``{optim: {lr: 1e-4}}``."""
+
+
+@dataclass
+class RewardConfig:
+    """Step (c): the reward/success signal of the imagined env (``reward:``)."""
+
+    mode: Literal["refit", "keep"] = "refit"
+    """``refit``: retrain the learned head on the grown dataset every iteration; ``keep``:
+    use ``init`` unchanged."""
+    init: str | None = None
+    """Reward head directory to keep, or whose architecture a refit copies. Default:
+    ``<world_model.init>/reward_head`` if there is one, else the bundled head."""
+    steps: int = 1000
+    max_minutes: float | None = None
+    batch_size: int = 64
+    eval_every: int = 250
+
+
+@dataclass
+class AgentConfig:
+    """Step (d): the agent trained in imagination (``agent:``)."""
+
+    algo: Literal["ppo", "sac"] = "ppo"
+    timesteps: int = 20_000
+    """Imagined environment steps per iteration (the agent continues from its last
+    weights)."""
+    num_envs: int | None = None
+    """Imagined envs (default: the hyperparameters' ``n_envs``)."""
+    hyperparams: str | None = None
+    """YAML with ``ppo:``/``sac:`` sections (default:
+    ``agents/hyperparams/FreeActionMetaWorld-v0.yaml``)."""
+    hp: dict[str, Any] = field(default_factory=dict)
+    """Hyperparameter overrides, e.g. ``{n_steps: 64, batch_size: 128}``."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Imagined env options (e.g. ``sampling: {num_steps: 2}``); model, reward head, reset
+    bank, task and support are set by the loop."""
+    init_policy: str | None = None
+    """An SB3 ``.zip`` to start from; it also collects iteration 0's episodes."""
+    support: Literal["data", "hyperparams", "none"] = "data"
+    """The imagined env's ``support`` guard: ``data`` re-measures the xyz displacement box
+    on the grown dataset each iteration (it widens where the agent went), ``hyperparams``
+    keeps the hyperparameter file's box, ``none`` switches it off."""
+    support_quantile: float = 0.005
+
+
+@dataclass
+class EvalConfig:
+    """Step (e): the same policy in the real simulator and in imagination (``eval:``)."""
+
+    episodes: int = 20
+    """Held-out scenes (the base test split's episodes of the task), one episode each."""
+    steps: int = 40
+    """Actions per evaluation episode (fixed length, success at any step)."""
+    imagined: bool = True
+    """Also run the policy in imagination on the same scenes (the imagined-vs-real gap)."""
+    batch_size: int = 20
+
+
+@dataclass
+class DynaConfig:
+    """A Dyna run: ``iterations`` x (collect, fine-tune world model, refit reward, train agent
+    in imagination, evaluate)."""
+
+    task: str = "reach-v3"
+    """The MetaWorld task the agent learns."""
+    iterations: int = 10
+    """Iterations to run (raise it and rerun to extend a finished run)."""
+    seed: int = 0
+    output: str = "runs/dyna/reach"
+    """Output directory (everything the run writes; rerunning resumes here)."""
+    progress: bool = True
+    """tqdm progress bars."""
+    data: DataConfig = field(default_factory=DataConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __post_init__(self) -> None:
+        _check_types(self, "")
+        _at_least(self, "", {"iterations": 1})
+        for name in SECTIONS:
+            _check_types(getattr(self, name), f"{name}.")
+        _at_least(self.data, "data.", {"base_train_episodes": 1})
+        _at_least(self.collect, "collect.", {"episodes": 1, "steps": 1, "batch_size": 1})
+        _at_least(self.world_model, "world_model.", {"steps": 1})
+        _at_least(self.reward, "reward.", {"steps": 1, "batch_size": 1, "eval_every": 1})
+        _at_least(self.agent, "agent.", {"timesteps": 1, "num_envs": 1})
+        _at_least(self.eval, "eval.", {"episodes": 1, "steps": 1, "batch_size": 1})
+        if not 0.0 <= self.world_model.ema_decay < 1.0:
+            raise ValueError(
+                "dyna option world_model.ema_decay must be in [0, 1), got "
+                f"{self.world_model.ema_decay}"
+            )
+        if self.collect.noise_sigma < 0:
+            raise ValueError(
+                f"dyna option collect.noise_sigma must be >= 0, got {self.collect.noise_sigma}"
+            )
+        if not 0.0 <= self.agent.support_quantile < 0.5:
+            raise ValueError(
+                "dyna option agent.support_quantile must be in [0, 0.5), got "
+                f"{self.agent.support_quantile}"
+            )
+        for name in ("world_model.max_minutes", "reward.max_minutes"):
+            section, key = name.split(".")
+            value = getattr(getattr(self, section), key)
+            if value is not None and value <= 0:
+                raise ValueError(f"dyna option {name} must be > 0 (or null), got {value}")
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "collect": CollectConfig,
+    "world_model": WorldModelConfig,
+    "reward": RewardConfig,
+    "agent": AgentConfig,
+    "eval": EvalConfig,
+}
+
+
+def _check_types(obj: Any, prefix: str) -> None:
+    """Every non-section field of ``obj`` against its annotation (and normalised)."""
+    hints = get_type_hints(type(obj))
+    for f in fields(obj):
+        if f.name not in SECTIONS:
+            value = check_value(
+                getattr(obj, f.name), hints[f.name], f"dyna option {prefix}{f.name}"
+            )
+            setattr(obj, f.name, value)
+
+
+def _at_least(obj: Any, prefix: str, minimum: dict[str, int]) -> None:
+    for name, low in minimum.items():
+        value = getattr(obj, name)
+        if value is not None and value < low:
+            raise ValueError(f"dyna option {prefix}{name} must be >= {low}, got {value}")
+
+
+def merge(base: Any, override: Any) -> Any:
+    """``override`` over ``base``; mappings merge key by key, at any depth."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: merge(base.get(k), v) for k, v in override.items()}}
+    return override
+
+
+def config_from_dict(d: dict[str, Any]) -> DynaConfig:
+    """A nested mapping -> :class:`DynaConfig`; unknown keys name their section."""
+    d = dict(d or {})
+    top = {f.name for f in fields(DynaConfig)}
+    unknown = sorted(set(d) - top)
+    if unknown:
+        raise ValueError(f"unknown dyna option(s) {unknown}; allowed: {sorted(top)}")
+    sections = {}
+    for name, cls in SECTIONS.items():
+        values = d.pop(name, None) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"dyna section {name} must be a mapping, got {values!r}")
+        allowed = {f.name for f in fields(cls)}
+        bad = sorted(set(values) - allowed)
+        if bad:
+            raise ValueError(
+                f"unknown dyna option(s) {[f'{name}.{k}' for k in bad]}; "
+                f"allowed in {name}: {sorted(allowed)}"
+            )
+        sections[name] = cls(**values)
+    return DynaConfig(**d, **sections)
+
+
+def load_dyna_config(
+    path: str | Path, overrides: list[str] | None = None, check_paths: bool = True
+) -> DynaConfig:
+    """YAML file + ``section.key=value`` overrides -> :class:`DynaConfig`; with
+    ``check_paths`` the inputs that must exist are checked (:func:`check_inputs`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"dyna config not found: {path}")
+    d = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: a dyna config is a mapping of options, got {type(d).__name__}")
+    cfg = config_from_dict(merge(d, parse_assignments(overrides)))
+    if check_paths:
+        check_inputs(cfg)
+    return cfg
+
+
+def check_inputs(cfg: DynaConfig) -> None:
+    """The files a run reads exist (``FileNotFoundError`` naming the option otherwise) and
+    the task is one of the base dataset's (``ValueError``)."""
+    from freeaction_gym.assets import resolve_model_path
+
+    base, tasks = Path(cfg.data.base), None
+    if cfg.data.generate is None and not (base / "meta.json").is_file():
+        raise FileNotFoundError(
+            f"dyna option data.base={cfg.data.base}: no dataset there (no meta.json); make "
+            f"one with `freeaction data metaworld {cfg.data.base}` or set data.generate"
+        )
+    if cfg.data.generate is not None:
+        from freeaction_gym.data.metaworld_gen import MetaWorldDataConfig
+
+        try:
+            tasks = MetaWorldDataConfig(**cfg.data.generate).tasks
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"dyna option data.generate: {err}") from err
+    if (base / "meta.json").is_file():
+        tasks = json.loads((base / "meta.json").read_text()).get("config", {}).get("tasks")
+    if tasks is not None and cfg.task not in tasks:
+        raise ValueError(
+            f"dyna option task={cfg.task} is not a task of the base dataset {cfg.data.base} "
+            f"(it has {tasks})"
+        )
+    if not (resolve_model_path(cfg.world_model.init) / "config.json").is_file():
+        raise FileNotFoundError(
+            f"dyna option world_model.init={cfg.world_model.init}: no world model there "
+            "(config.json); give a `freeaction train` model directory or bundled:<name>"
+        )
+    for name, value in (
+        ("world_model.train_config", cfg.world_model.train_config),
+        ("agent.hyperparams", cfg.agent.hyperparams),
+        ("agent.init_policy", cfg.agent.init_policy),
+    ):
+        if value is not None and not Path(value).is_file():
+            raise FileNotFoundError(f"dyna option {name}={value}: file not found")
+    if cfg.reward.init is not None and not (Path(cfg.reward.init) / "config.json").is_file():
+        raise FileNotFoundError(
+            f"dyna option reward.init={cfg.reward.init}: no reward head there (config.json)"
+        )
+
+
+def save_config(cfg: DynaConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+RESUMABLE_CHANGES = ("iterations", "progress")
+"""Options a rerun may change: everything else must match the run's saved config."""
+
+
+def check_same_run(saved: dict[str, Any], cfg: DynaConfig) -> None:
+    """Refuse to resume a run whose settings (other than :data:`RESUMABLE_CHANGES`) differ."""
+
+    def flat(d: dict, prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            if isinstance(v, dict) and k in SECTIONS and not prefix:
+                out.update(flat(v, f"{k}."))
+            else:
+                out[prefix + k] = v
+        return out
+
+    old, new = flat(saved), flat(cfg.to_dict())
+    diff = sorted(
+        k for k in set(old) | set(new) if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)
+    )
+    if diff:
+        raise ValueError(
+            f"{cfg.output} holds a dyna run with different settings ({', '.join(diff)}); "
+            "use a new output directory or the same settings (only iterations and progress "
+            "may change)"
+        )

@@ -1,0 +1,57 @@
+"""The SB3 side of the loop (agents/dyna.py): training continues from the previous
+iteration's weights, and the policy acts on frames as the evaluation worlds expect."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from agents.dyna import SB3DynaAgent
+from freeaction_gym.dyna.config import AgentConfig
+from freeaction_gym.evaluation.worlds import Scenes
+
+TINY = {
+    "n_steps": 8,
+    "batch_size": 8,
+    "n_epochs": 1,
+    "policy_kwargs": {
+        "features_extractor_kwargs": {"features_dim": 16, "channels": [8, 8]},
+        "net_arch": {"pi": [16], "vf": [16]},
+    },
+}
+
+
+def params(path) -> dict[str, torch.Tensor]:
+    from stable_baselines3 import PPO
+
+    return PPO.load(path, device="cpu").policy.state_dict()
+
+
+def test_training_continues_from_init_from(tiny, tmp_path):
+    env_kwargs = {"model": str(tiny.world_dir), "task": "reach-v3", "sampling": tiny.fast}
+    cfg = AgentConfig(timesteps=8, num_envs=1, hp=TINY)
+    first = SB3DynaAgent(cfg, progress=False).train(env_kwargs, tmp_path / "a", None, seed=0)
+    assert first["timesteps"] == 8 and first["env_kwargs"]["task"] == "reach-v3"
+    assert "support" in first["env_kwargs"]  # the hyperparameters' own env options kept
+
+    frozen = AgentConfig(timesteps=8, num_envs=1, hp={**TINY, "learning_rate": 0.0})
+    agent = SB3DynaAgent(frozen, progress=False)
+    cont = agent.train(env_kwargs, tmp_path / "b", first["policy"], seed=1)
+    fresh = agent.train(env_kwargs, tmp_path / "c", None, seed=1)
+    start, kept, new = (params(r["policy"]) for r in (first, cont, fresh))
+    assert all(torch.equal(start[k], kept[k]) for k in start)  # lr 0: exactly the init
+    assert any(not torch.equal(start[k], new[k]) for k in start)
+
+    policy = agent.policy(cont["policy"])
+    scenes = Scenes(np.array([0, 1]), np.array(["reach-v3"] * 2))
+    policy.reset(scenes, seed=0)
+    obs = np.zeros((2, tiny.hw, tiny.hw, 3), np.uint8)
+    a = policy.act(obs, 0, None)
+    assert a.shape == (2, 4) and np.array_equal(a, policy.act(obs, 1, None))  # deterministic
+
+
+def test_frame_stacked_hyperparameters_are_refused(tiny, tmp_path):
+    agent = SB3DynaAgent(AgentConfig(timesteps=8, hp={"frame_stack": 2}), progress=False)
+    with pytest.raises(ValueError, match="single frames.*frame_stack=2"):
+        agent.train({"model": str(tiny.world_dir)}, tmp_path, None, seed=0)

@@ -1,0 +1,90 @@
+"""DynaConfig: the shipped YAML files load; bad options fail early, naming the option."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from freeaction_gym.dyna.config import (
+    DynaConfig,
+    check_same_run,
+    config_from_dict,
+    load_dyna_config,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_configs_load():
+    quick = load_dyna_config(REPO / "configs/dyna/quick.yaml")  # the base is generated
+    assert quick.data.generate["tasks"] == ["reach-v3"] and quick.iterations == 2
+    assert quick.world_model.init == "bundled:metaworld_default"
+    reach = load_dyna_config(REPO / "configs/dyna/reach.yaml", check_paths=False)
+    assert reach.task == "reach-v3" and reach.data.base_tasks == ["reach-v3"]
+    assert reach.collect.episodes * reach.collect.steps * reach.iterations == 10_000
+
+
+def test_overrides_reach_nested_options(tmp_path):
+    cfg = load_dyna_config(
+        REPO / "configs/dyna/quick.yaml",
+        ["collect.episodes=3", "agent.hp={n_steps: 8}", "world_model.max_minutes=0.5",
+         "eval.imagined=false"],
+    )  # fmt: skip
+    assert cfg.collect.episodes == 3 and cfg.collect.steps == 20  # the rest stays
+    assert cfg.agent.hp == {"n_steps": 8, "batch_size": 64, "n_epochs": 2}  # merged by key
+    assert cfg.world_model.max_minutes == 0.5
+    assert cfg.eval.imagined is False
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"bogus": 1}, r"unknown dyna option\(s\) \['bogus'\]"),
+        ({"collect": {"epsiodes": 3}}, r"\['collect.epsiodes'\]; allowed in collect"),
+        ({"collect": {"episodes": 0}}, "collect.episodes must be >= 1, got 0"),
+        ({"collect": {"episodes": "4"}}, "collect.episodes must be a whole number"),
+        ({"collect": {"noise_sigma": -0.1}}, "collect.noise_sigma must be >= 0"),
+        ({"iterations": 0}, "dyna option iterations must be >= 1"),
+        ({"agent": {"algo": "dqn"}}, "agent.algo='dqn'; allowed: 'ppo', 'sac'"),
+        ({"agent": {"support": "box"}}, "agent.support='box'"),
+        ({"agent": {"support_quantile": 0.5}}, r"agent.support_quantile must be in \[0, 0.5\)"),
+        ({"world_model": {"ema_decay": 1.0}}, r"world_model.ema_decay must be in \[0, 1\)"),
+        ({"world_model": {"max_minutes": 0}}, "world_model.max_minutes must be > 0"),
+        ({"reward": {"mode": "state"}}, "reward.mode='state'; allowed: 'refit', 'keep'"),
+        ({"eval": {"episodes": 0}}, "eval.episodes must be >= 1"),
+        ({"data": {"base_train_episodes": 0}}, "data.base_train_episodes must be >= 1"),
+        ({"eval": 3}, "dyna section eval must be a mapping"),
+    ],
+)
+def test_bad_options_name_the_option(override, message):
+    with pytest.raises(ValueError, match=message):
+        config_from_dict(override)
+
+
+def test_missing_inputs_fail_before_any_work(tmp_path, base_root):
+    cfg = REPO / "configs/dyna/quick.yaml"
+    with pytest.raises(FileNotFoundError, match="data.base=.*no dataset there"):
+        load_dyna_config(cfg, [f"data.base={tmp_path / 'none'}", "data.generate=null"])
+    with pytest.raises(ValueError, match="data.generate: .*unexpected keyword"):
+        load_dyna_config(cfg, ["data.generate={episodes: 3}"])
+    with pytest.raises(ValueError, match="task=push-v3 is not a task of the base"):
+        load_dyna_config(cfg, [f"data.base={base_root}", "task=push-v3"])
+    with pytest.raises(FileNotFoundError, match="world_model.init=.*no world model there"):
+        load_dyna_config(cfg, [f"world_model.init={tmp_path}"])
+    with pytest.raises(FileNotFoundError, match="world_model.train_config=.*file not found"):
+        load_dyna_config(cfg, [f"world_model.train_config={tmp_path / 'x.yaml'}"])
+    with pytest.raises(FileNotFoundError, match="reward.init=.*no reward head there"):
+        load_dyna_config(cfg, [f"reward.init={tmp_path}"])
+    with pytest.raises(FileNotFoundError, match="dyna config not found"):
+        load_dyna_config(tmp_path / "missing.yaml")
+
+
+def test_a_resumed_run_must_keep_its_settings():
+    saved = yaml.safe_load(yaml.safe_dump(DynaConfig().to_dict()))  # as config.yaml holds it
+    check_same_run(saved, config_from_dict({"iterations": 50, "progress": False}))
+    with pytest.raises(ValueError, match=r"different settings \(collect.episodes, seed\)"):
+        check_same_run(saved, config_from_dict({"seed": 1, "collect": {"episodes": 3}}))
+    json.dumps(saved)  # the saved config is plain data
