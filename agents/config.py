@@ -1,5 +1,6 @@
 """rl-zoo-style hyperparameters: ``agents/hyperparams/<env id>.yaml`` holds one mapping per
-algorithm (``ppo:``, ``sac:``). A per-task id without its own file uses its family's file
+algorithm (``ppo:``, ``sac:``, ``drq:`` - SAC with random-shift augmentation,
+:mod:`agents.drq`). A per-task id without its own file uses its family's file
 (``FreeActionMetaWorldReach-v0`` -> ``FreeActionMetaWorld-v0.yaml``).
 
 Keys read here: ``n_timesteps``, ``n_envs``, ``policy``, ``policy_kwargs`` (see
@@ -21,7 +22,8 @@ import yaml
 from freeaction_gym.utils.args import parse_assignments  # noqa: F401  (re-exported)
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
-ALGOS = ("ppo", "sac")
+ALGOS = ("ppo", "sac", "drq")
+MERGED_KEYS = ("policy_kwargs", "env_kwargs", "replay_buffer_kwargs")
 SCRIPT_KEYS = (
     "n_timesteps",
     "n_envs",
@@ -49,7 +51,8 @@ class AgentHyperparams:
     """Divide training rewards by the running std of the discounted return (SB3
     ``VecNormalize(norm_obs=False)``); evaluation always reports raw rewards."""
     algo_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Everything else: keyword arguments of ``PPO(...)`` / ``SAC(...)``."""
+    """Everything else: keyword arguments of ``PPO(...)`` / ``SAC(...)`` (``drq``: SAC's,
+    completed by :func:`agents.drq.drq_sac_kwargs`)."""
     source: str = ""
 
 
@@ -85,7 +88,8 @@ def load_hyperparams(
     env_id: str, algo: str, path: str | Path | None = None, overrides: dict | None = None
 ) -> AgentHyperparams:
     """The ``algo`` section of ``path`` (default :func:`hyperparams_file`) with ``overrides``
-    (top-level keys replace, ``policy_kwargs``/``env_kwargs`` merge key by key)."""
+    (top-level keys replace; ``policy_kwargs``, ``env_kwargs`` and ``replay_buffer_kwargs``
+    merge key by key)."""
     if algo not in ALGOS:
         raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
     path = Path(path) if path is not None else hyperparams_file(env_id)
@@ -94,7 +98,7 @@ def load_hyperparams(
         raise ValueError(f"{path} has no {algo!r} section (has {sorted(data)})")
     values = dict(data[algo] or {})
     for key, value in (overrides or {}).items():
-        if key in ("policy_kwargs", "env_kwargs") and isinstance(value, dict):
+        if key in MERGED_KEYS and isinstance(value, dict):
             values[key] = {**values.get(key, {}), **value}
         else:
             values[key] = value

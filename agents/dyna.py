@@ -4,6 +4,8 @@ Training is :func:`agents.train.train` on the imagined env family
 (``FreeActionMetaWorld-v0`` and its hyperparameters, ``agents/hyperparams/``) with the
 loop's env options, continuing from the previous iteration's ``final_model.zip``
 (``init_from``); no periodic evaluation, checkpoints or videos (the loop evaluates).
+Agents trained on stacked frames (``frame_stack``, e.g. ``drq``) act in the evaluation
+worlds through :class:`SB3Policy`, which stacks the worlds' single frames the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from freeaction_gym.evaluation.policies import SB3Policy, load_model
 
 @dataclass
 class SB3DynaAgent:
-    """PPO or SAC per ``cfg`` (``agent:`` section of the Dyna config)."""
+    """PPO, SAC or DrQ per ``cfg`` (``agent:`` section of the Dyna config)."""
 
     cfg: AgentConfig
     progress: bool = True
@@ -32,11 +34,6 @@ class SB3DynaAgent:
 
         cfg = self.cfg
         hp = load_hyperparams(IMAGINED_PRESET, cfg.algo, cfg.hyperparams, cfg.hp)
-        if hp.frame_stack != 1:
-            raise ValueError(
-                f"dyna agents act on single frames (the evaluation worlds show one), but "
-                f"{hp.source} sets frame_stack={hp.frame_stack}"
-            )
         summary = train(
             TrainArgs(
                 env=IMAGINED_PRESET,

@@ -4,7 +4,7 @@
     python -m agents.evaluate --env FreeActionMetaWorldReach-v0 --policy random --episodes 50
     python -m agents.evaluate --env FreeActionRealMetaWorldPush-v0 --policy expert:0.1
 
-``--policy``: an SB3 ``.zip`` (PPO or SAC; frame stacking is inferred from its observation
+``--policy``: an SB3 ``.zip`` (PPO, SAC or DrQ; frame stacking is inferred from its observation
 space), ``random`` (uniform actions) or ``expert:<sigma>`` (MetaWorld's scripted expert plus
 Gaussian noise; it reads the true simulator state, so only real ids). An episode succeeds
 if ``info['success']`` is true at any step. Prints (and with ``--out`` writes) JSON.
@@ -41,7 +41,7 @@ class EvalArgs:
     deterministic: bool = True
     """Zip policies: the mean action (no sampling)."""
     algo: str = "auto"
-    """``ppo``, ``sac`` or ``auto`` (from the zip's policy class)."""
+    """``ppo``, ``sac`` (also ``drq``) or ``auto`` (from the zip)."""
     confidence: float = 0.95
     n_resamples: int = 10_000
     out: str | None = None
@@ -187,7 +187,7 @@ def parse_args(argv: list[str] | None = None) -> EvalArgs:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--env-kwargs", nargs="*", default=[], metavar="K=V", help="env options")
     p.add_argument("--stochastic", action="store_true", help="sample zip policies' actions")
-    p.add_argument("--algo", default=d.algo, choices=["auto", "ppo", "sac"])
+    p.add_argument("--algo", default=d.algo, choices=["auto", "ppo", "sac", "drq"])
     p.add_argument("--confidence", type=float, default=d.confidence)
     p.add_argument("--n-resamples", type=int, default=d.n_resamples)
     p.add_argument("--out", default=None, help="write the JSON report here too")

@@ -2,7 +2,8 @@
 
 SB3's ``NatureCNN`` (8x8/4, 4x4/2, 3x3/1 convolutions) needs frames of at least 36x36;
 :class:`SmallCNN` halves the resolution per layer and works from 16x16 up (the tiny test
-world models render 32x32, the bundled one 64x64).
+world models render 32x32, the bundled one 64x64). :class:`DrQEncoder` is the SAC-AE/DrQ
+encoder of ``--algo drq`` (:mod:`agents.drq`).
 """
 
 from __future__ import annotations
@@ -46,8 +47,71 @@ class SmallCNN(BaseFeaturesExtractor):
         return self.linear(self.cnn(observations))  # (B, features_dim)
 
 
+class DrQEncoder(BaseFeaturesExtractor):
+    """The SAC-AE / DrQ image encoder (Yarats et al. 2019, Kostrikov et al. 2020): unpadded
+    3x3 convolutions with ReLU (``strides``; DrQ's are (2, 1, 1, 1)), flatten, then a
+    projection Linear -> LayerNorm -> tanh to ``features_dim`` (50). Input: channel-first
+    images (B, C, H, W) scaled to [0, 1] by SB3 (C = 3 x stacked frames); output
+    (B, features_dim) in [-1, 1]. Orthogonal init as DrQ (delta-orthogonal convolutions).
+
+    The conv trunk (``convs``) and the ``projection`` are separate so :class:`agents.drq.
+    DrQPolicy` can give the actor its own projection on the critic's trunk
+    (:meth:`tie_convs`)."""
+
+    def __init__(
+        self,
+        observation_space: gym.spaces.Box,
+        features_dim: int = 50,
+        channels: tuple[int, ...] = (32, 32, 32, 32),
+        strides: tuple[int, ...] = (2, 1, 1, 1),
+    ) -> None:
+        super().__init__(observation_space, features_dim)
+        if len(channels) != len(strides):
+            raise ValueError(f"channels {channels} and strides {strides} differ in length")
+        c_in = observation_space.shape[0]
+        layers: list[nn.Module] = []
+        for c_out, stride in zip(channels, strides, strict=True):
+            layers += [nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride), nn.ReLU()]
+            c_in = c_out
+        self.convs = nn.Sequential(*layers, nn.Flatten())
+        with torch.no_grad():
+            n_flat = self.convs(torch.zeros(1, *observation_space.shape)).shape[1]
+        self.projection = nn.Sequential(
+            nn.Linear(n_flat, features_dim), nn.LayerNorm(features_dim), nn.Tanh()
+        )
+        self.detach_convs = False
+        self.apply(_drq_init)
+
+    def tie_convs(self, source: DrQEncoder) -> None:
+        """Use ``source``'s conv trunk (the same modules, hence weights) without passing
+        gradients into it; this encoder keeps its own projection."""
+        self.convs = source.convs
+        self.detach_convs = True
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.detach_convs):
+            h = self.convs(observations)  # (B, n_flat)
+        return self.projection(h)  # (B, features_dim)
+
+
+def _drq_init(m: nn.Module) -> None:
+    """DrQ's ``weight_init``: orthogonal linear weights; a conv kernel is zero except its
+    centre tap, which is orthogonal with the ReLU gain (delta-orthogonal); zero biases."""
+    if isinstance(m, nn.Linear):
+        nn.init.orthogonal_(m.weight)
+        nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.Conv2d):
+        nn.init.zeros_(m.weight)
+        centre = m.weight.shape[2] // 2, m.weight.shape[3] // 2
+        nn.init.orthogonal_(
+            m.weight.data[:, :, centre[0], centre[1]], nn.init.calculate_gain("relu")
+        )
+        nn.init.zeros_(m.bias)
+
+
 FEATURE_EXTRACTORS: dict[str, type[BaseFeaturesExtractor]] = {
     "small_cnn": SmallCNN,
+    "drq_encoder": DrQEncoder,
     "nature_cnn": NatureCNN,
 }
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
@@ -70,8 +134,10 @@ def policy_kwargs_from_config(cfg: dict[str, Any] | None) -> dict[str, Any]:
         if act not in ACTIVATIONS:
             raise ValueError(f"unknown activation_fn {act!r}; choose one of {sorted(ACTIVATIONS)}")
         out["activation_fn"] = ACTIVATIONS[act]
-    if "features_extractor_kwargs" in out and "channels" in out["features_extractor_kwargs"]:
-        kw = dict(out["features_extractor_kwargs"])
-        kw["channels"] = tuple(kw["channels"])
+    kw = dict(out.get("features_extractor_kwargs") or {})
+    for key in ("channels", "strides"):
+        if key in kw:
+            kw[key] = tuple(kw[key])
+    if kw:
         out["features_extractor_kwargs"] = kw
     return out

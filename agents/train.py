@@ -1,4 +1,4 @@
-"""Train a stable-baselines3 PPO or SAC agent on a FreeAction env (imagined or real).
+"""Train a stable-baselines3 PPO, SAC or DrQ agent on a FreeAction env (imagined or real).
 
     python -m agents.train --env FreeActionMetaWorldReach-v0 --algo ppo \\
         --out runs/agents/reach_ppo [--timesteps N] [--num-envs K] \\
@@ -31,7 +31,9 @@ class TrainArgs:
     env: str = "FreeActionMetaWorldReach-v0"
     """A registered id: imagined (``FreeActionMetaWorld*``) or real
     (``FreeActionRealMetaWorld*``)."""
-    algo: Literal["ppo", "sac"] = "ppo"
+    algo: Literal["ppo", "sac", "drq"] = "ppo"
+    """``drq``: SAC with random-shift augmentation and a critic-trained encoder
+    (:mod:`agents.drq`)."""
     timesteps: int | None = None
     """Environment steps to train for (default: the hyperparameters' ``n_timesteps``)."""
     num_envs: int | None = None
@@ -41,7 +43,8 @@ class TrainArgs:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Env options (``gym.make`` keywords) over the hyperparameters' ``env_kwargs``."""
     hyperparams: str | None = None
-    """A YAML file with ``ppo:``/``sac:`` sections (default ``agents/hyperparams/<env>.yaml``)."""
+    """A YAML file with ``ppo:``/``sac:``/``drq:`` sections (default
+    ``agents/hyperparams/<env>.yaml``)."""
     hp: dict[str, Any] = field(default_factory=dict)
     """Hyperparameter overrides (``n_steps=64``, ``policy_kwargs.net_arch=[64]``)."""
     seed: int = 0
@@ -118,7 +121,12 @@ def train(args: TrainArgs) -> dict[str, Any]:
             eval_vec = VecNormalize(eval_vec, False, norm_obs=False, norm_reward=False)
 
     # -- model -----------------------------------------------------------------------------
-    algo_cls = {"ppo": PPO, "sac": SAC}[args.algo]
+    algo_cls = {"ppo": PPO, "sac": SAC, "drq": SAC}[args.algo]
+    policy, algo_kwargs = hp.policy, hp.algo_kwargs
+    if args.algo == "drq":
+        from agents.drq import drq_sac_kwargs
+
+        policy, algo_kwargs = drq_sac_kwargs(hp)
     try:
         if args.init_from:
             model = algo_cls.load(
@@ -126,18 +134,18 @@ def train(args: TrainArgs) -> dict[str, Any]:
                 env=train_env,
                 device=args.device,
                 verbose=args.verbose,
-                **hp.algo_kwargs,
+                **algo_kwargs,
             )
             model.set_random_seed(args.seed)
         else:
             model = algo_cls(
-                hp.policy,
+                policy,
                 train_env,
                 policy_kwargs=policy_kwargs_from_config(hp.policy_kwargs),
                 seed=args.seed,
                 device=args.device,
                 verbose=args.verbose,
-                **hp.algo_kwargs,
+                **algo_kwargs,
             )
     except TypeError as e:
         raise ValueError(f"bad {args.algo} hyperparameters from {hp.source}: {e}") from e

@@ -98,14 +98,15 @@ class RewardConfig:
 class AgentConfig:
     """Step (d): the agent trained in imagination (``agent:``)."""
 
-    algo: Literal["ppo", "sac"] = "ppo"
+    algo: Literal["ppo", "sac", "drq"] = "ppo"
+    """``drq``: SAC with random-shift augmentation on stacked frames (``agents/drq.py``)."""
     timesteps: int = 20_000
     """Imagined environment steps per iteration (the agent continues from its last
     weights)."""
     num_envs: int | None = None
     """Imagined envs (default: the hyperparameters' ``n_envs``)."""
     hyperparams: str | None = None
-    """YAML with ``ppo:``/``sac:`` sections (default:
+    """YAML with ``ppo:``/``sac:``/``drq:`` sections (default:
     ``agents/hyperparams/FreeActionMetaWorld-v0.yaml``)."""
     hp: dict[str, Any] = field(default_factory=dict)
     """Hyperparameter overrides, e.g. ``{n_steps: 64, batch_size: 128}``."""

@@ -9,7 +9,7 @@
 * :class:`ExpertPolicy` - MetaWorld's scripted expert plus Gaussian noise; it reads the
   true 39-D state, so it runs only in the real world.
 * :class:`SB3Policy` - a stable-baselines3 model acting on the 64x64 frames (closed loop
-  in either world).
+  in either world), stacking the last frames itself if it was trained on stacked frames.
 """
 
 from __future__ import annotations
@@ -121,7 +121,8 @@ def expert_plans(
 
 
 def load_model(path: str | Path, algo: str = "auto", device: str = "cpu"):
-    """An SB3 PPO/SAC model; ``auto`` reads the policy class's module from the zip."""
+    """An SB3 PPO/SAC model (``drq`` is SAC with its own policy and replay buffer classes);
+    ``auto``: SAC if the zip's policy class is SAC's or it has a replay buffer class."""
     from stable_baselines3 import PPO, SAC
 
     path = Path(path)
@@ -131,21 +132,38 @@ def load_model(path: str | Path, algo: str = "auto", device: str = "cpu"):
         with zipfile.ZipFile(path) as z:
             data = json.loads(z.read("data"))
         module = str(data.get("policy_class", {}).get("__module__", ""))
-        algo = "sac" if ".sac." in module else "ppo"
-    return {"ppo": PPO, "sac": SAC}[algo].load(path, device=device)
+        algo = "sac" if ".sac." in module or "replay_buffer_class" in data else "ppo"
+    return {"ppo": PPO, "sac": SAC, "drq": SAC}[algo].load(path, device=device)
 
 
 class SB3Policy:
-    """A stable-baselines3 model (``.zip`` path or loaded) on single 64x64 frames."""
+    """A stable-baselines3 model (``.zip`` path or loaded) on 64x64 frames. A model trained
+    on ``k`` channel-stacked frames (SB3's ``VecFrameStack``, newest last) gets the last
+    ``k`` frames of each episode the same way: zeros before the first frame."""
 
     def __init__(self, name: str, model: Any, deterministic: bool = True) -> None:
         if isinstance(model, str):
             model = load_model(model)
+        from stable_baselines3.common.preprocessing import is_image_space_channels_first
+
         self.name, self.model, self.deterministic = name, model, deterministic
+        space = model.observation_space  # (C, H, W) or (H, W, C)
+        self.channels = space.shape[0 if is_image_space_channels_first(space) else -1]
+        self._stacked: np.ndarray | None = None  # (B, H, W, channels) uint8
 
     def reset(self, scenes: Scenes, seed: int) -> None:
         self.model.set_random_seed(seed)
+        self._stacked = None
 
     def act(self, obs: np.ndarray, t: int, state: np.ndarray | None) -> np.ndarray:
-        actions, _ = self.model.predict(obs, deterministic=self.deterministic)
+        actions, _ = self.model.predict(self._stack(obs, t), deterministic=self.deterministic)
         return np.asarray(actions, np.float32)
+
+    def _stack(self, obs: np.ndarray, t: int) -> np.ndarray:
+        """(B, H, W, 3) -> (B, H, W, channels), the newest frame last."""
+        if self.channels == obs.shape[-1]:
+            return obs
+        if t == 0 or self._stacked is None:
+            self._stacked = np.zeros((*obs.shape[:-1], self.channels), obs.dtype)
+        self._stacked = np.concatenate([self._stacked[..., obs.shape[-1] :], obs], axis=-1)
+        return self._stacked

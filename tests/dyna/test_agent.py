@@ -1,10 +1,11 @@
 """The SB3 side of the loop (agents/dyna.py): training continues from the previous
-iteration's weights, and the policy acts on frames as the evaluation worlds expect."""
+iteration's weights, and the policy acts on frames as the evaluation worlds expect (also a
+frame-stacked agent, against SB3's own frame stacking)."""
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
-import pytest
 import torch
 
 from agents.dyna import SB3DynaAgent
@@ -51,7 +52,38 @@ def test_training_continues_from_init_from(tiny, tmp_path):
     assert a.shape == (2, 4) and np.array_equal(a, policy.act(obs, 1, None))  # deterministic
 
 
-def test_frame_stacked_hyperparameters_are_refused(tiny, tmp_path):
-    agent = SB3DynaAgent(AgentConfig(timesteps=8, hp={"frame_stack": 2}), progress=False)
-    with pytest.raises(ValueError, match="single frames.*frame_stack=2"):
-        agent.train({"model": str(tiny.world_dir)}, tmp_path, None, seed=0)
+TINY_DRQ = {
+    "buffer_size": 64,
+    "learning_starts": 4,
+    "batch_size": 4,
+    "policy_kwargs": {
+        "features_extractor_kwargs": {"features_dim": 8, "channels": [8, 8], "strides": [2, 2]},
+        "net_arch": [8],
+    },
+}
+
+
+def test_frame_stacked_agent_stacks_the_worlds_single_frames(tiny, tmp_path):
+    """A DrQ agent trained on 3 stacked frames acts in the evaluation worlds (single frames)
+    as SB3's VecFrameStack would show it the episode: zeros before the first frame."""
+    from stable_baselines3.common.vec_env.stacked_observations import StackedObservations
+
+    env_kwargs = {"model": str(tiny.world_dir), "task": "reach-v3", "sampling": tiny.fast}
+    cfg = AgentConfig(algo="drq", timesteps=8, num_envs=1, hp=TINY_DRQ)
+    agent = SB3DynaAgent(cfg, progress=False)
+    trained = agent.train(env_kwargs, tmp_path / "drq", None, seed=0)
+    assert trained["timesteps"] == 8 and trained["env_kwargs"]["terminate_on_success"] is False
+    policy = agent.policy(trained["policy"])
+    assert policy.channels == 9
+
+    frames = np.random.default_rng(0).integers(0, 256, (2, 5, tiny.hw, tiny.hw, 3), np.uint8)
+    space = gym.spaces.Box(0, 255, (tiny.hw, tiny.hw, 3), np.uint8)
+    for episode in range(2):  # the stack starts afresh with every batch of episodes
+        policy.reset(Scenes(np.array([0, 1]), np.array(["reach-v3"] * 2)), seed=0)
+        reference = StackedObservations(2, 3, space, channels_order="last")
+        stacked = reference.reset(frames[:, 0])
+        for t in range(5):
+            if t > 0:
+                stacked, _ = reference.update(frames[:, t], np.zeros(2, bool), [{}, {}])
+            expected = policy.model.predict(stacked, deterministic=True)[0]
+            assert np.array_equal(policy.act(frames[:, t], t, None), expected), (episode, t)

@@ -1,0 +1,98 @@
+"""DrQ's random-shift image augmentation, applied where SAC samples its replay buffer.
+
+:func:`random_shift` is the augmentation of DrQ (Kostrikov, Yarats & Fergus 2020, "Image
+Augmentation Is All You Need", Sec. 3.1): pad each side by ``pad`` pixels replicating the
+border, then crop back to the original size at a uniformly random offset.
+:class:`RandomShiftReplayBuffer` applies it to every sampled batch, to the observations
+and the next observations with independent shifts (as DrQ's ``aug(obs)``,
+``aug(next_obs)``); a channel-stacked observation (frames along C) gets one shift for all
+its frames, since the shift is drawn per sample and applies to all channels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.buffers import NStepReplayBuffer
+from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+
+def random_shift(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Shift each image by whole pixels, repeating the border (DrQ's pad + random crop).
+
+    ``images`` (B, C, H, W) of any dtype; ``shifts`` int (B, 2) = (dy, dx) with
+    ``|dy|, |dx| <= pad``. Returns (B, C, H, W), same dtype:
+    ``out[b, c, i, j] = images[b, c, clip(i + dy_b, 0, H-1), clip(j + dx_b, 0, W-1)]``,
+    which is ``ReplicationPad2d(pad)`` followed by a crop at offset ``(dy_b + pad, dx_b + pad)``.
+    """
+    b, _, h, w = images.shape
+    dev = images.device
+    shifts = shifts.to(dev, torch.long)
+    rows = (torch.arange(h, device=dev)[None] + shifts[:, :1]).clamp(0, h - 1)  # (B, H)
+    cols = (torch.arange(w, device=dev)[None] + shifts[:, 1:]).clamp(0, w - 1)  # (B, W)
+    batch = torch.arange(b, device=dev)[:, None, None]  # (B, 1, 1)
+    hwc = images.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+    return hwc.permute(0, 3, 1, 2).contiguous()
+
+
+def draw_shifts(rng: np.random.Generator, n: int, pad: int) -> torch.Tensor:
+    """int64 (n, 2) uniform in [-pad, pad]: DrQ's crop offsets in [0, 2 pad], minus pad."""
+    return torch.as_tensor(rng.integers(-pad, pad + 1, size=(n, 2)), dtype=torch.long)
+
+
+class RandomShiftReplayBuffer(NStepReplayBuffer):
+    """SB3's replay buffer whose samples are randomly shifted (:func:`random_shift`).
+
+    ``pad``: the largest shift in pixels (DrQ: 4 for 84x84 frames; 0 switches the
+    augmentation off). ``n_steps``/``gamma``: n-step returns as SB3's ``NStepReplayBuffer``
+    (1 = plain one-step targets; DrQ-v2 uses 3); ``gamma`` must be the algorithm's (the
+    ``drq`` wiring in :mod:`agents.drq` passes it). ``reward_scale``: sampled rewards are
+    multiplied by it (SAC's reward scale; the stored and logged rewards stay raw).
+    Observations must be images (uint8 (C, H, W) or (H, W, C)); they stay uint8 (SB3 scales
+    them in the policy).
+
+    Shifts come from a generator seeded from NumPy's global generator when the buffer is
+    made, which SB3 seeds (``seed=``) just before, so a seeded run is reproducible.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        pad: int = 4,
+        n_steps: int = 1,
+        gamma: float = 0.99,
+        reward_scale: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, n_steps=n_steps, gamma=gamma, **kwargs)
+        space = self.observation_space
+        if not (isinstance(space, spaces.Box) and is_image_space(space)):
+            raise ValueError(f"RandomShiftReplayBuffer needs image observations, got {space}")
+        if pad < 0:
+            raise ValueError(f"pad must be >= 0, got {pad}")
+        self.pad, self.reward_scale = int(pad), float(reward_scale)
+        self.channels_first = is_image_space_channels_first(space)
+        self.rng = np.random.default_rng(np.random.randint(2**31 - 1))
+
+    def augment(self, obs: torch.Tensor) -> torch.Tensor:
+        """A fresh random shift per sample of a (B, *obs_shape) batch."""
+        if self.pad == 0:
+            return obs
+        shifts = draw_shifts(self.rng, obs.shape[0], self.pad)
+        if self.channels_first:
+            return random_shift(obs, shifts)
+        return random_shift(obs.permute(0, 3, 1, 2), shifts).permute(0, 2, 3, 1).contiguous()
+
+    def _normalize_reward(self, reward: np.ndarray, env=None) -> np.ndarray:  # type: ignore[override]
+        return super()._normalize_reward(reward, env) * np.float32(self.reward_scale)
+
+    def _get_samples(self, batch_inds: np.ndarray, env=None) -> ReplayBufferSamples:
+        s = super()._get_samples(batch_inds, env)
+        return s._replace(
+            observations=self.augment(s.observations),
+            next_observations=self.augment(s.next_observations),
+        )
