@@ -17,18 +17,19 @@ names and the train-set normalisation, so :meth:`StateProbe.from_pretrained` nee
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from freeaction_gym.data.metaworld_gen import STATE_NAMES
+from freeaction_gym.utils.small_models import (
+    load_small_model,
+    save_small_model,
+)
 
-WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
 HAND, GRIPPER, OBJECT = slice(0, 3), 3, slice(4, 7)  # columns of STATE_NAMES
 ERROR_NAMES = ("hand_cm", "gripper", "object_cm")
 """Keys of :func:`probe_errors`: hand / object euclidean error (cm), gripper abs error."""
@@ -118,29 +119,19 @@ class StateProbe(nn.Module):
     def save_pretrained(self, directory: str | Path, extra: dict | None = None) -> Path:
         """Write ``model.safetensors`` + ``config.json`` (with ``extra`` metadata, e.g. the
         training data) into ``directory`` (created)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        sd = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(sd, str(directory / WEIGHTS_NAME))
-        meta = {"class": "StateProbe", "config": self.config.to_dict(), **(extra or {})}
-        (directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
-        return directory
+        return save_small_model(self, directory, "StateProbe", self.config.to_dict(), extra)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> StateProbe:
         """Rebuild a probe saved by :meth:`save_pretrained` (CPU, eval mode)."""
-        directory = Path(directory)
-        missing = [n for n in (WEIGHTS_NAME, CONFIG_NAME) if not (directory / n).is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"state probe directory {directory} lacks {', '.join(missing)}; train one with "
-                f"`freeaction train-probe --data DATA --out {directory}`"
-            )
-        meta = json.loads((directory / CONFIG_NAME).read_text())
-        if meta.get("class") != "StateProbe" or "config" not in meta:
-            raise ValueError(f"{directory / CONFIG_NAME} is not a StateProbe config")
-        probe = cls(StateProbeConfig(**meta["config"]))
-        probe.load_state_dict(load_file(str(directory / WEIGHTS_NAME)))
+        config, sd = load_small_model(
+            directory,
+            "StateProbe",
+            "state probe",
+            f"freeaction train-probe --data DATA --out {directory}",
+        )
+        probe = cls(StateProbeConfig(**config))
+        probe.load_state_dict(sd)
         return probe.eval()
 
 

@@ -24,19 +24,20 @@ normalisation and the MetaWorld constants, so loading needs no flags).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from freeaction_gym.data.metaworld_gen import KEYPOINT_BODIES, STATE_NAMES
 from freeaction_gym.prompts.camera import PinholeCamera
+from freeaction_gym.utils.small_models import (
+    load_small_model,
+    save_small_model,
+)
 
-WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
 HAND, GRIPPER, OBJECT = slice(0, 3), 3, slice(4, 7)  # state (and pose) columns, STATE_NAMES
 
 
@@ -190,29 +191,19 @@ class ProprioModel(nn.Module):
 
     def save_pretrained(self, directory: str | Path, extra: dict | None = None) -> Path:
         """Write ``model.safetensors`` + ``config.json`` (with ``extra`` metadata)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        sd = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(sd, str(directory / WEIGHTS_NAME))
-        meta = {"class": "ProprioModel", "config": asdict(self.config), **(extra or {})}
-        (directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
-        return directory
+        return save_small_model(self, directory, "ProprioModel", asdict(self.config), extra)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> ProprioModel:
         """Rebuild a model saved by :meth:`save_pretrained` (CPU, eval mode)."""
-        directory = Path(directory)
-        missing = [n for n in (WEIGHTS_NAME, CONFIG_NAME) if not (directory / n).is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"proprio model directory {directory} lacks {', '.join(missing)}; train one "
-                f"with `freeaction train-proprio --data DATA --out {directory}`"
-            )
-        meta = json.loads((directory / CONFIG_NAME).read_text())
-        if meta.get("class") != "ProprioModel" or "config" not in meta:
-            raise ValueError(f"{directory / CONFIG_NAME} is not a ProprioModel config")
-        model = cls(ProprioConfig(**meta["config"]))
-        model.load_state_dict(load_file(str(directory / WEIGHTS_NAME)))
+        config, sd = load_small_model(
+            directory,
+            "ProprioModel",
+            "proprio model",
+            f"freeaction train-proprio --data DATA --out {directory}",
+        )
+        model = cls(ProprioConfig(**config))
+        model.load_state_dict(sd)
         return model.eval()
 
 
