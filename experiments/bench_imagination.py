@@ -17,6 +17,11 @@ of CFG, the full gym vector env (reward head, bookkeeping) and a torch profile o
 
     python experiments/bench_imagination.py --out outputs/bench_imagination.md
     python experiments/bench_imagination.py --quick
+    python experiments/bench_imagination.py --compare old=bundled:metaworld_default \\
+        new=checkpoints/metaworld_v2_hg --data data/metaworld_v2 --out outputs/bench_compare.md
+
+``--compare NAME=MODEL ...`` times only the default row (8 envs) and the full gym vector env
+for each model, alternating the models within every repetition so load drifts hit all alike.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ class Args:
     """Write the markdown report here (and .json beside it)."""
     quick: bool = False
     """2 envs x 2 frames, PNDM 10 instead of 50 (seconds; for the smoke test)."""
+    compare: list[str] | None = None
+    """NAME=MODEL pairs: time the default row and the gym vector env of each, side by side."""
 
 
 @dataclass(frozen=True)
@@ -228,6 +235,63 @@ def fmt_rows(rows: list[dict], ref: dict) -> list[str]:
     return lines
 
 
+def parse_pairs(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for item in pairs:
+        name, sep, model = item.partition("=")
+        if not sep or not name or not model:
+            raise SystemExit(f"--compare takes NAME=MODEL pairs, got {item!r}")
+        out[name] = model
+    return out
+
+
+def compare_models(args: Args, threads: int) -> None:
+    """Default row + gym vector env of every model of ``--compare``, in one process."""
+    models = parse_pairs(args.compare)
+    worlds = {name: load_world_model(m) for name, m in models.items()}
+    rows = {name: [] for name in models}
+    t_start = time.time()
+    for _ in tqdm(range(args.repeats), desc="compare"):
+        for name, world in worlds.items():
+            clips = collect_clips(args.data, args.split, args.frames + 1, args.num_envs, seed=0)
+            true_z = encode_frames(world, clips.frames)
+            row = Row(f"{name}: default, {args.num_envs} envs")
+            rows[name].append(time_row(world, row, true_z[:, :1], clips.actions, clips.frames,
+                                       true_z, 1))  # fmt: skip
+    best = {n: max(r, key=lambda x: x["frames_per_s"]) for n, r in rows.items()}
+    env_rates = {}
+    if args.env_steps > 0:
+        env_rates = {n: env_throughput(m, args.num_envs, args.env_steps) for n, m in models.items()}
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    minutes = (time.time() - t_start) / 60
+    ref = next(iter(best.values()))
+    lines = [
+        f"Command: `{command}` ({minutes:.1f} min, {threads} torch threads, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, torch {torch.__version__}). "
+        f"{args.num_envs} held-out `{args.split}` clips x {args.frames} imagined frames, default "
+        f"sampler of each model; best of {args.repeats} alternating repetitions.",
+        "",
+        "| model | frames/s | ms/frame | vs first | gym vector env steps/s | Latent L2 | PSNR |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in best.items():
+        rate = f"{env_rates[name]:.1f}" if name in env_rates else "skipped"
+        lines.append(
+            f"| {name} ({models[name]}) | {r['frames_per_s']:.2f} | {r['ms_per_frame']:.1f} | "
+            f"{r['frames_per_s'] / ref['frames_per_s']:.2f}x | {rate} | {r['latent_l2']:.4f} | "
+            f"{r['psnr']:.2f} |"
+        )
+    md = "\n".join(lines) + "\n"
+    print(md)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(md)
+        payload = {"command": command, "models": models, "best": best, "all": rows,
+                   "env_steps_per_s": env_rates}  # fmt: skip
+        out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
+
+
 def main() -> None:
     args = parse_args(Args)
     pndm = 50
@@ -235,6 +299,9 @@ def main() -> None:
         args.num_envs, args.frames, args.repeats, pndm, args.compile = 2, 2, 1, 10, False
         args.env_steps = min(args.env_steps, 4)
     threads = configure_threads()
+    if args.compare:
+        compare_models(args, threads)
+        return
     world = load_world_model(args.model)
     clips = collect_clips(args.data, args.split, args.frames + 1, args.num_envs, seed=0)
     true_z = encode_frames(world, clips.frames)

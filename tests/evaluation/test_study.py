@@ -229,3 +229,24 @@ def test_bench_imagination_quick(tiny_world_model, tiny_dataset, tmp_path):
     assert naive["scheduler"] == "pndm" and not naive["batch_cfg"] and naive["full_window"]
     assert all(r["frames_per_s"] > 0 and math.isfinite(r["latent_l2"]) for r in res["ladder"])
     assert "| naive (IRASim-style) |" in out.read_text()
+
+
+def test_bench_imagination_compare(tiny_world_model, tiny_dataset, tmp_path):
+    """--compare times the default row of each named model in one run; the same model under
+    two names gives the same frames (same seed) and both rows are reported."""
+    out = tmp_path / "cmp.md"
+    env = os.environ | {"OMP_WAIT_POLICY": "PASSIVE", "FREEACTION_THREADS": "1"}
+    cmd = [sys.executable, str(REPO / "experiments" / "bench_imagination.py"), "--quick",
+           "--compare", f"a={tiny_world_model}", f"b={tiny_world_model}",
+           "--data", str(tiny_dataset), "--env-steps", "0", "--out", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.with_suffix(".json").read_text())
+    assert set(res["best"]) == {"a", "b"}
+    a, b = res["best"]["a"], res["best"]["b"]
+    assert a["frames_per_s"] > 0 and b["frames_per_s"] > 0
+    assert math.isclose(a["latent_l2"], b["latent_l2"], rel_tol=1e-5)
+    assert "| a (" in out.read_text() and "| b (" in out.read_text()
+    bad = subprocess.run(cmd[:3] + ["--compare", "nonameonly"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=120)  # fmt: skip
+    assert bad.returncode != 0 and "NAME=MODEL" in bad.stderr
