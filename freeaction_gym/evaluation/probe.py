@@ -124,15 +124,13 @@ class StateProbe(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> StateProbe:
         """Rebuild a probe saved by :meth:`save_pretrained` (CPU, eval mode)."""
-        config, sd = load_small_model(
+        return load_small_model(
             directory,
-            "StateProbe",
+            cls,
+            StateProbeConfig,
             "state probe",
             f"freeaction train-probe --data DATA --out {directory}",
         )
-        probe = cls(StateProbeConfig(**config))
-        probe.load_state_dict(sd)
-        return probe.eval()
 
 
 @torch.inference_mode()

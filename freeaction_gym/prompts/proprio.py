@@ -196,15 +196,13 @@ class ProprioModel(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> ProprioModel:
         """Rebuild a model saved by :meth:`save_pretrained` (CPU, eval mode)."""
-        config, sd = load_small_model(
+        return load_small_model(
             directory,
-            "ProprioModel",
+            cls,
+            ProprioConfig,
             "proprio model",
             f"freeaction train-proprio --data DATA --out {directory}",
         )
-        model = cls(ProprioConfig(**config))
-        model.load_state_dict(sd)
-        return model.eval()
 
 
 def rollout(model: ProprioModel, initial: ProprioState, actions: torch.Tensor) -> torch.Tensor:

@@ -12,17 +12,13 @@ names and the reward normalisation, so :meth:`RewardHead.from_pretrained` needs 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from freeaction_gym.models.checkpoint import CheckpointError, load_safetensors, read_config_json
-
-WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
+from freeaction_gym.utils.small_models import load_small_model, save_small_model
 
 
 @dataclass
@@ -127,42 +123,16 @@ class RewardHead(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``model.safetensors`` + ``config.json`` into ``directory`` (created)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        sd = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(sd, str(directory / WEIGHTS_NAME))
-        meta = {"class": "RewardHead", "config": self.config.to_dict()}
-        (directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
-        return directory
+        return save_small_model(self, directory, "RewardHead", self.config.to_dict())
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu"):
         """Rebuild a head saved by :meth:`save_pretrained` (in eval mode)."""
-        directory = Path(directory)
-        missing = [n for n in (WEIGHTS_NAME, CONFIG_NAME) if not (directory / n).is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"reward head directory {directory} lacks {', '.join(missing)}; it needs "
-                f"{WEIGHTS_NAME} and {CONFIG_NAME} as written by RewardHead.save_pretrained "
-                "(train one with `freeaction train-reward --data DIR --out DIR`)"
-            )
-        meta = read_config_json(directory / CONFIG_NAME, required=("class", "config"))
-        if meta["class"] != "RewardHead" or not isinstance(meta["config"], dict):
-            raise CheckpointError(f"{directory / CONFIG_NAME} is not a RewardHead config")
-        try:
-            head = cls(RewardHeadConfig(**meta["config"]))
-        except (TypeError, ValueError) as err:
-            raise CheckpointError(
-                f"{directory / CONFIG_NAME}: bad RewardHead config ({err})"
-            ) from err
-        sd = load_safetensors(directory / WEIGHTS_NAME)
-        result = head.load_state_dict(sd, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            raise ValueError(
-                f"{directory / WEIGHTS_NAME} does not fit its config: missing "
-                f"{result.missing_keys}, unexpected {result.unexpected_keys}"
-            )
-        return head.to(device).eval()
+        head = load_small_model(
+            directory, cls, RewardHeadConfig, "reward head",
+            f"freeaction train-reward --data DIR --out {directory}",
+        )  # fmt: skip
+        return head.to(device)
 
 
 class LearnedReward:

@@ -1,15 +1,24 @@
-"""Save/load of the small helper networks (state probe, proprio dynamics):
+"""Save/load of the small helper networks (reward head, state probe, proprio dynamics):
 ``model.safetensors`` + ``config.json`` holding ``{"class", "config", **extra}``."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TypeVar
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+
+from freeaction_gym.models.checkpoint import (
+    CheckpointError,
+    load_safetensors,
+    load_state_dict_strict,
+    read_config_json,
+)
 
 WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 def save_small_model(
@@ -26,10 +35,12 @@ def save_small_model(
 
 
 def load_small_model(
-    directory: str | Path, class_name: str, what: str, train_hint: str
-) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(saved config dict, state dict) of a ``class_name`` saved by :func:`save_small_model`;
-    a missing file names itself and ``train_hint`` (the command that makes one)."""
+    directory: str | Path, model_cls: type[M], config_cls: type, what: str, train_hint: str
+) -> M:
+    """Rebuild a ``model_cls(config_cls(**config))`` saved by :func:`save_small_model`, on
+    the CPU in eval mode. Errors name the file: a missing file (with ``train_hint``, the
+    command that makes one), a config of another class or with unknown fields, weights that
+    are unreadable, non-finite or do not fit the config."""
     directory = Path(directory)
     missing = [n for n in (WEIGHTS_NAME, CONFIG_NAME) if not (directory / n).is_file()]
     if missing:
@@ -37,7 +48,14 @@ def load_small_model(
             f"{what} directory {directory} lacks {', '.join(missing)}; train one with "
             f"`{train_hint}`"
         )
-    meta = json.loads((directory / CONFIG_NAME).read_text())
-    if meta.get("class") != class_name or "config" not in meta:
-        raise ValueError(f"{directory / CONFIG_NAME} is not a {class_name} config")
-    return meta["config"], load_file(str(directory / WEIGHTS_NAME))
+    path = directory / CONFIG_NAME
+    meta = read_config_json(path, required=("class", "config"))
+    name = model_cls.__name__
+    if meta["class"] != name or not isinstance(meta["config"], dict):
+        raise CheckpointError(f"{path} is not a {name} config (class {meta['class']!r})")
+    try:
+        model = model_cls(config_cls(**meta["config"]))
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: bad {name} config ({err})") from err
+    load_state_dict_strict(model, load_safetensors(directory / WEIGHTS_NAME), str(directory))
+    return model.eval()
