@@ -13,6 +13,12 @@ Sampling and the action chunk default to an env preset (``--preset``): the setti
 of that environment gets. ``--sampling`` overrides them (``key=value`` for every model,
 ``name:key=value`` for one).
 
+Models that take visual action prompts (``model.prompt`` of the DiT) get every frame's
+skeleton (``freeaction_gym.evaluation.prompt_source``): ``--prompts true`` draws the
+episodes' stored keypoints, ``--prompts proprio`` integrates them from each clip's first
+robot state under its actions with a proprio model (``--proprio``, default
+``<model dir>/proprio``), as the ``vap`` env does. The data must store keypoints and state.
+
     python experiments/world_model_fidelity.py --models old=bundled:metaworld_default \\
         --data data/metaworld_v2 --probe runs/probe_v2 --out outputs/fidelity
     python experiments/world_model_fidelity.py --models old=bundled:metaworld_default \\
@@ -37,23 +43,26 @@ import shlex  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from dataclasses import asdict, dataclass, field  # noqa: E402
+from dataclasses import asdict, dataclass, field, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Literal  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from freeaction_gym.assets import resolve_model_path  # noqa: E402
 from freeaction_gym.envs.config import load_preset  # noqa: E402
 from freeaction_gym.evaluation.figures import frames_at_steps, save_strip  # noqa: E402
 from freeaction_gym.evaluation.probe import StateProbe  # noqa: E402
+from freeaction_gym.evaluation.prompt_source import PromptSource, clip_prompts  # noqa: E402
 from freeaction_gym.evaluation.replay import (  # noqa: E402
     evaluate_replay,
     load_replay_set,
     short_clip_scores,
     summarize_short,
 )
-from freeaction_gym.evaluation.rollout import collect_clips  # noqa: E402
+from freeaction_gym.evaluation.rollout import Clips, collect_clips  # noqa: E402
 from freeaction_gym.evaluation.study import merge  # noqa: E402
+from freeaction_gym.prompts.proprio import ProprioModel  # noqa: E402
 from freeaction_gym.training.train_probe import TrainProbeArgs, train_probe  # noqa: E402
 from freeaction_gym.utils.args import parse_args, parse_assignments  # noqa: E402
 from freeaction_gym.utils.markdown import update_block  # noqa: E402
@@ -98,6 +107,12 @@ class Args:
     (e.g. num_steps=3 guidance.mode=none new:scheduler=ddpm)."""
     chunk: int | None = None
     """Frames per denoiser call (default: the preset's action_chunk)."""
+    prompts: PromptSource = "true"
+    """Visual action prompts of the models that take them: true = drawn from the episodes'
+    stored keypoints, proprio = integrated from each clip's first robot state by --proprio."""
+    proprio: str | None = None
+    """Proprio model directory of --prompts proprio (default: each prompt model's
+    <model dir>/proprio)."""
     seed: int = 0
     """Noise seed; episode i always draws from generator (seed, i)."""
     batch: int = 8
@@ -164,6 +179,51 @@ def sampling_overrides(items: list[str] | None, worlds: dict, preset: dict) -> d
                  parse_assignments(own[n]))
         for n, w in worlds.items()
     }  # fmt: skip
+
+
+def proprio_models(
+    source: str, directory: str | None, specs: dict[str, str], worlds: dict
+) -> dict[str, tuple[Path, ProprioModel]]:
+    """Per prompt model under ``--prompts proprio``: its proprio model directory
+    (``--proprio`` or ``<model dir>/proprio``) and the model, each directory loaded once."""
+    if source != "proprio":
+        return {}
+    loaded, out = {}, {}
+    for name, world in worlds.items():
+        if not world.takes_prompts:
+            continue
+        path = Path(directory) if directory else resolve_model_path(specs[name]) / "proprio"
+        if path not in loaded:
+            try:
+                loaded[path] = ProprioModel.from_pretrained(path)
+            except FileNotFoundError as err:
+                sys.exit(f"--prompts proprio: model {name!r} needs a proprio model ({err})")
+        out[name] = (path, loaded[path])
+    return out
+
+
+def model_prompts(
+    root: str, split: str, clips: Clips, worlds: dict, source: str, proprio: dict
+) -> dict[str, np.ndarray | None]:
+    """Per model: uint8 (N, F, H, W, 3) prompts of ``clips`` if it takes them
+    (:func:`clip_prompts`; drawn once per proprio model), else None. Exits naming the model
+    when ``root`` cannot give them."""
+    out, drawn = {}, {}
+    for name, world in worlds.items():
+        if not world.takes_prompts:
+            out[name] = None
+            continue
+        path, model = proprio.get(name, (None, None))
+        if path not in drawn:
+            try:
+                drawn[path] = clip_prompts(root, split, clips, source, model)
+            except ValueError as err:
+                sys.exit(
+                    f"[fidelity] model {name!r} takes visual action prompts ({source}), which "
+                    f"{root} cannot give: {err}"
+                )
+        out[name] = drawn[path]
+    return out
 
 
 def rounded(values: np.ndarray) -> list[float]:
@@ -282,6 +342,29 @@ def main() -> None:
     chunk = args.chunk or int(preset.get("action_chunk", 1))
     overrides = sampling_overrides(args.sampling, worlds, preset)
     max_n = max(w.num_context for w in worlds.values())
+    proprio = proprio_models(args.prompts, args.proprio, specs, worlds)
+    prompt_of = {  # per model: where its prompts come from (None: it takes none)
+        n: None if not w.takes_prompts else f"proprio {proprio[n][0]}" if n in proprio
+        else args.prompts
+        for n, w in worlds.items()
+    }  # fmt: skip
+
+    # -- held-out clips of every data root, and the prompt models' prompts of them ----------
+    roots = {"test": args.data} | ({"fresh": args.fresh} if args.fresh else {})
+    held_out = {}
+    for label, root in roots.items():
+        shortest = min(collect_clips(root, args.split, None, None).frames.shape[1], 10_000)
+        horizon = min(args.horizon, shortest - max_n)
+        steps = [k for k in args.steps if k <= horizon]
+        if horizon < args.horizon:
+            print(f"[fidelity] {root}: episodes allow {horizon} steps; scoring steps {steps}")
+        replay_set = load_replay_set(root, args.split, max_n, horizon, args.episodes, args.seed)
+        short = collect_clips(root, args.split, max_n + SHORT_ACTIONS, args.short_clips, 0)
+        prompts = {  # per clip set: {model: uint8 (N, F, H, W, 3) prompts, or None}
+            kind: model_prompts(root, args.split, clips, worlds, args.prompts, proprio)
+            for kind, clips in (("replay", replay_set.clips), ("short", short))
+        }
+        held_out[label] = (horizon, steps, replay_set, short, prompts)
 
     # -- state probe (trained on the real train split when missing) --------------------------
     probe_dir = Path(args.probe)
@@ -298,24 +381,21 @@ def main() -> None:
     probe_meta = json.loads((probe_dir / "config.json").read_text())
 
     # -- replay every data root ------------------------------------------------------------
-    roots = {"test": args.data} | ({"fresh": args.fresh} if args.fresh else {})
     datasets, md = {}, []
     for label, root in roots.items():
-        shortest = min(collect_clips(root, args.split, None, None).frames.shape[1], 10_000)
-        horizon = min(args.horizon, shortest - max_n)
-        steps = [k for k in args.steps if k <= horizon]
-        if horizon < args.horizon:
-            print(f"[fidelity] {root}: episodes allow {horizon} steps; scoring steps {steps}")
-        replay_set = load_replay_set(root, args.split, max_n, horizon, args.episodes, args.seed)
-        short = collect_clips(root, args.split, max_n + SHORT_ACTIONS, args.short_clips, 0)
+        horizon, steps, replay_set, short, prompts = held_out[label]
         results = {}
         for name, world in worlds.items():
             sampling = lambda k, w=world, o=overrides[name]: w.default_sampling(k, **o)  # noqa: E731
             print(f"[fidelity] {label}: {name} ({len(replay_set.clips)} episodes x {horizon})")
+            own_set = replace(replay_set, prompts=prompts["replay"][name])
             rep = evaluate_replay(
-                world, replay_set, sampling, probe, steps, chunk, args.seed, args.batch
+                world, own_set, sampling, probe, steps, chunk, args.seed, args.batch
             )
-            sh = short_clip_scores(world, short, max_n, sampling, chunk, args.seed, args.batch)
+            sh = short_clip_scores(
+                world, short, max_n, sampling, chunk, args.seed, args.batch,
+                prompts=prompts["short"][name],
+            )  # fmt: skip
             results[name] = {
                 "replay": rep.summary,
                 "short": summarize_short(sh),
@@ -366,6 +446,7 @@ def main() -> None:
         ]
 
     # -- outputs -----------------------------------------------------------------------------
+    notes = {n: "" if p is None else f", prompts `{p}`" for n, p in prompt_of.items()}
     command = shlex.join(["python", *sys.argv])
     floor = probe_meta.get("floor", {})
     floor_txt = ", ".join(
@@ -376,7 +457,8 @@ def main() -> None:
         f"{(time.time() - t_start) / 60:.1f} min, {threads} threads.  ",
         "Models: " + ", ".join(
             f"`{n}` = `{specs[n]}` (context {w.num_context}, sampling "
-            f"`{json.dumps(overrides[n], separators=(',', ':'))}`)" for n, w in worlds.items()
+            f"`{json.dumps(overrides[n], separators=(',', ':'))}`{notes[n]})"
+            for n, w in worlds.items()
         ) + f"; chunk {chunk}.  ",
         f"Cells: mean ± 95% CI half-width over episodes (clips). Step k = k-th imagined frame "
         f"after the last real context frame. Probe `{probe_dir}` (floor on all real "
@@ -397,7 +479,12 @@ def main() -> None:
         "threads": threads,
         "chunk": chunk,
         "models": {
-            n: {"path": specs[n], "num_context": w.num_context, "sampling": overrides[n]}
+            n: {
+                "path": specs[n],
+                "num_context": w.num_context,
+                "sampling": overrides[n],
+                "prompts": prompt_of[n],
+            }
             for n, w in worlds.items()
         },
         "probe": {"dir": str(probe_dir.resolve()), "floor": floor},

@@ -18,6 +18,11 @@ Models with different ``n`` are compared on the same frames: a :class:`ReplaySet
 ``num_context`` leading frames (the largest ``n`` of the models compared) and a model with
 fewer context frames starts later in them (:meth:`ReplaySet.for_context`), so every model's
 step k is the same real frame.
+
+Prompt models (``WorldModel.takes_prompts``) also need every frame's visual action prompt:
+:attr:`ReplaySet.prompts` and the ``prompts`` of :func:`imagine` and
+:func:`short_clip_scores` (made by :mod:`~freeaction_gym.evaluation.prompt_source`), cut
+and shuffled together with the frames and actions.
 """
 
 from __future__ import annotations
@@ -74,6 +79,13 @@ class ReplaySet:
     """float32 (N, F, S) per-frame state, or None when the episodes have none."""
     num_context: int
     """Leading frames reserved for context (the largest ``num_context`` of the models)."""
+    prompts: np.ndarray | None = None
+    """uint8 (N, F, H, W, 3) visual action prompt of every frame, for prompt models; None
+    for prompt-less ones."""
+
+    def __post_init__(self) -> None:
+        if self.prompts is not None:
+            check_prompt_video(self.prompts, self.clips.frames.shape[:2])
 
     @property
     def horizon(self) -> int:
@@ -88,7 +100,19 @@ class ReplaySet:
         c = self.clips
         clips = replace(c, frames=c.frames[:, d:], actions=c.actions[:, d:])
         states = None if self.states is None else self.states[:, d:]
-        return ReplaySet(clips, states, n)
+        prompts = None if self.prompts is None else self.prompts[:, d:]
+        return ReplaySet(clips, states, n, prompts)
+
+
+def check_prompt_video(prompts: np.ndarray, frames: tuple[int, ...]) -> None:
+    """``ValueError`` unless ``prompts`` is uint8 (N, F, H, W, 3) with the (N, F) ``frames``
+    of the clips it belongs to."""
+    p = prompts
+    if p.dtype != np.uint8 or p.ndim != 5 or p.shape[-1] != 3 or p.shape[:2] != tuple(frames):
+        raise ValueError(
+            f"prompts must be uint8 (N, F, H, W, 3) with (N, F) = {tuple(frames)} as the "
+            f"clips' frames, got {p.dtype} {p.shape}"
+        )
 
 
 def load_replay_set(
@@ -139,19 +163,23 @@ def imagine(
     seed: int = 0,
     batch: int = 8,
     desc: str = "imagine",
+    prompts: np.ndarray | None = None,
 ) -> Imagined:
     """Roll out clips uint8 (N, F, H, W, 3) from their first ``world.num_context`` frames
     under ``actions`` (N, F - 1, A), ``batch`` clips at a time; clip i draws its noise from
-    ``clip_generators(seed, [i])`` whatever the batch (paired across models and actions)."""
+    ``clip_generators(seed, [i])`` whatever the batch (paired across models and actions).
+    ``prompts``: uint8 (N, F, H, W, 3), every frame's visual action prompt (prompt models)."""
+    if prompts is not None:
+        check_prompt_video(prompts, frames.shape[:2])
     n = world.num_context
     ctx = encode_frames(world, frames[:, :n], batch)  # (N, n, C, h, w)
     videos, latents, seconds = [], [], 0.0
     for lo in tqdm(range(0, len(frames), batch), desc=desc, leave=False, mininterval=5):
         hi = min(len(frames), lo + batch)
         t0 = time.perf_counter()
-        z = rollout_autoregressive(
-            world, ctx[lo:hi], actions[lo:hi], sampling, chunk, clip_generators(seed, range(lo, hi))
-        )
+        gens = clip_generators(seed, range(lo, hi))
+        p = None if prompts is None else torch.from_numpy(np.ascontiguousarray(prompts[lo:hi]))
+        z = rollout_autoregressive(world, ctx[lo:hi], actions[lo:hi], sampling, chunk, gens, p)
         video = world.decode(z).numpy()  # (B, F, H, W, 3)
         seconds += time.perf_counter() - t0
         videos.append(video)
@@ -300,12 +328,15 @@ def evaluate_replay(
     batch: int = 8,
     **score_kw,
 ) -> ReplayResult:
-    """Imagine every clip of ``data`` (trimmed to the model's context) and score it at
-    ``steps`` (:func:`score_replay`; ``score_kw``: threshold, dilate, patch)."""
+    """Imagine every clip of ``data`` (trimmed to the model's context; a prompt model gets
+    ``data.prompts``) and score it at ``steps`` (:func:`score_replay`; ``score_kw``:
+    threshold, dilate, patch)."""
     n = world.num_context
     own = data.for_context(n)
     clips = own.clips
-    run = imagine(world, clips.frames, clips.actions, sampling, chunk, seed, batch, "replay")
+    run = imagine(
+        world, clips.frames, clips.actions, sampling, chunk, seed, batch, "replay", own.prompts
+    )
     idx = [n - 1 + k for k in steps]
     true_z = encode_frames(world, clips.frames[:, idx], batch)
     scores = score_replay(
@@ -324,21 +355,28 @@ def short_clip_scores(
     seed: int = 0,
     batch: int = 8,
     threshold: float = 10,
+    prompts: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-clip scores (N,) of short clips (``num_context`` reserved context frames + K
     actions, e.g. 1 + 4): PSNR, SSIM, MS-SSIM and moving-region PSNR over the K imagined
     frames, the copy baseline's, and the same rollouts with the clips' new actions rolled
     by one clip (``*_shuffled``: same noise, another clip's actions; the moving-PSNR drop
-    is the action sensitivity)."""
-    own = ReplaySet(clips, None, num_context).for_context(world.num_context).clips
-    n, true = world.num_context, own.frames
+    is the action sensitivity). ``prompts``: uint8 (N, F, H, W, 3), every frame's visual
+    action prompt (prompt models); the new frames' prompts are rolled with the actions."""
+    data = ReplaySet(clips, None, num_context, prompts).for_context(world.num_context)
+    own, n = data.clips, world.num_context
+    true = own.frames
     shuffled = own.actions.clone()
     shuffled[:, n - 1 :] = shuffled[:, n - 1 :].roll(1, dims=0)  # context transitions stay
+    shuffled_prompts = None
+    if data.prompts is not None:  # frame f follows action f - 1: its prompt rolls alike
+        shuffled_prompts = data.prompts.copy()
+        shuffled_prompts[:, n:] = np.roll(data.prompts[:, n:], 1, axis=0)
+    run = {"{}": (own.actions, data.prompts), "{}_shuffled": (shuffled, shuffled_prompts)}
     copy = np.concatenate([true[:, :n], np.repeat(true[:, n - 1 : n], true.shape[1] - n, 1)], 1)
-    run = {"{}": own.actions, "{}_shuffled": shuffled}
     videos = {"copy_{}": copy} | {
-        name: imagine(world, true, acts, sampling, chunk, seed, batch, "short").frames
-        for name, acts in run.items()
+        name: imagine(world, true, acts, sampling, chunk, seed, batch, "short", p).frames
+        for name, (acts, p) in run.items()
     }
     out = {}
     frame_shape = true.shape[2:]

@@ -5,7 +5,8 @@
   time. The last generated latents are the next chunk's context, never re-encoded
   (IRASim's long-trajectory setting, REFERENCE §1). A final partial chunk simply predicts
   fewer frames (the DiT accepts fewer frames than its temporal slots) instead of IRASim's
-  padding by a repeated action.
+  padding by a repeated action. Prompt models also get each chunk's window of the clip's
+  visual action prompts.
 * :func:`collect_clips` takes deterministic, non-overlapping windows (or whole episodes)
   from a split of an episode dataset, as IRASim's val/test clips (stride = clip length).
 
@@ -66,6 +67,7 @@ def rollout_autoregressive(
     sampling: SamplingArg | None = None,
     chunk: int | None = None,
     generator: torch.Generator | Sequence[torch.Generator] | None = None,
+    prompts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Generate every frame that follows ``context_latent`` under ``actions``.
 
@@ -80,6 +82,10 @@ def rollout_autoregressive(
     batch it runs in, and of the method: each clip draws the same uniforms whatever its
     truncation threshold (see :func:`paired_initial_noise`) - the paired design.
 
+    ``prompts``: uint8 (B, n + T, H, W, 3) visual action prompt of every frame, context
+    then new; each chunk hands its window (its n context frames and k new ones) to
+    ``WorldModel.predict``, which requires them of prompt models and refuses them otherwise.
+
     Returns latents (B, n + T, C, h, w): the context followed by the T generated frames.
     """
     n = world.num_context
@@ -90,6 +96,18 @@ def rollout_autoregressive(
     if actions.ndim != 3 or actions.shape[0] != context_latent.shape[0]:
         raise ValueError(f"actions must be (B, n - 1 + T, A), got {tuple(actions.shape)}")
     num_new = actions.shape[1] - (n - 1)
+    if prompts is not None:
+        b, want = context_latent.shape[0], n + num_new
+        if prompts.dtype != torch.uint8 or prompts.ndim != 5 or prompts.shape[-1] != 3:
+            raise ValueError(
+                f"prompts must be uint8 (B, n + T, H, W, 3), got {prompts.dtype} "
+                f"{tuple(prompts.shape)}"
+            )
+        if tuple(prompts.shape[:2]) != (b, want):
+            raise ValueError(
+                f"prompts must cover every frame, (B, n + T) = ({b}, {want}) for {n} context "
+                f"frame(s) and {num_new} action(s), got {tuple(prompts.shape[:2])}"
+            )
     limit = max_chunk(world)
     chunk = limit if chunk is None else chunk
     if not 1 <= chunk <= limit:
@@ -100,13 +118,15 @@ def rollout_autoregressive(
         ctx = torch.stack(frames[-n:], dim=1)  # (B, n, C, h, w): generated latents, as is
         acts = actions[:, done : done + n - 1 + k]  # (B, n - 1 + k, A)
         cfg = sampling(k) if callable(sampling) else sampling
+        # (B, n + k, H, W, 3): the window's prompts; prompt-less calls stay as they were
+        window = {} if prompts is None else {"prompts": prompts[:, done : done + n + k]}
         if generator is None or isinstance(generator, torch.Generator):
-            z, _ = world.predict(ctx, acts, cfg, generator=generator)  # (B, k, C, h, w)
+            z, _ = world.predict(ctx, acts, cfg, generator=generator, **window)  # (B, k, C, h, w)
         else:
             cfg = cfg or world.default_sampling(k)
             norm = world.action_norm(acts[:, n - 1 :], cfg.norm)  # (B,): computed once, passed on
             noise = paired_initial_noise(generator, (k, *ctx.shape[2:]), cfg.truncation.tau(norm))
-            z, _ = world.predict(ctx, acts, cfg, noise=noise.to(ctx), action_norm=norm)
+            z, _ = world.predict(ctx, acts, cfg, noise=noise.to(ctx), action_norm=norm, **window)
         frames.extend(z.unbind(dim=1))
         done += k
     return torch.stack(frames, dim=1)
