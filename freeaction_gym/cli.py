@@ -7,6 +7,7 @@ Commands:
   play [--keys STR]    drive the imagined robot with the keyboard; writes a video
   train-reward ...     train the learned reward/success head on a MetaWorld dataset
   train-probe ...      train the state probe (frame -> hand, gripper, object) for evaluation
+  train-idm ...        train the inverse-dynamics model of the Action Error Ratio (frames -> action)
   bank --data D --out F  build a reset bank (initial/goal frames) from a dataset split
   bundle ...           package a trained run (fp16 weights, reset bank, reward head)
   pad-train ...        train the PAD-style image/depth/action policy on demonstrations
@@ -92,6 +93,12 @@ def _train_probe(argv: list[str]) -> int:
     return probe_main(argv)
 
 
+def _train_idm(argv: list[str]) -> int:
+    from freeaction_gym.training.train_idm import main as idm_main
+
+    return idm_main(argv)
+
+
 def _train_proprio(argv: list[str]) -> int:
     from freeaction_gym.training.train_proprio import main as proprio_main
 
@@ -125,6 +132,7 @@ COMMANDS = {
     "train": _train,
     "train-reward": _train_reward,
     "train-probe": _train_probe,
+    "train-idm": _train_idm,
     "train-proprio": _train_proprio,
     "data": _data,
     "bundle": _bundle,

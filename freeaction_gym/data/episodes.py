@@ -26,7 +26,9 @@ Other scalar keys (e.g. ``noise_sigma``) are kept in :attr:`Episode.info`.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import zipfile
 import zlib
@@ -237,6 +239,39 @@ def list_episodes(
                 f"(looked for {split_dir}/<task>_<index>.npz); {hint} --tasks {' '.join(tasks)}"
             )
     return paths
+
+
+def check_fraction(fraction: float, name: str = "fraction") -> float:
+    """``fraction`` as a float in (0, 1]; a ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+        raise ValueError(f"{name} must be a number in (0, 1], got {fraction!r}")
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1] (a share of the episodes), got {fraction}")
+    return float(fraction)
+
+
+def stratified_subset(
+    paths: Sequence[str | os.PathLike], fraction: float, seed: int = 0
+) -> list[Path]:
+    """A fixed share of ``paths``, per task: each task's episodes are ranked by a seeded hash
+    of their file name (blake2b of ``"{seed}/{name}"``) and the first
+    ``max(1, floor(fraction * n_task + 1/2))`` are kept. The ranking depends on neither the
+    fraction nor the other episodes, so for one ``seed`` smaller fractions are subsets of
+    larger ones and adding episodes to a dataset keeps the old choice of the old ones.
+    Returned in the input order."""
+    fraction = check_fraction(fraction)
+    by_task: dict[str, list[Path]] = {}
+    for p in map(Path, paths):
+        by_task.setdefault(task_of_path(p), []).append(p)
+
+    def rank(p: Path) -> bytes:
+        return hashlib.blake2b(f"{seed}/{p.name}".encode(), digest_size=8).digest()
+
+    keep: set[Path] = set()
+    for episodes in by_task.values():
+        k = max(1, math.floor(fraction * len(episodes) + 0.5))
+        keep.update(sorted(episodes, key=rank)[:k])
+    return [p for p in map(Path, paths) if p in keep]
 
 
 class ClipDataset(torch.utils.data.Dataset):

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import yaml
 
+from freeaction_gym.data.episodes import check_fraction
 from freeaction_gym.models.avid import AVIDMode, check_mode
 from freeaction_gym.world_model.model import DiffusionConfig
 
@@ -32,6 +33,17 @@ class DataConfig:
     """Each batch uses a random clip length in [min_clip_frames, clip_frames]."""
     resolution: int | list[int] | None = None
     """IRASim layout: resize frames to this size (int = square, or [H, W])."""
+    fraction: float = 1.0
+    """Train on this share (in (0, 1]) of the train split's episodes, per task: a fixed
+    subset chosen by ``fraction_seed`` (:func:`~freeaction_gym.data.episodes.stratified_subset`;
+    smaller fractions are subsets of larger ones). Val/test are untouched. MetaWorld only."""
+    fraction_seed: int = 0
+    """Seed of the ``fraction`` subset (independent of ``optim.seed``)."""
+
+    def __post_init__(self) -> None:
+        self.fraction = check_fraction(self.fraction, "data.fraction")
+        if self.format == "irasim" and self.fraction < 1.0:
+            raise ValueError("data.fraction < 1 needs MetaWorld-format data (format: metaworld)")
 
 
 @dataclass

@@ -131,15 +131,22 @@ class EpisodeBank:
         limit: int | None = None,
         prompts: bool = False,
         prompt_cache: str | Path | None = None,
+        fraction: float = 1.0,
+        fraction_seed: int = 0,
     ) -> EpisodeBank:
         """Load and encode a split; ``encode`` maps uint8 (1, F, H, W, 3) -> (1, F, C, h, w)
         (None: pixel space, frames kept as uint8 and converted per window).
         With ``cache`` the encoded bank is saved/reused (keyed by the file list). With
         ``prompts`` every episode's prompt video is rendered too (:func:`episode_prompts`,
-        cached in ``prompt_cache``)."""
-        from freeaction_gym.data.episodes import list_episodes
+        cached in ``prompt_cache``). ``fraction`` < 1 keeps that share of the episodes per
+        task (:func:`~freeaction_gym.data.episodes.stratified_subset` with
+        ``fraction_seed``), before ``limit``."""
+        from freeaction_gym.data.episodes import list_episodes, stratified_subset
 
-        paths = list_episodes(root, split, tasks)[:limit]
+        paths = list_episodes(root, split, tasks)
+        if fraction < 1.0:
+            paths = stratified_subset(paths, fraction, fraction_seed)
+        paths = paths[:limit]
         bank = cls._load(paths, split, encode, cache)
         if prompts:
             bank.prompts = episode_prompts(root, paths, prompt_cache)

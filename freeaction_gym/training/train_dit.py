@@ -23,7 +23,7 @@ from freeaction_gym.assets import resolve_model_path
 from freeaction_gym.models.checkpoint import warm_start_dit
 from freeaction_gym.models.dit import VideoDiT, count_parameters
 from freeaction_gym.models.presets import dit_config
-from freeaction_gym.training.avid import build_avid
+from freeaction_gym.training.avid import TRAINING_ONLY, build_avid
 from freeaction_gym.training.checkpointing import load_state, restore_rng, rng_state, save_state
 from freeaction_gym.training.config import TrainConfig
 from freeaction_gym.training.data import (
@@ -108,17 +108,21 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
         else:
             cache_dir, cache_tag = out, Path(cfg.codec).name
         prompt_tag = "_".join(["prompts", *sorted(cfg.data.tasks or [])])
+        frac = cfg.data.fraction  # a train-split subset gets caches of its own
+        frac_tag = f"_frac{frac:g}_seed{cfg.data.fraction_seed}" if frac < 1 else ""
         bank, val = (
             EpisodeBank.from_metaworld(
                 cfg.data.root,
                 split,
                 encode,
                 cfg.data.tasks,
-                cache_dir / f"cache_{split}_{cache_tag}.pt",
+                cache_dir / f"cache_{split}_{cache_tag}{tag}.pt",
                 prompts=prompts,  # one cache beside the data, whatever the codec
-                prompt_cache=Path(cfg.data.root) / ".cache" / f"cache_{split}_{prompt_tag}.pt",
+                prompt_cache=Path(cfg.data.root) / ".cache" / f"cache_{split}_{prompt_tag}{tag}.pt",
+                fraction=frac if split == "train" else 1.0,
+                fraction_seed=cfg.data.fraction_seed,
             )
-            for split in ("train", "val")
+            for split, tag in (("train", frac_tag), ("val", ""))
         )
         stats = _load_stats(cfg.data.root)
     else:  # IRASim layout: stream + encode training clips, encode the val windows once
@@ -155,7 +159,10 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
     elif cfg.loop.init_from:
         init = WorldModel.from_pretrained(resolve_model_path(cfg.loop.init_from))
         warm_start_dit(world.dit, init.dit.state_dict(), cfg.loop.init_from)
-        world.diffusion = init.diffusion
+        # its parameterisation, this run's training settings (e.g. fine-tuning an
+        # action-free model, trained with null_action_prob 1, on actions)
+        training = {k: getattr(world.diffusion, k) for k in TRAINING_ONLY}
+        world.diffusion = replace(init.diffusion, **training)
     dit = world.dit
     ema = copy.deepcopy(dit).requires_grad_(False)
     opt = torch.optim.AdamW(
@@ -173,8 +180,9 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
     dit, opt = accelerator.prepare(dit, opt)
     world.dit = dit
     print(
-        f"[train] {count_parameters(ema) / 1e6:.2f}M params, {len(bank)} train / {len(val)} val "
-        f"episodes, delta_scale={world.diffusion.delta_scale:.3f}, resume step {step}",
+        f"[train] {count_parameters(ema) / 1e6:.2f}M params, {len(bank)} train "
+        f"(data.fraction={cfg.data.fraction:g}) / {len(val)} val episodes, "
+        f"delta_scale={world.diffusion.delta_scale:.3f}, resume step {step}",
         flush=True,
     )
     val_clips = val.fixed_clips(cfg.loop.eval_clips, cfg.data.clip_frames, seed=7)

@@ -72,7 +72,7 @@ def parse_args(cls: type[T], argv: list[str] | None = None) -> T:
             "--" + f.name.replace("_", "-"),
             dest=f.name,
             default=default,
-            help=docs.get(f.name, " "),
+            help=docs.get(f.name, " ").replace("%", "%%"),  # argparse formats help with %
             **_option(hints[f.name]),
         )
     return cls(**vars(parser.parse_args(argv)))

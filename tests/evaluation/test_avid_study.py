@@ -1,0 +1,141 @@
+"""experiments/avid_study.py --quick end to end on a tiny dataset: pretraining, every variant
+at 10/30/100% of the data for equal CPU time (ControlNet on skeleton prompts included),
+scoring, the mask figures and the doc block; a second call trains and scores nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from freeaction_gym.data.episodes import (
+    list_episodes,
+    load_episode,
+    read_meta,
+    write_episode,
+    write_json_atomic,
+)
+from freeaction_gym.data.metaworld_gen import CAMERA_PRESETS, KEYPOINT_BODIES
+
+REPO = Path(__file__).resolve().parents[2]
+VARIANTS = ("avid", "no_mask", "no_conditioning", "poe", "action_cfg", "scratch", "finetune",
+            "controlnet")  # fmt: skip
+FRACTIONS = (0.1, 0.3, 1.0)
+
+
+@pytest.fixture(scope="module")
+def prompt_dataset(state_dataset, tmp_path_factory) -> Path:
+    """The state dataset plus what visual action prompts need: the workspace camera in
+    meta.json and per-frame arm keypoints (a made-up arm whose hand follows the state)."""
+    root = tmp_path_factory.mktemp("prompt_data") / "data"
+    shutil.copytree(state_dataset, root, ignore=shutil.ignore_patterns(".cache"))
+    cam = CAMERA_PRESETS["workspace"]
+    meta = read_meta(root) | {
+        "camera": {"lookat": list(cam.lookat), "azimuth": cam.azimuth,
+                   "elevation": cam.elevation, "distance": cam.distance},
+        "config": {"resolution": 32},
+    }  # fmt: skip
+    write_json_atomic(root / "meta.json", meta)
+    for split in ("train", "val", "test"):
+        for path in list_episodes(root, split):
+            ep = load_episode(path, load_depth=False)
+            hand = np.stack(
+                [ep.state[:, 0] - 0.15, 0.6 + ep.state[:, 1], 0.15 + 0 * ep.state[:, 2]], 1
+            )
+            shoulder = np.array([0.0, 0.35, 0.45])
+            k = np.linspace(0, 1, len(KEYPOINT_BODIES))[None, :, None]  # (1, K, 1)
+            keypoints = (1 - k) * shoulder + k * hand[:, None]  # (T+1, K, 3)
+            arrays = {
+                "rgb": ep.rgb, "action": ep.action, "reward": ep.reward, "success": ep.success,
+                "layout": np.array(ep.layout), "seed": np.array(ep.seed), "task": np.array(ep.task),
+                "state": ep.state, "keypoints": keypoints.astype(np.float32),
+            }  # fmt: skip
+            write_episode(path, arrays)
+    return root
+
+
+def run_study(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = os.environ | {"OMP_WAIT_POLICY": "PASSIVE", "FREEACTION_THREADS": "1"}
+    configs = [f"--{k}-config={REPO / 'configs' / 'avid' / f'{k}.yaml'}"
+               for k in ("pretrain", "adapter", "finetune")]  # fmt: skip
+    cmd = [sys.executable, str(REPO / "experiments" / "avid_study.py"), "--quick", *configs, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def test_avid_study_quick_end_to_end(prompt_dataset, tmp_path):
+    out, doc = tmp_path / "out", tmp_path / "RESULTS.md"
+    doc.write_text(
+        "# Results\n\n<!-- avid-study:begin -->\nSTALE\n<!-- avid-study:end -->\n\ntail\n"
+    )
+    args = ["--data", str(prompt_dataset), "--out", str(out), "--probe", str(tmp_path / "probe"),
+            "--idm", str(tmp_path / "idm"), "--update-doc", str(doc)]  # fmt: skip
+    first = run_study(args, tmp_path)
+
+    runs = [f"{v}_f{f:g}" for v in VARIANTS for f in FRACTIONS]
+    summary = json.loads((out / "metrics.json").read_text())["summary"]
+    assert sorted(summary) == sorted(runs)
+    costs = json.loads((out / "costs.json").read_text())
+    per_clip = json.loads((out / "per_clip.json").read_text())
+    for run in runs:
+        r = per_clip[run]
+        want_steps = max(1, round(0.002 * 60 / costs[r["variant"]]))  # equal CPU time
+        assert r["steps"] == want_steps, run
+        for metric in ("psnr", "ssim", "aer", "gripper"):
+            assert len(r["scores"][metric]) == 3 and math.isfinite(summary[run][metric]["mean"])
+        if r["variant"] != "scratch":  # paired against the same-fraction scratch run
+            assert "psnr - scratch" in summary[run]
+        cfg = yaml.safe_load((out / "runs" / run / "config.yaml").read_text())
+        assert cfg["data"]["fraction"] == r["fraction"] and cfg["optim"]["steps"] == r["steps"]
+        masks = r["masks"]
+        assert (masks is not None) == (r["variant"] in ("avid", "no_conditioning"))
+        if masks:
+            assert len(masks["per_step"]) == 3  # --quick: 3 DDIM steps in the mask rollouts
+            assert all(0 <= v <= 1 for v in masks["per_step"] + masks["moving"])
+            assert (out / "figures" / f"mask_rollout_{run}.png").stat().st_size > 0
+    # equal trainable parameters within the adapters, more with weight access
+    n = {v: per_clip[f"{v}_f0.1"]["trainable_parameters"] for v in VARIANTS}
+    assert n["scratch"] <= n["avid"] < n["finetune"] < n["controlnet"]
+    assert n["poe"] == n["action_cfg"] == n["scratch"]
+    # the data fraction: 10% of the 48 train episodes of the one task
+    assert "5 train (data.fraction=0.1)" in first.stdout
+    # the fine-tuned models train on actions; the pretrained one never saw any
+    null = {d: json.loads((out / d / "model" / "config.json").read_text())["diffusion"]
+            ["null_action_prob"] for d in ("pretrain", "runs/finetune_f0.1")}  # fmt: skip
+    assert null == {"pretrain": 1.0, "runs/finetune_f0.1": 0.1}
+    for name in ("mask_per_step.png", "psnr_vs_data.png"):
+        assert (out / "figures" / name).stat().st_size > 0
+    text = doc.read_text()
+    assert "STALE" not in text and text.endswith("tail\n")
+    assert "| 10% | AVID (mask, sees the frozen output) |" in text
+    assert "AVID" in text and "equal-size scratch model" in text
+    assert "mask_per_step" in text  # figure links
+
+    second = run_study(args, tmp_path)  # resumable: finished runs are skipped, scores reused
+    assert "[train]" not in second.stdout and "[cost]" not in second.stdout
+    assert json.loads((out / "metrics.json").read_text())["summary"] == summary
+
+
+def test_missing_pretraining_data_names_the_command(tmp_path):
+    env = os.environ | {"OMP_WAIT_POLICY": "PASSIVE", "FREEACTION_THREADS": "1"}
+    cmd = [sys.executable, str(REPO / "experiments" / "avid_study.py"),
+           f"--pretrain-config={REPO / 'configs' / 'avid' / 'pretrain.yaml'}",
+           "--pretrain-data", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode != 0 and "no pretraining data" in proc.stderr
+    header = (REPO / "configs" / "avid" / "pretrain.yaml").read_text()
+    tasks = header.split("--tasks", 1)[1].split("--train", 1)[0].replace("#", " ").split()
+    tasks = [t for t in tasks if t != "\\"]
+    assert len(tasks) >= 10 and all(t.endswith("-v3") for t in tasks)
+    from metaworld.policies import ENV_POLICY_MAP  # every task has a scripted expert
+
+    assert set(tasks) <= set(ENV_POLICY_MAP)
