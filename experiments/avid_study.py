@@ -52,15 +52,12 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when OpenMP starts
 
 import json  # noqa: E402
-import time  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-from freeaction_gym.data.episodes import list_episodes, load_episode  # noqa: E402
 from freeaction_gym.evaluation.action_error import (  # noqa: E402
     InverseDynamicsModel,
     action_error_ratio,
@@ -82,16 +79,16 @@ from freeaction_gym.evaluation.replay import (  # noqa: E402
     load_replay_set,
 )
 from freeaction_gym.evaluation.rollout import max_chunk  # noqa: E402
-from freeaction_gym.models.autoencoder import VideoAutoencoder  # noqa: E402
+from freeaction_gym.training import study_runs  # noqa: E402
 from freeaction_gym.training.config import TrainConfig, load_config  # noqa: E402
-from freeaction_gym.training.data import EpisodeBank, dataset_camera, episode_prompts  # noqa: E402
-from freeaction_gym.training.train_dit import build_model, train_dit  # noqa: E402
+from freeaction_gym.training.data import episode_prompts  # noqa: E402
+from freeaction_gym.training.study_runs import QUICK_RUN, prompts_missing, train_run  # noqa: E402
 from freeaction_gym.training.train_idm import TrainIDMArgs, train_idm  # noqa: E402
 from freeaction_gym.training.train_probe import TrainProbeArgs, train_probe  # noqa: E402
 from freeaction_gym.utils.args import parse_args  # noqa: E402
 from freeaction_gym.utils.markdown import update_block  # noqa: E402
 from freeaction_gym.utils.threads import configure_threads  # noqa: E402
-from freeaction_gym.world_model import PixelCodec, WorldModel  # noqa: E402
+from freeaction_gym.world_model import WorldModel  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -123,10 +120,6 @@ QUICK_MODEL = {
     "finetune": ("model.hidden_size=32", "model.depth=2", "model.num_heads=2"),
     "adapter": ("model.hidden_size=16", "model.depth=2", "model.num_heads=2"),
 }
-QUICK_RUN = (
-    "optim.batch_size=2", "optim.threads=1", "optim.warmup=1", "loop.checkpoint_every=1000",
-    "loop.log_every=1", "loop.eval_every=0",
-)  # fmt: skip
 
 
 @dataclass
@@ -214,82 +207,18 @@ def variant_config(args: Args, name: str, fraction: float, steps: int, frozen: P
     return load_config(path, over)
 
 
-def prompts_missing(root: str) -> str | None:
-    """Why the ControlNet row cannot run on ``root`` (no camera or keypoints), or None."""
-    try:
-        dataset_camera(root)
-    except ValueError as err:
-        return str(err)
-    if load_episode(list_episodes(root, "train")[0], load_depth=False).keypoints is None:
-        return f"{root} stores no arm keypoints"
-    return None
-
-
 # -- equal CPU time ---------------------------------------------------------------------------
-
-
-def step_cost(cfg: TrainConfig, hw: tuple[int, int], action_dim: int, steps: int = 3) -> float:
-    """CPU seconds (process time) of one training step of ``cfg``'s model on random batches
-    of its batch size and longest clip (one warm-up step not counted)."""
-    if cfg.codec != "pixel":
-        raise ValueError("the study measures pixel-codec runs only")
-    torch.manual_seed(0)
-    configure_threads(cfg.optim.threads)  # as train_dit will run it
-    f, b = cfg.data.clip_frames, cfg.optim.batch_size
-    frames = torch.randint(0, 256, (f + 2, *hw, 3), dtype=torch.uint8)
-    bank = EpisodeBank([frames], [torch.randn(f + 1, action_dim)], ["x"], VideoAutoencoder.to_float)
-    world = build_model(cfg, bank, PixelCodec(), {}, bank)
-    opt = torch.optim.AdamW([p for p in world.dit.parameters() if p.requires_grad], lr=1e-5)
-    total = 0.0
-    for i in range(1 + steps):
-        z = torch.rand(b, f, 3, *hw) * 2 - 1
-        a = torch.randn(b, f - 1, action_dim)
-        p = torch.rand(b, f, 3, *hw) * 2 - 1 if world.takes_prompts else None
-        t0 = time.process_time()
-        loss = world.training_loss(z, a, timestep_power=cfg.optim.timestep_power, prompts=p)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        total += (time.process_time() - t0) * (i > 0)
-    return total / steps
 
 
 def plan_steps(args: Args, names: list[str], frozen: Path) -> dict[str, int]:
     """Steps per variant for ``--budget-minutes`` of CPU time (costs cached in costs.json)."""
-    path = Path(args.out) / "costs.json"
-    costs = json.loads(path.read_text()) if path.is_file() else {}
-    ep = load_episode(list_episodes(args.data, "train")[0], load_depth=False)
-    hw, action_dim = ep.rgb.shape[1:3], ep.action.shape[1]
-    for name in names:
-        if name not in costs:
-            cfg = variant_config(args, name, 1.0, 1, frozen)
-            costs[name] = step_cost(cfg, hw, action_dim, steps=1 if args.quick else 3)
-            print(f"[cost] {name}: {costs[name] * 1000:.0f} CPU ms/step", flush=True)
-    path.write_text(json.dumps(costs, indent=2) + "\n")
-    return {n: max(1, round(args.budget_minutes * 60 / costs[n])) for n in names}
+    return study_runs.plan_steps(
+        Path(args.out) / "costs.json", names, lambda n: variant_config(args, n, 1.0, 1, frozen),
+        args.data, args.budget_minutes, measure_steps=1 if args.quick else 3,
+    )  # fmt: skip
 
 
 # -- training ---------------------------------------------------------------------------------
-
-
-def train_run(cfg: TrainConfig) -> dict:
-    """Train (or resume) a run unless its ``done.json`` says it reached its steps."""
-    out = Path(cfg.loop.output)
-    done = out / "done.json"
-    if done.is_file() and json.loads(done.read_text())["steps"] >= cfg.optim.steps:
-        return json.loads(done.read_text())
-    t0 = time.process_time()
-    model_dir = train_dit(cfg, resume=True)
-    world = WorldModel.from_pretrained(model_dir)
-    info = {
-        "steps": cfg.optim.steps,
-        # an AVID model's frozen part loads with requires_grad=False
-        "trainable_parameters": sum(p.numel() for p in world.dit.parameters() if p.requires_grad),
-        "cpu_minutes_last_session": (time.process_time() - t0) / 60,
-        "data_fraction": cfg.data.fraction,
-    }
-    done.write_text(json.dumps(info, indent=2) + "\n")
-    return info
 
 
 # -- scoring ----------------------------------------------------------------------------------

@@ -326,8 +326,10 @@ def short_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    args = parse_args(Args)
+def main(argv: list[str] | None = None) -> None:
+    """Run the evaluation; ``argv``: the options (default ``sys.argv[1:]``), so other
+    scripts (experiments/prompt_study.py) can call it in their process."""
+    args = parse_args(Args, argv)
     if args.quick:
         args.episodes, args.short_clips, args.strip_episodes = 3, 4, 2
     threads = configure_threads(args.threads)
@@ -447,7 +449,8 @@ def main() -> None:
 
     # -- outputs -----------------------------------------------------------------------------
     notes = {n: "" if p is None else f", prompts `{p}`" for n, p in prompt_of.items()}
-    command = shlex.join(["python", *sys.argv])
+    script = "experiments/world_model_fidelity.py"
+    command = shlex.join(["python", *sys.argv] if argv is None else ["python", script, *argv])
     floor = probe_meta.get("floor", {})
     floor_txt = ", ".join(
         f"{m} {floor[m]['mean']:.3g}" for m in ("hand_cm", "gripper", "object_cm") if m in floor

@@ -55,3 +55,28 @@ def bootstrap_ci(
     alpha = (1.0 - confidence) / 2
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
     return float(lo), float(hi)
+
+
+def paired_ratio_ci(
+    x: np.ndarray, base: np.ndarray, level: float = 0.95, n_resamples: int = 4000, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean(x) / mean(base), lo, hi) over pairs where both are finite, e.g. "the prompt
+    model's error is 0.45x the action model's": a percentile bootstrap interval that
+    resamples the pairs together (resamples whose base mean is 0 are dropped). NaNs when
+    fewer than 2 pairs remain or the base mean is 0."""
+    x, base = np.asarray(x, np.float64), np.asarray(base, np.float64)
+    if x.shape != base.shape:
+        raise ValueError(f"paired scores need equal shapes, got {x.shape} and {base.shape}")
+    ok = np.isfinite(x) & np.isfinite(base)
+    x, base = x[ok], base[ok]
+    if x.size < 2 or base.mean() == 0:
+        return (float("nan"),) * 3
+    idx = np.random.default_rng(seed).integers(0, x.size, (n_resamples, x.size))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = x[idx].mean(axis=1) / base[idx].mean(axis=1)  # (n_resamples,)
+    ratios = ratios[np.isfinite(ratios)]
+    ratio = float(x.mean() / base.mean())
+    if ratios.size == 0:
+        return ratio, float("nan"), float("nan")
+    lo, hi = np.quantile(ratios, [(1 - level) / 2, (1 + level) / 2])
+    return ratio, float(lo), float(hi)

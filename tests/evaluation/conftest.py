@@ -7,12 +7,20 @@ writes in well under a second; the model is ``configs/debug.yaml`` trained for a
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from freeaction_gym.data.episodes import FORMAT_VERSION, write_episode, write_json_atomic
+from freeaction_gym.data.episodes import (
+    FORMAT_VERSION,
+    list_episodes,
+    load_episode,
+    read_meta,
+    write_episode,
+    write_json_atomic,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -139,6 +147,58 @@ def state_dataset(tmp_path_factory) -> Path:
     return write_state_dataset(
         tmp_path_factory.mktemp("state_data"), {"train": 48, "val": 2, "test": 3}, actions=30
     )
+
+
+def add_arm_prompts(root: Path, resolution: int = 32) -> Path:
+    """What visual action prompts need, added to a :func:`write_state_dataset` dataset: the
+    workspace camera in meta.json and per-frame arm keypoints (a made-up arm whose hand
+    follows the state)."""
+    from freeaction_gym.data.metaworld_gen import CAMERA_PRESETS, KEYPOINT_BODIES
+
+    cam = CAMERA_PRESETS["workspace"]
+    meta = read_meta(root) | {
+        "camera": {"lookat": list(cam.lookat), "azimuth": cam.azimuth,
+                   "elevation": cam.elevation, "distance": cam.distance},
+        "config": {"resolution": resolution},
+    }  # fmt: skip
+    write_json_atomic(root / "meta.json", meta)
+    for split in ("train", "val", "test"):
+        for path in list_episodes(root, split) if (root / split).is_dir() else []:
+            ep = load_episode(path, load_depth=False)
+            hand = np.stack(
+                [ep.state[:, 0] - 0.15, 0.6 + ep.state[:, 1], 0.15 + 0 * ep.state[:, 2]], 1
+            )
+            shoulder = np.array([0.0, 0.35, 0.45])
+            k = np.linspace(0, 1, len(KEYPOINT_BODIES))[None, :, None]  # (1, K, 1)
+            keypoints = (1 - k) * shoulder + k * hand[:, None]  # (T+1, K, 3)
+            arrays = {
+                "rgb": ep.rgb, "action": ep.action, "reward": ep.reward, "success": ep.success,
+                "layout": np.array(ep.layout), "seed": np.array(ep.seed), "task": np.array(ep.task),
+                "state": ep.state, "keypoints": keypoints.astype(np.float32),
+            }  # fmt: skip
+            write_episode(path, arrays)
+    return root
+
+
+@pytest.fixture(scope="module")
+def prompt_dataset(state_dataset, tmp_path_factory) -> Path:
+    """A copy of the state dataset with the workspace camera and arm keypoints
+    (:func:`add_arm_prompts`): prompt models train and are scored on it."""
+    root = tmp_path_factory.mktemp("prompt_data") / "data"
+    shutil.copytree(state_dataset, root, ignore=shutil.ignore_patterns(".cache"))
+    return add_arm_prompts(root)
+
+
+@pytest.fixture(scope="module")
+def transfer_prompt_dataset(tmp_path_factory) -> Path:
+    """A test-only prompt dataset (as ``freeaction data metaworld --train 0 --val 0`` makes)
+    of other episodes than prompt_dataset's: 3 test episodes of 30 actions."""
+    root = tmp_path_factory.mktemp("transfer") / "data"
+    root.mkdir()
+    write_state_dataset(root, {"train": 1, "test": 3}, actions=30, seed=5)
+    shutil.rmtree(root / "train")
+    (root / "stats.json").unlink()
+    return add_arm_prompts(root)
 
 
 @pytest.fixture(scope="session")

@@ -7,59 +7,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
 import yaml
-
-from freeaction_gym.data.episodes import (
-    list_episodes,
-    load_episode,
-    read_meta,
-    write_episode,
-    write_json_atomic,
-)
-from freeaction_gym.data.metaworld_gen import CAMERA_PRESETS, KEYPOINT_BODIES
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS = ("avid", "no_mask", "no_conditioning", "poe", "action_cfg", "scratch", "finetune",
             "controlnet")  # fmt: skip
 FRACTIONS = (0.1, 0.3, 1.0)
-
-
-@pytest.fixture(scope="module")
-def prompt_dataset(state_dataset, tmp_path_factory) -> Path:
-    """The state dataset plus what visual action prompts need: the workspace camera in
-    meta.json and per-frame arm keypoints (a made-up arm whose hand follows the state)."""
-    root = tmp_path_factory.mktemp("prompt_data") / "data"
-    shutil.copytree(state_dataset, root, ignore=shutil.ignore_patterns(".cache"))
-    cam = CAMERA_PRESETS["workspace"]
-    meta = read_meta(root) | {
-        "camera": {"lookat": list(cam.lookat), "azimuth": cam.azimuth,
-                   "elevation": cam.elevation, "distance": cam.distance},
-        "config": {"resolution": 32},
-    }  # fmt: skip
-    write_json_atomic(root / "meta.json", meta)
-    for split in ("train", "val", "test"):
-        for path in list_episodes(root, split):
-            ep = load_episode(path, load_depth=False)
-            hand = np.stack(
-                [ep.state[:, 0] - 0.15, 0.6 + ep.state[:, 1], 0.15 + 0 * ep.state[:, 2]], 1
-            )
-            shoulder = np.array([0.0, 0.35, 0.45])
-            k = np.linspace(0, 1, len(KEYPOINT_BODIES))[None, :, None]  # (1, K, 1)
-            keypoints = (1 - k) * shoulder + k * hand[:, None]  # (T+1, K, 3)
-            arrays = {
-                "rgb": ep.rgb, "action": ep.action, "reward": ep.reward, "success": ep.success,
-                "layout": np.array(ep.layout), "seed": np.array(ep.seed), "task": np.array(ep.task),
-                "state": ep.state, "keypoints": keypoints.astype(np.float32),
-            }  # fmt: skip
-            write_episode(path, arrays)
-    return root
 
 
 def run_study(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
