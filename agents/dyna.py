@@ -6,6 +6,18 @@ loop's env options, continuing from the previous iteration's ``final_model.zip``
 (``init_from``); no periodic evaluation, checkpoints or videos (the loop evaluates).
 Agents trained on stacked frames (``frame_stack``, e.g. ``drq``) act in the evaluation
 worlds through :class:`SB3Policy`, which stacks the worlds' single frames the same way.
+
+Off-policy agents (``sac``, ``drq``): the replay buffer is refilled fresh every iteration.
+The world model and the reward head are refit between iterations, so transitions imagined
+by last iteration's model describe a different world (and carry rewards of a different
+head); mixing them in would train the critic on a model the agent no longer acts in. SB3
+never saves the buffer with the model, and :func:`agents.train.train` restarts the step
+count, so an iteration loads the networks and the entropy coefficient, repeats the
+``learning_starts`` warm-up in the new model and learns from its own transitions only
+(``replay_transitions`` in the stage result; the buffer need not hold more than
+``agent.timesteps``). The training env starts from the loop's bank of visited *train*
+scenes (``layouts="train"``: a ``reset_bank`` env option, checked against the model's own
+held-out bank).
 """
 
 from __future__ import annotations
@@ -33,7 +45,8 @@ class SB3DynaAgent:
         from agents.train import TrainArgs, train
 
         cfg = self.cfg
-        hp = load_hyperparams(IMAGINED_PRESET, cfg.algo, cfg.hyperparams, cfg.hp)
+        overrides = cfg.hp_for_algo()
+        hp = load_hyperparams(IMAGINED_PRESET, cfg.algo, cfg.hyperparams, overrides)
         summary = train(
             TrainArgs(
                 env=IMAGINED_PRESET,
@@ -43,7 +56,7 @@ class SB3DynaAgent:
                 out=str(out),
                 env_kwargs=env_kwargs,
                 hyperparams=cfg.hyperparams,
-                hp=cfg.hp,
+                hp=overrides,
                 seed=seed,
                 eval_freq=0,
                 checkpoint_freq=0,
@@ -51,13 +64,19 @@ class SB3DynaAgent:
                 progress=self.progress,
                 verbose=0,
                 init_from=init_from,
+                layouts="train",
             )
         )
-        return {
+        out = {
             "policy": summary["final_model"],
             "timesteps": summary["timesteps"],
             "env_kwargs": {**hp.env_kwargs, **env_kwargs},
+            "layouts": summary["layouts"]["train_env"],
         }
+        if "replay_transitions" in summary:
+            out["replay_buffer"] = "fresh"
+            out["replay_transitions"] = summary["replay_transitions"]
+        return out
 
     def policy(self, path: str | Path) -> SB3Policy:
         name = f"{self.cfg.algo} {Path(path).parent.parent.name}"

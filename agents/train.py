@@ -7,9 +7,14 @@
 The imagined env steps all ``K`` envs with one batched world-model call
 (:func:`freeaction_gym.envs.vector.make_sb3_vec_env`); ``--eval-env
 FreeActionRealMetaWorldReach-v0`` evaluates a policy trained in imagination in the real
-simulator while it trains. Writes into ``--out``: ``final_model.zip``, ``best_model.zip``
-(best evaluation), ``checkpoints/``, ``eval/evaluations.npz``, ``videos/*.mp4``,
-``logs/`` (TensorBoard events + progress.csv) and ``train_config.json``.
+simulator while it trains. Training envs start from train layouts and evaluation envs
+from the held-out test layouts (``--layouts train``, ``--eval-layouts test``, the defaults;
+:mod:`freeaction_gym.envs.layouts`), the two checked to share no scene.
+
+Writes into ``--out``: ``final_model.zip``, ``best_model.zip`` (best evaluation),
+``checkpoints/``, ``eval/evaluations.npz``, ``videos/*.mp4``, ``logs/`` (TensorBoard
+events + progress.csv), ``train_config.json`` and the reset bank made for the training
+env (``train_layouts.npz``).
 """
 
 from __future__ import annotations
@@ -66,6 +71,17 @@ class TrainArgs:
     """Continue training this saved model (``.zip``, same algorithm) instead of fresh
     weights: same network, a fresh learning-rate schedule over ``timesteps`` (the Dyna
     loop's agent from one iteration to the next)."""
+    layouts: Literal["train", "test"] = "train"
+    """Scenes the training env starts from (MetaWorld ids, :mod:`freeaction_gym.envs.
+    layouts`): ``train`` - a bank of train layouts (``layout_data``'s train split, else the
+    train MT1 seed's 50 layouts per task rendered from the simulator; a ``reset_bank`` env
+    option as given), checked to share no scene with the env's own held-out bank; ``test``
+    - the env's own bank (the held-out test layouts evaluations start from)."""
+    layout_data: str | None = None
+    """A dataset root whose train (``layouts``) / test (``eval_layouts``) split gives the
+    scenes; None: rendered train layouts / the env's own bank."""
+    eval_layouts: Literal["train", "test"] = "test"
+    """Scenes the evaluation env (``--eval-env``, videos) starts from."""
 
 
 def _image_wrap(vec):
@@ -107,6 +123,30 @@ def train(args: TrainArgs) -> dict[str, Any]:
     eval_kwargs = args.eval_env_kwargs
     if eval_kwargs is None:
         eval_kwargs = env_kwargs if eval_id == args.env else {}
+
+    # -- scenes: train layouts for training, held-out test layouts for evaluation ------------
+    from freeaction_gym.envs.layouts import check_disjoint, layout_env_kwargs
+
+    train_layouts = layout_env_kwargs(
+        args.env, env_kwargs, args.layouts, out / f"{args.layouts}_layouts.npz", args.layout_data
+    )
+    env_kwargs = train_layouts.env_kwargs
+    layouts = {"train_env": train_layouts.record}
+    if args.eval_freq > 0 or args.video_freq > 0:
+        eval_layouts = layout_env_kwargs(
+            eval_id,
+            eval_kwargs,
+            args.eval_layouts,
+            out / f"eval_{args.eval_layouts}_layouts.npz",
+            args.layout_data,
+        )
+        eval_kwargs = eval_layouts.env_kwargs
+        layouts["eval_env"] = eval_layouts.record
+        if (args.layouts, args.eval_layouts) == ("train", "test") and None not in (
+            train_layouts.bank,
+            eval_layouts.bank,
+        ):
+            check_disjoint(train_layouts.bank, eval_layouts.bank, "training", "evaluation")
 
     # -- envs ------------------------------------------------------------------------------
     train_vec = make_vec_env(args.env, n_envs, args.seed, env_kwargs, frame_stack=hp.frame_stack)
@@ -193,7 +233,11 @@ def train(args: TrainArgs) -> dict[str, Any]:
         "seconds": seconds,
         "final_model": str(out / "final_model.zip"),
         "hyperparams_file": hp.source,
+        "layouts": layouts,
     }
+    if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
+        # transitions held at the end (a continued off-policy agent starts with an empty one)
+        summary["replay_transitions"] = int(model.replay_buffer.size() * n_envs)
     config = {
         "args": asdict(args),
         "hyperparams": {
@@ -231,6 +275,14 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
     p.add_argument("--device", default=d.device)
     p.add_argument("--verbose", type=int, default=d.verbose)
     p.add_argument("--init-from", default=None, help="continue training this saved .zip")
+    p.add_argument(
+        "--layouts",
+        default=d.layouts,
+        choices=["train", "test"],
+        help="scenes of the training env: train layouts or the env's own (test) bank",
+    )
+    p.add_argument("--layout-data", default=None, help="dataset root giving the layouts")
+    p.add_argument("--eval-layouts", default=d.eval_layouts, choices=["train", "test"])
     a = p.parse_args(argv)
     return TrainArgs(
         env=a.env,
@@ -252,6 +304,9 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
         device=a.device,
         verbose=a.verbose,
         init_from=a.init_from,
+        layouts=a.layouts,
+        layout_data=a.layout_data,
+        eval_layouts=a.eval_layouts,
     )
 
 

@@ -94,12 +94,19 @@ class RewardConfig:
     eval_every: int = 250
 
 
+AGENT_ALGOS = ("ppo", "sac", "drq")
+
+
 @dataclass
 class AgentConfig:
     """Step (d): the agent trained in imagination (``agent:``)."""
 
     algo: Literal["ppo", "sac", "drq"] = "ppo"
-    """``drq``: SAC with random-shift augmentation on stacked frames (``agents/drq.py``)."""
+    """``drq``: SAC with random-shift augmentation on stacked frames (``agents/drq.py``).
+    Off-policy agents (``sac``, ``drq``) start every iteration with an empty replay buffer
+    refilled in that iteration's imagination: the world model and reward head change each
+    iteration, so older imagined transitions come from a different model (networks and the
+    entropy coefficient carry over; ``learning_starts`` warm-up steps repeat)."""
     timesteps: int = 20_000
     """Imagined environment steps per iteration (the agent continues from its last
     weights)."""
@@ -109,7 +116,10 @@ class AgentConfig:
     """YAML with ``ppo:``/``sac:``/``drq:`` sections (default:
     ``agents/hyperparams/FreeActionMetaWorld-v0.yaml``)."""
     hp: dict[str, Any] = field(default_factory=dict)
-    """Hyperparameter overrides, e.g. ``{n_steps: 64, batch_size: 128}``."""
+    """Hyperparameter overrides, e.g. ``{learning_rate: 1e-4}`` for any ``algo``, and per
+    algorithm under its name, e.g. ``{ppo: {n_steps: 64}, drq: {buffer_size: 10000}}``
+    (used only when ``algo`` is that one, over the shared keys), so one config can carry
+    settings for each and ``agent.algo=drq`` switches."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Imagined env options (e.g. ``sampling: {num_steps: 2}``); model, reward head, reset
     bank, task and support are set by the loop."""
@@ -120,6 +130,11 @@ class AgentConfig:
     on the grown dataset each iteration (it widens where the agent went), ``hyperparams``
     keeps the hyperparameter file's box, ``none`` switches it off."""
     support_quantile: float = 0.005
+
+    def hp_for_algo(self) -> dict[str, Any]:
+        """:attr:`hp` for :attr:`algo`: the shared keys, then the algorithm's own section."""
+        shared = {k: v for k, v in self.hp.items() if k not in AGENT_ALGOS}
+        return merge(shared, self.hp.get(self.algo) or {})
 
 
 @dataclass
@@ -179,6 +194,13 @@ class DynaConfig:
             raise ValueError(
                 f"dyna option collect.noise_sigma must be >= 0, got {self.collect.noise_sigma}"
             )
+        for algo in AGENT_ALGOS:
+            section = self.agent.hp.get(algo)
+            if section is not None and not isinstance(section, dict):
+                raise ValueError(
+                    f"dyna option agent.hp.{algo} must be a mapping of {algo} "
+                    f"hyperparameters, got {section!r}"
+                )
         if not 0.0 <= self.agent.support_quantile < 0.5:
             raise ValueError(
                 "dyna option agent.support_quantile must be in [0, 0.5), got "

@@ -2,7 +2,11 @@
 
 Reads top to bottom. :meth:`DynaLoop.setup` prepares the run once (the base dataset,
 generated if the config asks; the loop dataset linking it; the bank of train-layout scenes
-collection runs on and the bank of held-out test scenes evaluation runs on). Each stage
+collection runs on and the bank of held-out test scenes evaluation runs on). The split is
+checked: collection and imagined training start only from train scenes (the base's train
+split and the collected episodes, which ran on it), evaluation only from the base's test
+split, and a scene in both is an error (:func:`~freeaction_gym.envs.layouts.
+check_disjoint`). Each stage
 (method ``run_<stage>``) of :meth:`DynaLoop.run` starts from the newest artefacts of the
 stages before it (the previous iteration's world model, reward head and policy; the
 config's for iteration 0), writes into ``{output}/iter_{k:03d}/{stage}/`` and is recorded in
@@ -32,6 +36,7 @@ from freeaction_gym.dyna.config import DynaConfig, check_same_run, save_config
 from freeaction_gym.dyna.dataset import LoopDataset
 from freeaction_gym.dyna.state import STAGES, RunState
 from freeaction_gym.envs.bank import ResetBank
+from freeaction_gym.envs.layouts import check_disjoint
 from freeaction_gym.evaluation.worlds import Scenes
 
 
@@ -68,7 +73,9 @@ class DynaLoop:
             ResetBank.from_dataset(base, "test", [cfg.task]).save(self.eval_bank)
         from freeaction_gym.dyna.evaluate import eval_scenes
 
-        eval_scenes(ResetBank.load(self.eval_bank), cfg.task, cfg.eval.episodes)
+        eval_bank = ResetBank.load(self.eval_bank)
+        eval_scenes(eval_bank, cfg.task, cfg.eval.episodes)
+        check_disjoint(ResetBank.load(self.collect_bank), eval_bank, "collection", "evaluation")
         return dataset
 
     # -- the loop --------------------------------------------------------------------------
@@ -193,6 +200,7 @@ class DynaLoop:
         out = self.stage_dir(iteration, "agent")
         out.mkdir(parents=True, exist_ok=True)
         bank = start_bank(self.dataset.root, self.cfg.task)
+        check_disjoint(bank, ResetBank.load(self.eval_bank), "imagined training", "evaluation")
         bank.save(out / "reset_bank.npz")
         env_kwargs = {
             **imagined_env_kwargs(

@@ -139,7 +139,7 @@ class ResetBank:
         init, goals, task, names, layout, layout_seed = [], [], [], [], [], []
         state, keypoints = [], []
         for p in list_episodes(root, split, tasks):
-            ep = load_episode(p)
+            ep = load_episode(p, load_depth=False)
             k = len(ep.rgb) - 1
             if goal == "first_success" and np.any(ep.success):
                 k = int(np.argmax(ep.success)) + 1

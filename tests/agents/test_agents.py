@@ -144,6 +144,7 @@ def test_train_ppo_in_imagination_then_evaluate(tiny_world, tiny_hp, tmp_path):
             "--hyperparams", str(tiny_hp),
             "--hp", "frame_stack=2", "normalize_reward=true",
             "--env-kwargs", *imagined_kwargs(tiny_world),
+            "--layouts", "test",  # the tiny model's own bank: random frames, no layouts
             "--eval-freq", "16",
             "--eval-episodes", "1",
             "--checkpoint-freq", "16",
@@ -191,6 +192,7 @@ def test_train_sac_in_imagination(tiny_world, tiny_hp, tmp_path):
             "--out", str(out),
             "--hyperparams", str(tiny_hp),
             "--env-kwargs", *imagined_kwargs(tiny_world),
+            "--layouts", "test",
             "--eval-freq", "0",
             "--checkpoint-freq", "0",
             "--video-freq", "0",
@@ -224,6 +226,11 @@ def test_train_ppo_on_the_real_env(tiny_hp, tmp_path):
         )
     )  # fmt: skip
     assert summary["timesteps"] == 16 and (out / "final_model.zip").is_file()
+    # trained on the rendered train layouts, checked against the env's held-out bank
+    layouts = summary["layouts"]["train_env"]
+    assert layouts["split"] == "train" and layouts["layout_seeds"] == [0]
+    assert layouts["checked_disjoint"] and layouts["entries"] == 50
+    assert (out / "train_layouts.npz").is_file()
 
 
 def test_train_in_imagination_evaluate_in_reality(tiny_hp, tmp_path):
@@ -254,6 +261,9 @@ def test_train_in_imagination_evaluate_in_reality(tiny_hp, tmp_path):
     )  # fmt: skip
     frames = np.stack(list(imageio.mimread(out / "videos" / "ppo_32.mp4")))
     assert frames.shape == (4, 64, 64, 3)  # reset + 3 real steps
+    layouts = json.loads((out / "train_config.json").read_text())["summary"]["layouts"]
+    assert layouts["train_env"]["layout_seeds"] == [0]  # rendered train layouts
+    assert layouts["eval_env"]["split"] == "test" and layouts["eval_env"]["layout_seeds"] == [1000]
     res = report(
         run(
             "agents.evaluate",

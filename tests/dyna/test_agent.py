@@ -29,8 +29,15 @@ def params(path) -> dict[str, torch.Tensor]:
     return PPO.load(path, device="cpu").policy.state_dict()
 
 
+def env_options(tiny) -> dict:
+    """As the loop passes them: an explicit reset bank (here the tiny model's own)."""
+    bank = str(tiny.world_dir / "reset_bank.npz")
+    return {"model": str(tiny.world_dir), "task": "reach-v3", "sampling": tiny.fast,
+            "reset_bank": bank}  # fmt: skip
+
+
 def test_training_continues_from_init_from(tiny, tmp_path):
-    env_kwargs = {"model": str(tiny.world_dir), "task": "reach-v3", "sampling": tiny.fast}
+    env_kwargs = env_options(tiny)
     cfg = AgentConfig(timesteps=8, num_envs=1, hp=TINY)
     first = SB3DynaAgent(cfg, progress=False).train(env_kwargs, tmp_path / "a", None, seed=0)
     assert first["timesteps"] == 8 and first["env_kwargs"]["task"] == "reach-v3"
@@ -68,7 +75,7 @@ def test_frame_stacked_agent_stacks_the_worlds_single_frames(tiny, tmp_path):
     as SB3's VecFrameStack would show it the episode: zeros before the first frame."""
     from stable_baselines3.common.vec_env.stacked_observations import StackedObservations
 
-    env_kwargs = {"model": str(tiny.world_dir), "task": "reach-v3", "sampling": tiny.fast}
+    env_kwargs = env_options(tiny)
     cfg = AgentConfig(algo="drq", timesteps=8, num_envs=1, hp=TINY_DRQ)
     agent = SB3DynaAgent(cfg, progress=False)
     trained = agent.train(env_kwargs, tmp_path / "drq", None, seed=0)

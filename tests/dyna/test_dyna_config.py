@@ -25,18 +25,38 @@ def test_shipped_configs_load():
     reach = load_dyna_config(REPO / "configs/dyna/reach.yaml", check_paths=False)
     assert reach.task == "reach-v3" and reach.data.base_tasks == ["reach-v3"]
     assert reach.collect.episodes * reach.collect.steps * reach.iterations == 10_000
+    mwk = load_dyna_config(REPO / "configs/dyna/metaworld_k.yaml", check_paths=False)
+    per_iteration = mwk.collect.episodes * mwk.collect.steps  # the benchmark's budgets fit
+    assert mwk.agent.algo == "drq" and 10_000 % per_iteration == 0 == 5_000 % per_iteration
+    assert mwk.collect.steps == mwk.eval.steps == 40  # episodes as long as the evaluation's
 
 
 def test_overrides_reach_nested_options(tmp_path):
     cfg = load_dyna_config(
         REPO / "configs/dyna/quick.yaml",
-        ["collect.episodes=3", "agent.hp={n_steps: 8}", "world_model.max_minutes=0.5",
+        ["collect.episodes=3", "agent.hp={ppo: {n_steps: 8}}", "world_model.max_minutes=0.5",
          "eval.imagined=false"],
     )  # fmt: skip
     assert cfg.collect.episodes == 3 and cfg.collect.steps == 20  # the rest stays
-    assert cfg.agent.hp == {"n_steps": 8, "batch_size": 64, "n_epochs": 2}  # merged by key
+    assert cfg.agent.hp["ppo"] == {"n_steps": 8, "batch_size": 64, "n_epochs": 2}  # by key
     assert cfg.world_model.max_minutes == 0.5
     assert cfg.eval.imagined is False
+
+
+def test_agent_hyperparameters_per_algorithm():
+    """Shared keys apply to every algorithm, an algorithm's own section over them; the
+    quick config switches to DrQ with one override."""
+    hp = {"learning_rate": 1e-4, "batch_size": 8, "ppo": {"n_steps": 16},
+          "drq": {"batch_size": 4, "replay_buffer_kwargs": {"pad": 2}}}  # fmt: skip
+    ppo = config_from_dict({"agent": {"algo": "ppo", "hp": hp}}).agent
+    drq = config_from_dict({"agent": {"algo": "drq", "hp": hp}}).agent
+    assert ppo.hp_for_algo() == {"learning_rate": 1e-4, "batch_size": 8, "n_steps": 16}
+    assert drq.hp_for_algo() == {
+        "learning_rate": 1e-4, "batch_size": 4, "replay_buffer_kwargs": {"pad": 2}
+    }  # fmt: skip
+    quick = load_dyna_config(REPO / "configs/dyna/quick.yaml", ["agent.algo=drq"])
+    assert "n_steps" not in quick.agent.hp_for_algo()  # PPO's section stays PPO's
+    assert quick.agent.hp_for_algo()["learning_starts"] < quick.agent.timesteps
 
 
 @pytest.mark.parametrize(
@@ -50,6 +70,7 @@ def test_overrides_reach_nested_options(tmp_path):
         ({"iterations": 0}, "dyna option iterations must be >= 1"),
         ({"agent": {"algo": "dqn"}}, "agent.algo='dqn'; allowed: 'ppo', 'sac'"),
         ({"agent": {"support": "box"}}, "agent.support='box'"),
+        ({"agent": {"hp": {"drq": 3}}}, "agent.hp.drq must be a mapping"),
         ({"agent": {"support_quantile": 0.5}}, r"agent.support_quantile must be in \[0, 0.5\)"),
         ({"world_model": {"ema_decay": 1.0}}, r"world_model.ema_decay must be in \[0, 1\)"),
         ({"world_model": {"max_minutes": 0}}, "world_model.max_minutes must be > 0"),

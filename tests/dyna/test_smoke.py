@@ -21,9 +21,9 @@ from freeaction_gym.dyna.dataset import LoopDataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_PPO = (
-    "agent.hp={n_steps: 16, batch_size: 16, n_epochs: 1, policy_kwargs: "
+    "agent.hp={ppo: {n_steps: 16, batch_size: 16, n_epochs: 1, policy_kwargs: "
     "{features_extractor_kwargs: {features_dim: 32, channels: [8, 8]}, "
-    "net_arch: {pi: [32], vf: [32]}}}"
+    "net_arch: {pi: [32], vf: [32]}}}}"
 )
 
 

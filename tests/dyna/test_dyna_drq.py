@@ -1,0 +1,62 @@
+"""The quick loop with the DrQ agent (``agent.algo=drq``) on tiny artefacts: the off-policy
+agent trains in imagination from the loop's train scenes, continues its networks from one
+iteration to the next, and refills its replay buffer fresh each iteration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("metaworld")
+
+from freeaction_gym.cli import main as cli  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+TIMESTEPS = 32
+TINY_DRQ = (
+    "agent.hp={drq: {buffer_size: 1000, learning_starts: 8, batch_size: 8, policy_kwargs: "
+    "{features_extractor_kwargs: {features_dim: 8, channels: [8, 8], strides: [2, 2]}, "
+    "net_arch: [16]}}}"
+)
+
+
+def test_quick_dyna_loop_with_drq(tiny, base_root, tmp_path):
+    from stable_baselines3 import SAC
+
+    from agents.drq import DrQPolicy
+
+    out = tmp_path / "run"
+    argv = [
+        "dyna", "--config", str(REPO / "configs/dyna/quick.yaml"), "agent.algo=drq",
+        f"output={out}", f"data.base={base_root}", f"world_model.init={tiny.world_dir}",
+        "progress=false", "collect.episodes=2", "collect.steps=6", "collect.batch_size=2",
+        "world_model.steps=2", "reward.steps=5", "reward.eval_every=5", "reward.batch_size=16",
+        f"agent.timesteps={TIMESTEPS}", "agent.num_envs=2", TINY_DRQ,
+        "eval.episodes=2", "eval.steps=6", "eval.batch_size=2",
+    ]  # fmt: skip
+    assert cli(argv) == 0
+    state = json.loads((out / "state.json").read_text())["iterations"]
+    agents = [s["agent"] for s in state]
+
+    # iteration 1 collected with iteration 0's DrQ agent and continued training it
+    assert state[1]["collect"]["policy"] == "drq iter_000 + noise 0.2"
+    models = [SAC.load(a["policy"], device="cpu") for a in agents]
+    assert all(isinstance(m.policy, DrQPolicy) for m in models)
+    assert models[0].observation_space.shape == (9, tiny.hw, tiny.hw)  # 3 stacked frames
+    assert 0 < models[0]._n_updates < models[1]._n_updates  # the update count carried over
+
+    # a fresh buffer each iteration: iteration 1 holds its own transitions only, although
+    # the buffer (1000) could have kept iteration 0's as well
+    for a in agents:
+        assert a["replay_buffer"] == "fresh" and a["replay_transitions"] == TIMESTEPS
+        assert a["timesteps"] == TIMESTEPS
+
+    # the imagined env started from the loop's train scenes
+    for s in state:
+        assert s["agent"]["layouts"]["split"] == "train"
+        assert s["agent"]["layouts"]["source"] == "reset_bank option"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["real_env_steps"] for r in rows] == [12, 24]
+    assert all(0.0 <= r["real_success"] <= 1.0 and r["episodes"] == 2 for r in rows)

@@ -1,0 +1,122 @@
+"""experiments/metaworld_k.py --quick end to end on tiny artefacts (the session's 32x32 world
+model and the 32x32 reach-v3 base dataset): Dyna and model-free DrQ trained on train
+layouts, all four methods evaluated on the held-out test layouts, the table written into a
+markdown file, the plot, and a rerun that skips everything. The expert's evaluation is
+recomputed independently with a plain loop over the real env."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("metaworld")
+
+from freeaction_gym.envs.bank import ResetBank  # noqa: E402
+from freeaction_gym.envs.layouts import scene_keys  # noqa: E402
+from freeaction_gym.envs.real_metaworld import RealMetaWorldEnv  # noqa: E402
+from freeaction_gym.evaluation.policies import scripted_action  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+TASK = "reach-v3"
+STEPS = 6  # --quick: actions per evaluation episode
+
+
+def run_quick(out: Path, base_root: Path, world: Path, doc: Path) -> None:
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "FREEACTION_THREADS": "1",
+           "MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa"}  # fmt: skip
+    argv = [
+        sys.executable, "experiments/metaworld_k.py", "--quick", "--no-progress",
+        "--out", str(out), "--data", str(base_root), "--update-doc", str(doc),
+        "--dyna-overrides", f"world_model.init={world}",
+    ]  # fmt: skip
+    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def expert_returns(bank_path: Path, base_root: Path, scenes: list[int]) -> list[float]:
+    """The noiseless scripted expert on each scene, summed reward over STEPS actions."""
+    env = RealMetaWorldEnv(reset_bank=str(bank_path), data=str(base_root),
+                           terminate_on_success=False, max_episode_steps=STEPS)  # fmt: skip
+    out, experts = [], {}
+    try:
+        for j in scenes:
+            env.reset(seed=0, options={"bank_index": j})
+            total = 0.0
+            for _ in range(STEPS):
+                total += env.step(scripted_action(TASK, env.state, experts))[1]
+            out.append(total)
+    finally:
+        env.close()
+    return out
+
+
+def test_metaworld_k_quick(tiny, base_root, tmp_path):
+    out, doc = tmp_path / "mwk", tmp_path / "RESULTS.md"
+    doc.write_text("intro\n<!-- metaworld-k:begin -->\nSTALE\n<!-- metaworld-k:end -->\nafter\n")
+    run_quick(out, base_root, tiny.world_dir, doc)
+
+    res = json.loads((out / "results.json").read_text())
+    assert res["points"] == [12, 24]
+    cells = res["summary"]
+    expected = {f"{m}|{TASK}|{s}" for m in ("dyna", "model_free") for s in (12, 24)}
+    assert set(cells) == expected | {f"random|{TASK}|0", f"expert|{TASK}|0"}
+    for cell in cells.values():
+        assert cell["seeds"] == [0, 1] and cell["episodes"] == 4  # 2 seeds x 2 test scenes
+        assert 0.0 <= cell["success"] <= 1.0 and np.isfinite(cell["return"])
+        for m in ("success", "return"):
+            lo, hi = cell[f"{m}_ci"]
+            assert lo <= cell[m] <= hi
+            assert np.mean(cell[f"{m}_per_seed"]) == pytest.approx(cell[m])
+    for steps in (12, 24):
+        diff = res["diffs"][f"dyna|{TASK}|{steps}"]
+        assert diff["return"]["pairs"] == 4  # paired over (seed, scene)
+        dyna, free = cells[f"dyna|{TASK}|{steps}"], cells[f"model_free|{TASK}|{steps}"]
+        assert diff["return"]["diff"] == pytest.approx(dyna["return"] - free["return"])
+
+    # every method ran on the same held-out scenes; the policies are the runs' own
+    records = {p.stem: json.loads(p.read_text()) for p in (out / "evals" / TASK).glob("*.json")}
+    assert len(records) == 12
+    assert len({tuple(r["scenes"]) for r in records.values()}) == 1
+    assert records["dyna_s1_12"]["policy"].endswith("s1/iter_000/agent/final_model.zip")
+    assert records["dyna_s1_24"]["policy"].endswith("s1/iter_001/agent/final_model.zip")
+    assert records["model_free_s0_12"]["policy"].endswith("s0/checkpoints/drq_12_steps.zip")
+    assert Path(records["model_free_s0_24"]["policy"]).is_file()
+    assert records["dyna_s0_24"]["train_seconds"] > records["dyna_s0_12"]["train_seconds"] > 0
+
+    # the expert's returns, recomputed by a plain loop, and above random's
+    test_bank = out / "banks" / f"{TASK}_test.npz"
+    for seed in (0, 1):
+        rec = records[f"expert_s{seed}_0"]
+        ref = expert_returns(test_bank, base_root, rec["scenes"])
+        np.testing.assert_allclose(rec["returns"], ref, rtol=1e-5)
+    assert cells[f"expert|{TASK}|0"]["return"] > cells[f"random|{TASK}|0"]["return"]
+
+    # learners trained only on train layouts, disjoint from the evaluation's test layouts
+    held_out = scene_keys(ResetBank.load(test_bank))
+    assert held_out and {s for _, s, _ in held_out} == {1000}
+    for seed in (0, 1):
+        mf = ResetBank.load(out / "runs/model_free" / TASK / f"s{seed}" / "train_layouts.npz")
+        dyna = ResetBank.load(out / "runs/dyna" / TASK / f"s{seed}" / "banks/collect.npz")
+        for bank in (mf, dyna):
+            assert scene_keys(bank) and not scene_keys(bank) & held_out
+    cfg = json.loads((out / "runs/model_free" / TASK / "s0/train_config.json").read_text())
+    assert cfg["summary"]["layouts"]["train_env"]["split"] == "train"
+
+    # the doc block, the table and the plot
+    text = doc.read_text()
+    assert text.startswith("intro\n") and text.endswith("after\n") and "STALE" not in text
+    assert f"| {TASK} | 12 | Dyna |" in text and f"| {TASK} | - | expert |" in text
+    assert "experiments/metaworld_k.py --quick" in text
+    assert (out / "metaworld_k.png").read_bytes()[:4] == b"\x89PNG"
+
+    # a rerun finds every run and evaluation finished
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix in (".json", ".zip")}
+    stamps = {p: t for p, t in stamps.items() if p.name != "results.json"}
+    run_quick(out, base_root, tiny.world_dir, doc)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
