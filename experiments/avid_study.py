@@ -33,6 +33,8 @@ model, against the seed's baselines, at 10%, 30% and 100% of the action-labelled
    if missing), the state probe's gripper error (``--probe``), 95% CIs over clips and paired
    differences to ``scratch`` at the same fraction; for the mask modes the mask over a
    rollout (figure) and the mean mask per diffusion step on moving vs static pixels.
+4. **Report** (:mod:`freeaction_gym.evaluation.avid_study_report`): tables, the seed's claim
+   checked per data fraction, figures.
 
     python experiments/avid_study.py --budget-minutes 20 --update-doc docs/RESULTS.md
     python experiments/avid_study.py --variants avid scratch --fractions 0.1   # a subset
@@ -66,15 +68,18 @@ from freeaction_gym.evaluation.action_error import (  # noqa: E402
 from freeaction_gym.evaluation.avid_masks import (  # noqa: E402
     collect_masks,
     mask_statistics,
-    plot_mask_per_step,
     save_mask_rollout,
+)
+from freeaction_gym.evaluation.avid_study_report import (  # noqa: E402
+    figures,
+    run_name,
+    summarize,
+    tables,
 )
 from freeaction_gym.evaluation.probe import StateProbe  # noqa: E402
 from freeaction_gym.evaluation.replay import (  # noqa: E402
     STEPS,
     ReplaySet,
-    ci_cell,
-    diff_cell,
     evaluate_replay,
     load_replay_set,
 )
@@ -113,8 +118,8 @@ VARIANTS = {
         "finetune", ("model.prompt=controlnet",), "ControlNet + fine-tune (oracle skeletons)"
     ),
 }
+LABELS = {name: v.label for name, v in VARIANTS.items()}  # the report's row names
 MASK_MODES = ("avid", "no_conditioning")
-BASELINE = "scratch"
 # --quick: tiny networks and runs (the pretrained / fine-tuned model, the adapters, every run)
 QUICK_MODEL = {
     "finetune": ("model.hidden_size=32", "model.depth=2", "model.num_heads=2"),
@@ -177,10 +182,6 @@ class Args:
     """Smoke mode: tiny networks, a few steps per run, 3 clips (seconds)."""
 
 
-def run_name(variant: str, fraction: float) -> str:
-    return f"{variant}_f{fraction:g}"
-
-
 # -- configs ----------------------------------------------------------------------------------
 
 
@@ -216,9 +217,6 @@ def plan_steps(args: Args, names: list[str], frozen: Path) -> dict[str, int]:
         Path(args.out) / "costs.json", names, lambda n: variant_config(args, n, 1.0, 1, frozen),
         args.data, args.budget_minutes, measure_steps=1 if args.quick else 3,
     )  # fmt: skip
-
-
-# -- training ---------------------------------------------------------------------------------
 
 
 # -- scoring ----------------------------------------------------------------------------------
@@ -283,126 +281,6 @@ def scored(run_dir: Path, key: dict, compute) -> dict:
     blob = compute() | {"key": key}
     path.write_text(json.dumps(blob) + "\n")
     return blob
-
-
-# -- report -----------------------------------------------------------------------------------
-
-
-def fmt(cell: dict, digits: int = 2) -> str:
-    if not np.isfinite(cell["mean"]):
-        return "-"
-    return f"{cell['mean']:.{digits}f} [{cell['lo']:.{digits}f}, {cell['hi']:.{digits}f}]"
-
-
-def fmt_diff(cell: dict | None, digits: int = 2) -> str:
-    if cell is None or not np.isfinite(cell["mean"]):
-        return "-"
-    lo, hi, p = cell["lo"], cell["hi"], cell["p"]
-    return f"{cell['mean']:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}] (p={p:.2g})"
-
-
-def summarize(results: dict) -> dict:
-    """{run: {metric: ci_cell, metric - scratch: diff_cell}} (paired over clips)."""
-    out = {}
-    for run, r in results.items():
-        s = {m: np.asarray(v) for m, v in r["scores"].items()}
-        cells = {m: ci_cell(v) for m, v in s.items()}
-        base = results.get(run_name(BASELINE, r["fraction"]))
-        if base is not None and r["variant"] != BASELINE:
-            for m in ("psnr", "ssim", "aer", "gripper"):
-                if m in s and m in base["scores"]:
-                    cells[f"{m} - {BASELINE}"] = diff_cell(s[m], np.asarray(base["scores"][m]))
-        out[run] = cells
-    return out
-
-
-def tables(results: dict, summary: dict, notes: list[str]) -> str:
-    head = (
-        "| data | model | trainable params | steps | PSNR dB | SSIM | Action Error Ratio | "
-        f"gripper error | PSNR - {BASELINE} | SSIM - {BASELINE} |"
-    )
-    lines = [head, "|" + "---|" * 10]
-    for run, r in results.items():
-        c = summary[run]
-        grip = fmt(c["gripper"], 3) if "gripper" in c else "-"
-        dp, ds = c.get(f"psnr - {BASELINE}"), c.get(f"ssim - {BASELINE}")
-        lines.append(
-            f"| {r['fraction']:.0%} | {VARIANTS[r['variant']].label} | "
-            f"{r['trainable_parameters'] / 1e6:.2f}M | {r['steps']} | {fmt(c['psnr'])} | "
-            f"{fmt(c['ssim'], 3)} | {fmt(c['aer'])} | {grip} | {fmt_diff(dp)} | "
-            f"{fmt_diff(ds, 3)} |"
-        )
-    mask_rows = [run for run, r in results.items() if r.get("masks")]
-    if mask_rows:
-        lines += [
-            "",
-            "| data | model | mask on moving pixels | mask on static pixels | "
-            "mean mask per DDIM step, noisiest first |",
-            "|---|---|---|---|---|",
-        ]
-        for run in mask_rows:
-            r, m = results[run], results[run]["masks"]
-            per_step = ", ".join(f"{v:.2f}" for v in m["per_step"])
-            lines.append(
-                f"| {r['fraction']:.0%} | {VARIANTS[r['variant']].label} | "
-                f"{fmt(ci_cell(np.asarray(m['moving'], float)))} | "
-                f"{fmt(ci_cell(np.asarray(m['static'], float)))} | {per_step} |"
-            )
-    lines += ["", *claims(results, summary), *[f"- {n}" for n in notes]]
-    return "\n".join(lines)
-
-
-def claims(results: dict, summary: dict) -> list[str]:
-    """The seed's central claim, checked row by row (paired over clips)."""
-    out = []
-    for run, r in results.items():
-        if r["variant"] != "avid" or f"psnr - {BASELINE}" not in summary[run]:
-            continue
-        dp, ds = summary[run][f"psnr - {BASELINE}"], summary[run][f"ssim - {BASELINE}"]
-        beats = dp["lo"] > 0 and ds["lo"] > 0
-        verdict = "beats" if beats else "does not beat (95% paired CIs)"
-        out.append(
-            f"- {r['fraction']:.0%} data: AVID {verdict} the equal-size scratch model: "
-            f"PSNR {dp['mean']:+.2f} dB [{dp['lo']:+.2f}, {dp['hi']:+.2f}], "
-            f"SSIM {ds['mean']:+.3f} [{ds['lo']:+.3f}, {ds['hi']:+.3f}]."
-        )
-        m = r.get("masks")
-        if m:
-            mv, st = np.nanmean(m["moving"]), np.nanmean(m["static"])
-            verdict = "is lower" if mv < st else "is not lower"
-            out.append(
-                f"  Its mask (1 = frozen model) {verdict} on the moving pixels (arm, pushed "
-                f"objects) than on the static ones: {mv:.2f} vs {st:.2f}."
-            )
-    return out
-
-
-def figures(results: dict, fig_dir: Path) -> list[Path]:
-    """The masks over a rollout (made when scoring), the mask per step, PSNR vs data."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths = [fig_dir / f"mask_rollout_{run}.png" for run, r in results.items() if r.get("masks")]
-    paths = [p for p in paths if p.is_file()]
-    curves = {run: r["masks"] for run, r in results.items() if r.get("masks")}
-    if curves:
-        paths.append(plot_mask_per_step(fig_dir / "mask_per_step.png", curves))
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    for variant in dict.fromkeys(r["variant"] for r in results.values()):
-        rows = sorted((r["fraction"], r["scores"]["psnr"]) for r in results.values()
-                      if r["variant"] == variant)  # fmt: skip
-        ax.plot([f for f, _ in rows], [np.mean(v) for _, v in rows], "-o", ms=3, label=variant)
-    ax.set_xscale("log")
-    ax.set_xlabel("share of the action-labelled train split")
-    ax.set_ylabel("PSNR dB (imagined frames)")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(fig_dir / "psnr_vs_data.png", dpi=100)
-    plt.close(fig)
-    return [*paths, fig_dir / "psnr_vs_data.png"]
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -479,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     # 4: tables, figures, doc
     summary = summarize(results)
     fig_paths = figures(results, out / "figures") if results else []
-    text = tables(results, summary, notes)
+    text = tables(results, summary, notes, LABELS)
     (out / "results.md").write_text(text + "\n")
     (out / "per_clip.json").write_text(json.dumps(results) + "\n")
     (out / "metrics.json").write_text(

@@ -30,11 +30,12 @@ the learned proprio model.
    (``true``) and once integrated by the proprio model from each episode's first state
    (``proprio``, what the vap env gives; the skeleton-quality experiment). Scores are
    reused while the runs and options are unchanged (``scores/<source>/key.json``).
-5. **Report**: PSNR / SSIM over the rollout, state-probe gripper error at steps 1/5/10/20/40
-   against the probe's floor on the same real frames, hand error and sharpness, 95% CIs
-   over episodes, paired differences and ratios to ``adaln``, proprio - true prompts, the
-   in-domain -> transfer gap, and issue 15's targets (the prompt model halves the gripper
-   error at step 10 in-domain; beats adaLN on the unseen tasks).
+5. **Report** (:mod:`freeaction_gym.evaluation.prompt_study_report`): PSNR / SSIM over the
+   rollout, state-probe gripper error at steps 1/5/10/20/40 against the probe's floor on
+   the same real frames, hand error and sharpness, 95% CIs over episodes, paired
+   differences and ratios to ``adaln``, proprio - true prompts, the in-domain -> transfer
+   gap, and issue 15's targets (the prompt model halves the gripper error at step 10
+   in-domain; beats adaLN on the unseen tasks).
 
     # the three experiments (in-domain, transfer, skeleton quality) in one resumable command
     python experiments/prompt_study.py --budget-minutes 30 --update-doc docs/RESULTS.md
@@ -61,22 +62,27 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when OpenMP st
 
 import json  # noqa: E402
 import shlex  # noqa: E402
-from dataclasses import asdict, dataclass, field, replace  # noqa: E402
+from dataclasses import asdict, dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import NamedTuple  # noqa: E402
 
-import numpy as np  # noqa: E402
 import world_model_fidelity as fidelity  # noqa: E402  (experiments/, this script's folder)
 import yaml  # noqa: E402
 
 from freeaction_gym.assets import resolve_model_path  # noqa: E402
 from freeaction_gym.data.episodes import read_meta  # noqa: E402
-from freeaction_gym.evaluation.figures import frames_at_steps, save_strip  # noqa: E402
-from freeaction_gym.evaluation.paired_stats import paired_ratio_ci  # noqa: E402
-from freeaction_gym.evaluation.prompt_source import clip_prompts  # noqa: E402
-from freeaction_gym.evaluation.replay import ci_cell, diff_cell  # noqa: E402
-from freeaction_gym.evaluation.rollout import collect_clips  # noqa: E402
-from freeaction_gym.prompts.proprio import ProprioModel  # noqa: E402
+from freeaction_gym.evaluation.prompt_study_report import (  # noqa: E402
+    BASELINE,
+    dataset_tables,
+    gap_table,
+    gripper_figure,
+    load_scores,
+    merge_sources,
+    prompt_strip,
+    skeleton_table,
+    summarize,
+    targets,
+)
 from freeaction_gym.training.config import TrainConfig, load_config  # noqa: E402
 from freeaction_gym.training.study_runs import (  # noqa: E402
     QUICK_RUN,
@@ -101,13 +107,10 @@ VARIANTS = {
     "controlnet": Variant("controlnet", "prompt ControlNet"),
     "both": Variant("both", "channels + ControlNet"),
 }
-BASELINE = "adaln"
+LABELS = {name: v.label for name, v in VARIANTS.items()}  # the report's row names
 TRANSFER_TASKS = ("drawer-open-v3", "button-press-v3")
 SAME_DATA = ("frames", "action_repeat", "resolution", "camera")
 """meta.json config fields the transfer data must share with the training data."""
-DATASETS = {"test": "in-domain", "fresh": "transfer"}  # world_model_fidelity's labels
-STEPS = (1, 5, 10, 20, 40)
-KEY_STEP = 10  # issue 15's target step
 # --quick: a tiny network (the warm-start model is trained on the fly, see main)
 QUICK_MODEL = ("model.hidden_size=32", "model.depth=2", "model.num_heads=2",
                "model.stem_channels=[4,8,8]")  # fmt: skip
@@ -258,263 +261,6 @@ def score(args: Args, source: str, runs: dict[str, dict], transfer: str | None, 
     return out
 
 
-def load_scores(directory: Path, source: str) -> dict:
-    """{dataset label: {episodes, steps, horizon, strip, rows: {(model, prompts):
-    {metric: {step: (N,)}, ms_per_frame}}}} of one fidelity run."""
-    metrics = json.loads((directory / "metrics.json").read_text())
-    per_clip = json.loads((directory / "per_clip.json").read_text())
-    out = {}
-    for label, d in metrics["datasets"].items():
-        rows = {}
-        for name, clips in per_clip[label].items():
-            scores = {m: {int(k): np.asarray(v, float) for k, v in by.items()}
-                      for m, by in clips["per_episode"].items()}  # fmt: skip
-            short = {m: np.asarray(v, float) for m, v in clips["per_short_clip"].items()}
-            scores["action_sensitivity"] = {0: short["moving_psnr"] - short["moving_psnr_shuffled"]}
-            prompts = source if metrics["models"][name]["prompts"] else "-"
-            rows[(name, prompts)] = scores | {"ms": d["models"][name]["ms_per_frame"]}
-        strip = directory / d["strip"]
-        out[DATASETS.get(label, label)] = {
-            "episodes": d["episodes"], "steps": d["steps"], "horizon": d["horizon"],
-            "strips": {source: strip}, "rows": rows, "root": d["root"],
-            "num_context": max(m["num_context"] for m in metrics["models"].values()),
-        }  # fmt: skip
-    return out
-
-
-def merge_sources(blobs: list[dict]) -> dict:
-    """One blob per dataset with the rows of every prompt source (same episodes checked)."""
-    out = {}
-    for blob in blobs:
-        for label, d in blob.items():
-            if label not in out:
-                out[label] = d
-                continue
-            if d["episodes"] != out[label]["episodes"]:
-                raise SystemExit(f"{label}: the score runs replayed other episodes; re-score")
-            out[label]["rows"] |= d["rows"]
-            out[label]["strips"] |= d["strips"]
-    return out
-
-
-# -- summaries and report ---------------------------------------------------------------------
-
-
-def summarize(d: dict) -> dict:
-    """Per row of a dataset: CIs of the scored quantities, paired differences and ratios to
-    the adaLN row, proprio - true prompts of the same model; plus the probe floor."""
-    rows, h = d["rows"], d["horizon"]
-    k = KEY_STEP if KEY_STEP in d["steps"] else max(d["steps"])
-    base = rows.get((BASELINE, "-"))
-    any_row = next(iter(rows.values()))
-    floor = {s: ci_cell(any_row["floor_gripper"][s]) for s in d["steps"]}
-    out = {"key_step": k, "floor": floor, "rows": {}}
-    for (name, src), r in rows.items():
-        g = r["gripper"][k]
-        c = {
-            "psnr": ci_cell(r["psnr_rollout"][h]),
-            "ssim": ci_cell(r["ssim_rollout"][h]),
-            "gripper": {s: ci_cell(r["gripper"][s]) for s in d["steps"]},
-            "gripper_floor": float(np.nanmean(g) / np.nanmean(any_row["floor_gripper"][k])),
-            "hand_cm": ci_cell(r["hand_cm"][k]),
-            "sharpness": ci_cell(r["sharpness_moving"][k]),
-            "action_sensitivity": ci_cell(r["action_sensitivity"][0]),
-            "ms": r["ms"],
-        }
-        if base is not None and name != BASELINE:
-            floor_k = any_row["floor_gripper"][k]
-            ratio = paired_ratio_ci(g, base["gripper"][k])
-            excess = paired_ratio_ci(g - floor_k, base["gripper"][k] - floor_k)
-            c["vs_base"] = {
-                "gripper": diff_cell(g, base["gripper"][k]),
-                "gripper_ratio": dict(zip(("mean", "lo", "hi"), ratio, strict=True)),
-                "excess_ratio": dict(zip(("mean", "lo", "hi"), excess, strict=True)),
-                "psnr": diff_cell(r["psnr_rollout"][h], base["psnr_rollout"][h]),
-                "ssim": diff_cell(r["ssim_rollout"][h], base["ssim_rollout"][h]),
-            }
-        true = rows.get((name, "true"))
-        if src == "proprio" and true is not None:
-            c["proprio_minus_true"] = {
-                "gripper": diff_cell(g, true["gripper"][k]),
-                "hand_cm": diff_cell(r["hand_cm"][k], true["hand_cm"][k]),
-                "psnr": diff_cell(r["psnr_rollout"][h], true["psnr_rollout"][h]),
-            }
-        out["rows"][f"{name}|{src}"] = c
-    return out
-
-
-def cell(c: dict, digits: int) -> str:
-    """``mean ± half-width`` (world_model_fidelity's cells), with the paired p if any."""
-    text = fidelity.fmt(c, digits)
-    return text + (f" (p={c['p']:.2g})" if "p" in c and np.isfinite(c["p"]) else "")
-
-
-def ratio_cell(c: dict) -> str:
-    return "-" if not np.isfinite(c["mean"]) else f"{c['mean']:.2f}x [{c['lo']:.2f}, {c['hi']:.2f}]"
-
-
-def dataset_tables(label: str, d: dict, s: dict, runs: dict) -> list[str]:
-    k, steps = s["key_step"], d["steps"]
-    head = ["model", "prompts", "train steps", "ms/frame", f"PSNR dB (1..{d['horizon']})",
-            f"SSIM (1..{d['horizon']})", *[f"gripper @{t}" for t in steps],
-            f"gripper / floor @{k}", f"hand cm @{k}", f"sharpness moving @{k}",
-            "action sensitivity dB"]  # fmt: skip
-    lines = [
-        f"#### {label}: `{d['root']}` test split, {len(d['episodes'])} episodes", "",
-        "| " + " | ".join(head) + " |", "|---" * len(head) + "|",
-        "| *real frames (probe floor)* | | | | | | "
-        + " | ".join(cell(s["floor"][t], 3) for t in steps) + " | 1.0x | | | |",
-    ]  # fmt: skip
-    for row, c in s["rows"].items():
-        name, src = row.split("|")
-        cells = [VARIANTS[name].label, src, str(runs.get(name, {}).get("steps", "-")),
-                 f"{c['ms']:.1f}", cell(c["psnr"], 2), cell(c["ssim"], 3),
-                 *[cell(c["gripper"][t], 3) for t in steps], f"{c['gripper_floor']:.1f}x",
-                 cell(c["hand_cm"], 1), cell(c["sharpness"], 2),
-                 cell(c["action_sensitivity"], 2)]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
-    paired = [(row, c["vs_base"]) for row, c in s["rows"].items() if "vs_base" in c]
-    if paired:
-        lines += [
-            "", f"Paired over episodes, against {VARIANTS[BASELINE].label}:", "",
-            f"| model | prompts | gripper @{k} - adaLN | gripper @{k} / adaLN | "
-            f"(gripper - floor) @{k} / adaLN's | PSNR - adaLN | SSIM - adaLN |",
-            "|---|---|---|---|---|---|---|",
-        ]  # fmt: skip
-        for row, v in paired:
-            name, src = row.split("|")
-            lines.append(
-                f"| {VARIANTS[name].label} | {src} | {cell(v['gripper'], 3)} | "
-                f"{ratio_cell(v['gripper_ratio'])} | {ratio_cell(v['excess_ratio'])} | "
-                f"{cell(v['psnr'], 2)} | {cell(v['ssim'], 3)} |"
-            )
-    return lines
-
-
-def skeleton_table(summaries: dict) -> list[str]:
-    rows = [(label, row, c["proprio_minus_true"]) for label, s in summaries.items()
-            for row, c in s["rows"].items() if "proprio_minus_true" in c]  # fmt: skip
-    if not rows:
-        return []
-    k = next(iter(summaries.values()))["key_step"]
-    lines = [
-        "#### Skeleton quality: prompts from the proprio model - from the true states", "",
-        f"| data | model | gripper @{k} | hand cm @{k} | PSNR dB (rollout) |",
-        "|---|---|---|---|---|",
-    ]  # fmt: skip
-    for label, row, v in rows:
-        lines.append(f"| {label} | {VARIANTS[row.split('|')[0]].label} | {cell(v['gripper'], 3)} | "
-                     f"{cell(v['hand_cm'], 1)} | {cell(v['psnr'], 2)} |")  # fmt: skip
-    return lines
-
-
-def gap_table(summaries: dict) -> list[str]:
-    """In-domain vs transfer per row (different episodes: unpaired across datasets)."""
-    if not {"in-domain", "transfer"} <= summaries.keys():
-        return []
-    a, b = summaries["in-domain"], summaries["transfer"]
-    k = a["key_step"]
-    lines = [
-        "#### In-domain -> unseen tasks", "",
-        f"| model | prompts | PSNR in-domain | PSNR transfer | gripper / floor @{k} in-domain | "
-        f"transfer | gripper @{k} / adaLN in-domain | transfer |",
-        "|---|---|---|---|---|---|---|---|",
-    ]  # fmt: skip
-    for row in a["rows"]:
-        if row not in b["rows"]:
-            continue
-        ca, cb = a["rows"][row], b["rows"][row]
-        name, src = row.split("|")
-        ra = ratio_cell(ca["vs_base"]["gripper_ratio"]) if "vs_base" in ca else "-"
-        rb = ratio_cell(cb["vs_base"]["gripper_ratio"]) if "vs_base" in cb else "-"
-        lines.append(
-            f"| {VARIANTS[name].label} | {src} | {cell(ca['psnr'], 2)} | {cell(cb['psnr'], 2)} | "
-            f"{ca['gripper_floor']:.1f}x | {cb['gripper_floor']:.1f}x | {ra} | {rb} |"
-        )
-    return lines
-
-
-def targets(summaries: dict) -> list[str]:
-    """Issue 15's targets, row by row (paired over episodes, 95% intervals)."""
-    out = []
-    for label, s in summaries.items():
-        k = s["key_step"]
-        for row, c in s["rows"].items():
-            if "vs_base" not in c:
-                continue
-            name, src = row.split("|")
-            v = c["vs_base"]
-            r, d = v["gripper_ratio"], v["gripper"]
-            better = d["hi"] < 0  # the paired interval excludes no change
-            what = f"{VARIANTS[name].label} ({src} prompts)"
-            nums = (f"gripper @{k} {r['mean']:.2f}x adaLN's [{r['lo']:.2f}, {r['hi']:.2f}], "
-                    f"difference {d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]")  # fmt: skip
-            if label == "in-domain":
-                met = r["mean"] <= 0.5 and better
-                verdict = "**met**" if met else "**missed**"
-                out.append(f"- In-domain, halves the gripper error at step {k}: {what} "
-                           f"{verdict}: {nums}.")  # fmt: skip
-            elif label == "transfer":
-                verdict = "**met**" if better else "**missed**"
-                out.append(f"- Unseen tasks, beats adaLN: {what} {verdict}: {nums}; PSNR "
-                           f"{v['psnr']['mean']:+.2f} dB [{v['psnr']['lo']:+.2f}, "
-                           f"{v['psnr']['hi']:+.2f}].")  # fmt: skip
-                home = summaries.get("in-domain", {}).get("rows", {}).get(row, {})
-                if "vs_base" in home:  # the paper's claim: prompts transfer better
-                    a = home["vs_base"]["gripper_ratio"]["mean"]
-                    grows = "grows" if r["mean"] < a else "does not grow"
-                    out.append(f"  Its advantage {grows} on the unseen tasks: gripper @{k} "
-                               f"{a:.2f}x adaLN's in-domain -> {r['mean']:.2f}x.")  # fmt: skip
-    return out
-
-
-def gripper_figure(summaries: dict, path: Path) -> Path:
-    """Gripper probe error / floor vs imagined step, one panel per dataset."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(summaries), figsize=(5 * len(summaries), 3.5), squeeze=False)
-    for ax, (label, s) in zip(axes[0], summaries.items(), strict=True):
-        steps = sorted(s["floor"])
-        for row, c in s["rows"].items():
-            name, src = row.split("|")
-            y = [c["gripper"][t]["mean"] / s["floor"][t]["mean"] for t in steps]
-            ax.plot(steps, y, "--" if src == "proprio" else "-", marker="o", ms=3,
-                    label=f"{name} ({src})")  # fmt: skip
-        ax.axhline(1.0, color="k", lw=0.8)
-        ax.set_title(label)
-        ax.set_xlabel("imagined step")
-        ax.set_ylabel("gripper probe error / floor")
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def prompt_strip(d: dict, args: Args, path: Path, count: int = 3) -> Path:
-    """Real frames and the skeletons of both prompt sources for the first ``count``
-    replayed episodes of a dataset, at the strip steps (0 = the last context frame)."""
-    n, steps = d["num_context"], [k for k in (0, *STEPS) if k <= d["horizon"]]
-    clips = collect_clips(d["root"], "test", n + d["horizon"], len(d["episodes"]), args.seed)
-    if clips.episodes != d["episodes"]:
-        raise RuntimeError("the strip's clips are not the scored ones")
-    clips = replace(clips, frames=clips.frames[:count], actions=clips.actions[:count],
-                    episodes=clips.episodes[:count], starts=clips.starts[:count])  # fmt: skip
-    videos = {"true skeleton": clip_prompts(d["root"], "test", clips, "true")}
-    if "proprio" in args.prompts:
-        proprio = ProprioModel.from_pretrained(args.proprio)
-        videos["proprio skeleton"] = clip_prompts(d["root"], "test", clips, "proprio", proprio)
-    real, rows = frames_at_steps(clips.frames, n, steps), []
-    for i, name in enumerate(clips.episodes):
-        rows.append((f"real\n{name.removesuffix('.npz')}", real[i]))
-        rows += [(k, frames_at_steps(v, n, steps)[i]) for k, v in videos.items()]
-    return save_strip(path, rows, steps, gap_every=1 + len(videos))
-
-
 # -- main -------------------------------------------------------------------------------------
 
 
@@ -581,7 +327,10 @@ def main(argv: list[str] | None = None) -> int:
         if scored:
             d = score(args, source, scored, transfer, out / "scores" / source)
             blobs.append(load_scores(d, source))
-    data = merge_sources(blobs)
+    try:
+        data = merge_sources(blobs)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
     # 5: tables, figures, doc
     summaries = {label: summarize(d) for label, d in data.items()}
@@ -599,14 +348,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     lines = []
     for label, d in data.items():
-        lines += [*dataset_tables(label, d, summaries[label], runs), ""]
-    for extra in (skeleton_table(summaries), gap_table(summaries)):
+        lines += [*dataset_tables(label, d, summaries[label], runs, LABELS), ""]
+    for extra in (skeleton_table(summaries, LABELS), gap_table(summaries, LABELS)):
         lines += [*extra, ""] if extra else []
-    lines += ["#### Targets (issue 15)", "", *targets(summaries), "", *[f"- {n}" for n in notes]]
+    goals = targets(summaries, LABELS)
+    lines += ["#### Targets (issue 15)", "", *goals, "", *[f"- {n}" for n in notes]]
     text = "\n".join(lines)
     figs = [gripper_figure(summaries, out / "figures" / "gripper_vs_step.png")]
     for label, d in data.items():  # the skeletons, then real vs every model (true prompts)
-        figs.append(prompt_strip(d, args, out / "figures" / f"prompts_{label}.png"))
+        proprio = args.proprio if "proprio" in args.prompts else None
+        figs.append(prompt_strip(d, out / "figures" / f"prompts_{label}.png", args.seed, proprio))
         figs += [p for src, p in d["strips"].items() if src == "true" and p.is_file()]
     (out / "results.md").write_text(text + "\n")
     (out / "metrics.json").write_text(json.dumps(

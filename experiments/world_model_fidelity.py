@@ -51,6 +51,7 @@ import numpy as np  # noqa: E402
 
 from freeaction_gym.assets import resolve_model_path  # noqa: E402
 from freeaction_gym.envs.config import load_preset  # noqa: E402
+from freeaction_gym.evaluation.cell_format import format_half_width as fmt  # noqa: E402
 from freeaction_gym.evaluation.figures import frames_at_steps, save_strip  # noqa: E402
 from freeaction_gym.evaluation.probe import StateProbe  # noqa: E402
 from freeaction_gym.evaluation.prompt_source import PromptSource, clip_prompts  # noqa: E402
@@ -229,16 +230,6 @@ def model_prompts(
 def rounded(values: np.ndarray) -> list[float]:
     """Per-clip values for per_clip.json, to 5 significant digits (NaN kept)."""
     return [float(f"{v:.5g}") for v in np.asarray(values, np.float64)]
-
-
-def fmt(cell: dict, digits: int) -> str:
-    """``mean ± half-width`` of a ci_cell / diff_cell."""
-    m, lo, hi = cell["mean"], cell["lo"], cell["hi"]
-    if not np.isfinite(m):
-        return "-"
-    half = "" if not np.isfinite(hi - lo) or hi == lo else f" ± {(hi - lo) / 2:.{digits}f}"
-    sign = "+" if "p" in cell and m >= 0 else ""
-    return f"{sign}{m:.{digits}f}{half}"
 
 
 STEP_COLUMNS = {  # metric -> (header, digits); copy columns follow their metric
