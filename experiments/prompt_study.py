@@ -19,7 +19,7 @@ the learned proprio model.
    runs/proprio --steps 4000``).
 3. **Train** (``configs/prompts/study.yaml``: configs/v2/metaworld_v2_hourglass.yaml's
    recipe, checked) ``adaln`` (``model.prompt: none``), ``channels``, ``controlnet`` and
-   ``both``, each warm-started from ``--init-from`` (checkpoints/metaworld_v2_hg, trained on
+   ``both``, each warm-started from ``--init-from`` (the bundled model, world model v2, trained on
    the same 3 tasks; every prompt path starts as the identity) for ``--budget-minutes`` of
    CPU time: the step cost of each variant is measured once (``costs.json``, self-context
    imagination included) and its run gets ``budget / cost`` steps. Runs are resumable;
@@ -131,7 +131,7 @@ class Args:
     base_config: str = "configs/v2/metaworld_v2_hourglass.yaml"
     """The action model's recipe, whose model section --config must repeat."""
     init_from: str | None = None
-    """Weights every run starts from (None: checkpoints/metaworld_v2_hg; --quick: a tiny model
+    """Weights every run starts from (None: bundled:metaworld_default; --quick: a tiny model
     trained on --data in <out>/init)."""
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
     """Rows to train and score (see VARIANTS; adaln is the baseline of the paired columns)."""
@@ -272,7 +272,7 @@ def train_variants(args: Args, names: list[str], out: Path) -> None:
                                        **({"steps": args.proprio_steps} | small)))  # fmt: skip
     if args.score_only:
         return
-    init = args.init_from or ("" if args.quick else "checkpoints/metaworld_v2_hg")
+    init = args.init_from or ("" if args.quick else "bundled:metaworld_default")
     if not init:  # --quick: a tiny action model stands in for the long run's weights
         train_run(run_config(args, BASELINE, 3, None, out / "init"))
         init = str((out / "init" / "model").resolve())
