@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from freeaction_gym.utils.small_models import load_small_model, save_small_model
+from freeaction_gym.utils.small_models import conv_encoder, load_small_model, save_small_model
 
 IDM = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``idm(frames_t, frames_t1)``: uint8 (B, H, W, 3) each -> actions (B, A) in dataset units,
@@ -77,16 +77,9 @@ class InverseDynamicsModel(nn.Module):
     def __init__(self, config: InverseDynamicsConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or InverseDynamicsConfig()
-        layers: list[nn.Module] = []
-        c_in = 9
-        for c in cfg.channels:
-            groups = 8 if c % 8 == 0 else 1
-            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(groups, c)]
-            layers.append(nn.SiLU())
-            c_in = c
-        self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(cfg.pool_size), nn.Flatten())
+        self.encoder, width = conv_encoder(9, cfg.channels, cfg.pool_size)
         self.mlp = nn.Sequential(
-            nn.Linear(c_in * cfg.pool_size**2, cfg.hidden),
+            nn.Linear(width, cfg.hidden),
             nn.SiLU(),
             nn.Linear(cfg.hidden, cfg.action_dim),
         )

@@ -25,10 +25,7 @@ import torch
 from torch import nn
 
 from freeaction_gym.data.metaworld_gen import STATE_NAMES
-from freeaction_gym.utils.small_models import (
-    load_small_model,
-    save_small_model,
-)
+from freeaction_gym.utils.small_models import conv_encoder, load_small_model, save_small_model
 
 HAND, GRIPPER, OBJECT = slice(0, 3), 3, slice(4, 7)  # columns of STATE_NAMES
 ERROR_NAMES = ("hand_cm", "gripper", "object_cm")
@@ -85,16 +82,9 @@ class StateProbe(nn.Module):
     def __init__(self, config: StateProbeConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or StateProbeConfig()
-        layers: list[nn.Module] = []
-        c_in = 3
-        for c in cfg.channels:
-            groups = 8 if c % 8 == 0 else 1
-            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(groups, c)]
-            layers.append(nn.SiLU())
-            c_in = c
-        self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(cfg.pool_size), nn.Flatten())
+        self.encoder, width = conv_encoder(3, cfg.channels, cfg.pool_size)
         self.mlp = nn.Sequential(
-            nn.Linear(c_in * cfg.pool_size**2, cfg.hidden),
+            nn.Linear(width, cfg.hidden),
             nn.SiLU(),
             nn.Linear(cfg.hidden, len(cfg.names)),
         )

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from freeaction_gym.utils.small_models import load_small_model, save_small_model
+from freeaction_gym.utils.small_models import conv_encoder, load_small_model, save_small_model
 
 
 @dataclass
@@ -69,15 +69,10 @@ class RewardHead(nn.Module):
     def __init__(self, config: RewardHeadConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or RewardHeadConfig()
-        layers: list[nn.Module] = []
-        c_in = 3
-        for c in cfg.channels:
-            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(8, c), nn.SiLU()]
-            c_in = c
-        self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(cfg.pool_size), nn.Flatten())
+        self.encoder, width = conv_encoder(3, cfg.channels, cfg.pool_size)
         self.task_embed = nn.Embedding(len(cfg.tasks), cfg.task_dim)
         self.mlp = nn.Sequential(
-            nn.Linear(c_in * cfg.pool_size**2 + cfg.task_dim, cfg.hidden),
+            nn.Linear(width + cfg.task_dim, cfg.hidden),
             nn.SiLU(),
             nn.Linear(cfg.hidden, 2),
         )

@@ -27,6 +27,40 @@ def learning_rate(step: int, peak: float, steps: int, warmup: int, time_frac: fl
 
 
 @dataclass
+class FrameModelArgs:
+    """Options shared by the CLIs that train a small CNN on real frames (state probe,
+    inverse-dynamics model); each trainer subclasses it with its own ``data`` / ``out``
+    defaults and extra fields."""
+
+    data: str = "data/metaworld_v2"
+    """Dataset root (``freeaction data metaworld``)."""
+    out: str = "runs/model"
+    """Output directory (weights, config.json, metrics.json)."""
+    steps: int = 6000
+    """Optimiser steps (cosine decay to 10% over them, or over ``max_minutes``)."""
+    batch_size: int = 64
+    lr: float = 2e-3
+    """Peak AdamW learning rate (after a linear warm-up of 10% of the steps, at most 200)."""
+    weight_decay: float = 1e-4
+    seed: int = 0
+    max_minutes: float | None = 8.0
+    """Wall-time budget; the best val weights so far are kept. None: no limit."""
+    eval_every: int = 500
+    """Score the val split every this many steps."""
+    blur_prob: float = 0.5
+    """Fraction of training frames blurred (Gaussian, sigma ~ U(0, blur_sigma_max) px)."""
+    blur_sigma_max: float = 1.5
+    max_train_episodes: int | None = None
+    """Use at most this many train episodes (a fixed seeded subset); None: all."""
+    channels: list[int] = field(default_factory=lambda: [32, 64, 96, 128])
+    """Conv widths of the encoder (``utils.small_models.conv_encoder``)."""
+    hidden: int = 256
+    """MLP width."""
+    threads: int | None = 1
+    """Torch intra-op threads (FREEACTION_THREADS overrides)."""
+
+
+@dataclass
 class FitBudget:
     steps: int
     lr: float

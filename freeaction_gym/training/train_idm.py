@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,40 +36,16 @@ from freeaction_gym.evaluation.action_error import (
     predict_actions,
 )
 from freeaction_gym.evaluation.paired_stats import mean_ci
-from freeaction_gym.training.supervised import FitBudget, fit_best_on_val
+from freeaction_gym.training.supervised import FitBudget, FrameModelArgs, fit_best_on_val
 from freeaction_gym.training.train_probe import random_blur
 
 
 @dataclass
-class TrainIDMArgs:
+class TrainIDMArgs(FrameModelArgs):
     """Train a CNN inverse-dynamics model (frames t, t+1 -> action t) on real frames."""
 
-    data: str = "data/metaworld_v2"
-    """Dataset root (``freeaction data metaworld``)."""
     out: str = "runs/idm"
     """Output directory (weights, config.json, metrics.json)."""
-    steps: int = 6000
-    """Optimiser steps (cosine decay to 10% over them, or over ``max_minutes``)."""
-    batch_size: int = 64
-    lr: float = 2e-3
-    """Peak AdamW learning rate (after a linear warm-up of 10% of the steps, at most 200)."""
-    weight_decay: float = 1e-4
-    seed: int = 0
-    max_minutes: float | None = 8.0
-    """Wall-time budget; the best val weights so far are kept. None: no limit."""
-    eval_every: int = 500
-    """Score the val split every this many steps."""
-    blur_prob: float = 0.5
-    """Fraction of training frames blurred (Gaussian, sigma ~ U(0, blur_sigma_max) px)."""
-    blur_sigma_max: float = 1.5
-    max_train_episodes: int | None = None
-    """Use at most this many train episodes (a fixed seeded subset); None: all."""
-    channels: list[int] = field(default_factory=lambda: [32, 64, 96, 128])
-    """Conv widths (see InverseDynamicsConfig)."""
-    hidden: int = 256
-    """MLP width."""
-    threads: int | None = 1
-    """Torch intra-op threads (FREEACTION_THREADS overrides)."""
 
 
 @dataclass

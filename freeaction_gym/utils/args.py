@@ -24,7 +24,17 @@ T = TypeVar("T")
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """Attribute docstrings (the string literal right below a field) of a dataclass."""
+    """Attribute docstrings (the string literal right below a field) of a dataclass and of
+    the dataclasses it inherits from (a subclass's docstring wins)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if "__dataclass_fields__" in vars(klass):
+            docs |= _own_field_docs(klass)
+    return docs
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
+    """The field docstrings written in ``cls``'s own class body."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError):  # no source (e.g. defined in a REPL)

@@ -21,6 +21,23 @@ WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
 M = TypeVar("M", bound=torch.nn.Module)
 
 
+def conv_encoder(in_channels: int, channels, pool_size: int) -> tuple[torch.nn.Sequential, int]:
+    """The small networks' image encoder and its output width: Conv(3x3, stride 2) +
+    GroupNorm (8 groups, 1 when a width is not a multiple of 8) + SiLU per entry of
+    ``channels``, adaptive average pooling to ``pool_size`` x ``pool_size`` (so where things
+    are survives) and a flatten. (B, in_channels, H, W) -> (B, channels[-1] * pool_size**2)."""
+    from torch import nn
+
+    layers: list[nn.Module] = []
+    c_in = in_channels
+    for c in channels:
+        groups = 8 if c % 8 == 0 else 1
+        layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(groups, c), nn.SiLU()]
+        c_in = c
+    encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(pool_size), nn.Flatten())
+    return encoder, c_in * pool_size**2
+
+
 def save_small_model(
     model: torch.nn.Module, directory: str | Path, class_name: str, config: dict, extra=None
 ) -> Path:

@@ -45,3 +45,27 @@ def test_rejects_bad_choice(capsys):
 
 def test_help_is_the_field_docstring():
     assert field_docs(Example) == {"name": "The name.", "count": "How many, over two lines."}
+
+
+@dataclass
+class _Base:
+    data: str = "a"
+    """Where the data is."""
+    steps: int = 3
+    """How many steps."""
+
+
+@dataclass
+class _Child(_Base):
+    data: str = "b"
+    """The child's data."""
+    extra: bool = False
+    """Only the child has it."""
+
+
+def test_inherited_fields_keep_their_docs_and_subclass_overrides():
+    docs = field_docs(_Child)
+    assert docs == {"data": "The child's data.", "steps": "How many steps.",
+                    "extra": "Only the child has it."}  # fmt: skip
+    args = parse_args(_Child, ["--steps", "5", "--extra"])
+    assert (args.data, args.steps, args.extra) == ("b", 5, True)
