@@ -189,7 +189,7 @@ def load_clips(args: Args, num_frames: int | None, num_clips: int):
 def run_setting(world, args, methods, base, clips, name) -> dict:
     true_z = encode_frames(world, clips.frames, args.batch)
     res = run_methods(world, clips, true_z, methods, base, args.seeds, None, args.batch, desc=name)
-    res = {"copy context": copy_baseline(clips, true_z)} | res
+    res = {"copy context": copy_baseline(clips, true_z, world.num_context)} | res
     table = summarize(res, methods[0].name)
     return {"clips": clips, "results": res, "table": table}
 
@@ -296,7 +296,8 @@ def main() -> None:
     ]
     for sname, s in settings.items():
         n, f = s["clips"].frames.shape[:2]
-        md += ["", f"**{sname}** ({n} clips of {f} frames; frames 2..{f} scored)", ""]
+        first = world.num_context + 1  # the first imagined frame (1-based)
+        md += ["", f"**{sname}** ({n} clips of {f} frames; frames {first}..{f} scored)", ""]
         md.append(markdown_table(s["table"], SHOWN, names[0]))
         files += save_grids(out, sname, s, names)
     if "long" in settings:

@@ -250,3 +250,19 @@ def test_bench_imagination_compare(tiny_world_model, tiny_dataset, tmp_path):
     bad = subprocess.run(cmd[:3] + ["--compare", "nonameonly"], capture_output=True, text=True,
                          env=env, cwd=tmp_path, timeout=120)  # fmt: skip
     assert bad.returncode != 0 and "NAME=MODEL" in bad.stderr
+
+
+def test_tables_copy_row_uses_the_models_context(tiny_world_two_context, state_dataset, tmp_path):
+    """With 2 context frames the copy row repeats the last context frame and every row is
+    scored from frame 3 on (it used to copy frame 1 and score from frame 2)."""
+    out = tmp_path / "out"
+    _run(["--table", "2", "--model", str(tiny_world_two_context), "--data", str(state_dataset),
+          "--out", str(out)], tmp_path)  # fmt: skip
+    m = json.loads((out / "metrics.json").read_text())
+    short = m["settings"]["short"]
+    clips = collect_clips(state_dataset, "test", short["frames"], short["num_clips"], seed=0)
+    f = clips.frames.shape[1]
+    copy = np.concatenate([clips.frames[:, :2], np.repeat(clips.frames[:, 1:2], f - 2, 1)], 1)
+    want = np.minimum(psnr_video(copy, clips.frames, skip_first=2), 100.0).mean()
+    assert short["table"]["copy context"]["psnr"]["mean"] == pytest.approx(want)
+    assert f"frames 3..{f} scored" in (out / "results.md").read_text()
