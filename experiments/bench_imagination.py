@@ -367,7 +367,8 @@ def main() -> None:
         f"Command: `{command}` ({minutes:.1f} min, {threads} torch threads, "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, torch {torch.__version__}). "
         f"{args.num_envs} held-out `{args.split}` clips x {args.frames} imagined frames, one "
-        "action per frame; fidelity of exactly the timed frames (those after the context) vs ground truth.",
+        "action per frame; fidelity of exactly the timed frames (those after the context) vs "
+        "ground truth.",
         "",
         "**Ladder: naive -> default** (each row adds one change to the row above)",
         "",
