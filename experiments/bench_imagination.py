@@ -241,6 +241,17 @@ def fmt_rows(rows: list[dict], ref: dict) -> list[str]:
     return lines
 
 
+def report(lines: list[str], payload: dict, out: str | None) -> None:
+    """Print the markdown report; with ``out`` also write it and ``payload`` as .json."""
+    md = "\n".join(lines) + "\n"
+    print(md)
+    if out:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(md)
+        path.with_suffix(".json").write_text(json.dumps(payload, indent=1))
+
+
 def parse_pairs(pairs: list[str]) -> dict[str, str]:
     out = {}
     for item in pairs:
@@ -288,15 +299,9 @@ def compare_models(args: Args, threads: int) -> None:
             f"{r['frames_per_s'] / ref['frames_per_s']:.2f}x | {rate} | {r['latent_l2']:.4f} | "
             f"{r['psnr']:.2f} |"
         )
-    md = "\n".join(lines) + "\n"
-    print(md)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(md)
-        payload = {"command": command, "models": models, "best": best, "all": rows,
-                   "env_steps_per_s": env_rates}  # fmt: skip
-        out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
+    payload = {"command": command, "models": models, "best": best, "all": rows,
+               "env_steps_per_s": env_rates}  # fmt: skip
+    report(lines, payload, args.out)
 
 
 def main() -> None:
@@ -411,15 +416,9 @@ def main() -> None:
         prof.strip(),
         "```",
     ]
-    md = "\n".join(lines) + "\n"
-    print(md)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(md)
-        payload = {"command": command, "ladder": results, "extras": extra_res, "scaling": scaling,
-                   "env_steps_per_s": env_rates, "compile": compile_note}  # fmt: skip
-        out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
+    payload = {"command": command, "ladder": results, "extras": extra_res, "scaling": scaling,
+               "env_steps_per_s": env_rates, "compile": compile_note}  # fmt: skip
+    report(lines, payload, args.out)
 
 
 if __name__ == "__main__":
