@@ -2,7 +2,10 @@
 
 Writes ``model.safetensors`` (float16 weights, upcast on load), ``config.json`` (the model's
 config, diffusion settings and dataset statistics), ``reset_bank.npz`` (initial and goal
-frames of held-out episodes) and copies ``reward_head/`` when given.
+frames, and the robot state where the dataset stores it, of held-out episodes) and
+``demo_episodes.npz`` (:func:`save_demo_episodes`), and copies ``reward_head/`` and
+``proprio/`` (the proprioceptive model env option ``conditioning: vap`` looks for) when
+given. Both are loaded first, so a wrong directory fails before anything is written.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from safetensors.torch import save_file
 
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.models.checkpoint import load_safetensors, read_config_json
+from freeaction_gym.prompts.proprio import ProprioModel
+from freeaction_gym.rewards.learned import RewardHead
 
 
 def export_bundle(
@@ -25,23 +30,44 @@ def export_bundle(
     reward_head: str | Path | None = None,
     split: str = "test",
     dtype: torch.dtype = torch.float16,
+    proprio: str | Path | None = None,
 ) -> Path:
+    """Write the bundle of ``model_dir`` (a world-model directory) and ``data_root``'s
+    ``split`` to ``out``; see the module docstring. Returns ``out``."""
     model_dir, out = Path(model_dir), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if reward_head is not None:  # errors name the directory, before anything is written
+        RewardHead.from_pretrained(reward_head)
+    if proprio is not None:
+        ProprioModel.from_pretrained(proprio)
     sd = load_safetensors(model_dir / "model.safetensors")  # errors name the file; NaN refused
     sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
-    save_file(sd, str(out / "model.safetensors"))
     meta = read_config_json(model_dir / "config.json")
     meta["weights_dtype"] = str(dtype).removeprefix("torch.")
+    bank = ResetBank.from_dataset(data_root, split)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(out / "model.safetensors"))
     (out / "config.json").write_text(json.dumps(meta, indent=2))
-    ResetBank.from_dataset(data_root, split).save(out / "reset_bank.npz")
+    bank.save(out / "reset_bank.npz")
     save_demo_episodes(data_root, split, out / "demo_episodes.npz")
-    if reward_head is not None:
-        dst = out / "reward_head"
-        if dst.exists():
-            shutil.rmtree(dst)
-        shutil.copytree(reward_head, dst)
+    for name, src in (("reward_head", reward_head), ("proprio", proprio)):
+        if src is not None:
+            replace_dir(src, out / name)
     return out
+
+
+def replace_dir(src: str | Path, dst: Path) -> None:
+    """Copy directory ``src`` to ``dst``, replacing an old ``dst`` only once the copy is
+    complete (nothing to do when ``src`` is ``dst``: re-bundling in place)."""
+    src = Path(src)
+    if dst.exists() and dst.resolve() == src.resolve():
+        return
+    tmp = dst.with_name(dst.name + ".tmp")
+    if tmp.exists():  # left by an interrupted run
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp)
+    if dst.exists():
+        shutil.rmtree(dst)
+    tmp.rename(dst)
 
 
 def save_demo_episodes(
@@ -77,8 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="data/metaworld_default", help="dataset root (reset bank)")
     p.add_argument("--split", default="test", help="split whose episodes form the reset bank")
     p.add_argument("--reward-head", default=None, help="reward head dir to include")
+    p.add_argument(
+        "--proprio",
+        default=None,
+        metavar="DIR",
+        help="proprio model dir to include (for env option conditioning: vap)",
+    )
     p.add_argument("--out", default="freeaction_gym/assets/metaworld_default")
     a = p.parse_args(argv)
-    out = export_bundle(a.model, a.data, a.out, a.reward_head, a.split)
+    out = export_bundle(a.model, a.data, a.out, a.reward_head, a.split, proprio=a.proprio)
     print(f"bundle written to {out}")
     return 0
