@@ -9,7 +9,7 @@ Commands:
   train-probe ...      train the state probe (frame -> hand, gripper, object) for evaluation
   train-idm ...        train the inverse-dynamics model of the Action Error Ratio (frames -> action)
   bank --data D --out F  build a reset bank (initial/goal frames) from a dataset split
-  bundle ...           package a trained run (fp16 weights, reset bank, reward head)
+  bundle ...           package a trained run (fp16 weights, reset bank, reward head, proprio)
   pad-train ...        train the PAD-style image/depth/action policy on demonstrations
   imagine ...          replay a dataset's actions through the world model (imagined copy)
   train-proprio ...    train the proprioceptive dynamics model (actions -> state, keypoints)
