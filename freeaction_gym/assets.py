@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 ASSETS = Path(__file__).parent / "assets"
-BUNDLED = ("metaworld_default",)
+BUNDLED = ("metaworld_default", "metaworld_vap")
+"""``metaworld_default``: world model v2 (action adaLN); ``metaworld_vap``: the same model
+fine-tuned on visual action prompts (prompt channels) with its ``proprio/`` model, for
+``conditioning: vap`` (``FreeActionMetaWorldVAP-v0``)."""
 
 
 def bundled_dir(name: str = "metaworld_default") -> Path:
     """Directory of a bundled model: ``model.safetensors``, ``config.json``,
-    ``reset_bank.npz`` and ``reward_head/`` (see docs/MODEL_CARD.md)."""
+    ``reset_bank.npz``, ``reward_head/`` and for ``metaworld_vap`` ``proprio/`` (see
+    docs/MODEL_CARD.md)."""
     if name not in BUNDLED:
         raise ValueError(f"unknown bundled model {name!r}; available: {list(BUNDLED)}")
     d = ASSETS / name

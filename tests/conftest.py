@@ -15,7 +15,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,6 +26,7 @@ import torch
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.models import VideoDiT, dit_config, irasim_dit
 from freeaction_gym.models.autoencoder import AutoencoderConfig, VideoAutoencoder
+from freeaction_gym.prompts.proprio import ProprioConfig, ProprioModel
 from freeaction_gym.rewards.learned import RewardHead, RewardHeadConfig
 from freeaction_gym.world_model import DiffusionConfig, PixelCodec, WorldModel
 
@@ -56,6 +57,27 @@ def make_bank(n: int, hw: tuple[int, int], seed: int) -> ResetBank:
     return ResetBank(initial, goal, task, np.array([f"ep{i}.npz" for i in range(n)]))
 
 
+# An arm at rest near MetaWorld's hand_init_pos (0, 0.6, 0.2): shoulder, elbow, forearm, wrist,
+# hand, right and left finger pads (m); the state is hand xyz, opening, object xyz.
+ARM_KEYPOINTS = np.array(
+    [[0.0, 0.25, 0.35], [0.0, 0.4, 0.35], [0.0, 0.5, 0.3], [0.0, 0.6, 0.28], [0.0, 0.6, 0.2],
+     [0.02, 0.6, 0.15], [-0.02, 0.6, 0.15]], np.float32,
+)  # fmt: skip
+ARM_STATE = np.array([0.0, 0.6, 0.2, 1.0, 0.05, 0.7, 0.02], np.float32)
+
+
+def make_robot_bank(n: int, hw: tuple[int, int], seed: int) -> ResetBank:
+    """``make_bank`` plus each scene's initial robot state and arm keypoints (``vap``)."""
+    bank = make_bank(n, hw, seed)
+    shift = np.random.default_rng(seed + 1).uniform(-0.05, 0.05, (n, 1, 3)).astype(np.float32)
+    state = np.repeat(ARM_STATE[None], n, 0)
+    state[:, :3] += shift[:, 0]
+    return ResetBank(
+        bank.initial, bank.goal, bank.task, bank.episode, state=state,
+        keypoints=ARM_KEYPOINTS[None] + shift,
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class TinyArtifacts:
     """Paths of the tiny artifacts; the constants are repeated here because test modules
@@ -69,6 +91,7 @@ class TinyArtifacts:
     fast: ClassVar[dict] = FAST
 
     world_dir: Path  # WorldModel dir + reset_bank.npz + reward_head/
+    vap_dir: Path  # the same with a prompt-channels DiT, a robot-state bank and proprio/
     reward_head: Path
     rt1_ckpt: Path  # IRASim layout, 7-D actions
     languagetable_ckpt: Path  # IRASim layout, 2-D actions
@@ -88,6 +111,8 @@ class TinyArtifacts:
 
     def kwargs(self, env_id: str) -> dict:
         """gym.make kwargs that make any registered id run on the tiny artifacts."""
+        if "VAP" in env_id:
+            return dict(model=str(self.vap_dir), sampling=dict(FAST))
         if "MetaWorld" in env_id:
             return dict(model=str(self.world_dir), sampling=dict(FAST))
         return self.irasim_kwargs(env_id)
@@ -138,6 +163,14 @@ def tiny(tmp_path_factory) -> TinyArtifacts:
     )
     head_dir = head.save_pretrained(world_dir / "reward_head")
 
+    # (1b) its visual-action-prompt twin (conditioning: vap): prompt channels, robot bank, proprio
+    vap = VideoDiT(replace(cfg, prompt="channels"))
+    perturb(vap, seed=6)
+    vap_dir = WorldModel(vap, PixelCodec(), world.diffusion, stats).save_pretrained(root / "vap")
+    make_robot_bank(6, (MW_HW, MW_HW), seed=2).save(vap_dir / "reset_bank.npz")
+    head.save_pretrained(vap_dir / "reward_head")
+    ProprioModel(ProprioConfig(hidden=16, depth=1)).save_pretrained(vap_dir / "proprio")
+
     # (2) IRASim-layout checkpoints, a tiny SDXL-like VAE (8x down) and a 64x80 bank
     rt1 = irasim_dit("tiny", "rt1", input_size=(8, 10), num_frames=4)
     perturb(rt1, seed=3)
@@ -156,6 +189,7 @@ def tiny(tmp_path_factory) -> TinyArtifacts:
     make_bank(4, IRASIM_HW, seed=5).save(root / "irasim_bank.npz")
     return TinyArtifacts(
         world_dir=world_dir,
+        vap_dir=vap_dir,
         reward_head=head_dir,
         rt1_ckpt=_save_irasim(rt1, root / "rt1_0000004.pt", "rt1"),
         languagetable_ckpt=_save_irasim(lt, root / "lt_0000004.pt", "languagetable"),

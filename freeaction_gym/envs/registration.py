@@ -14,6 +14,7 @@ ENV_IDS: tuple[str, ...] = (
     "FreeActionMetaWorldReach-v0",
     "FreeActionMetaWorldPush-v0",
     "FreeActionMetaWorldPickPlace-v0",
+    "FreeActionMetaWorldVAP-v0",
     "FreeActionRT1-v0",
     "FreeActionBridge-v0",
     "FreeActionLanguageTable-v0",
@@ -26,6 +27,7 @@ REAL_COUNTERPARTS: dict[str, str] = {
     "FreeActionRealMetaWorldReach-v0": "FreeActionMetaWorldReach-v0",
     "FreeActionRealMetaWorldPush-v0": "FreeActionMetaWorldPush-v0",
     "FreeActionRealMetaWorldPickPlace-v0": "FreeActionMetaWorldPickPlace-v0",
+    "FreeActionRealMetaWorldVAP-v0": "FreeActionMetaWorldVAP-v0",
 }
 REAL_ENV_IDS: tuple[str, ...] = tuple(REAL_COUNTERPARTS)
 

@@ -216,3 +216,24 @@ def test_bank_robot_state_round_trip(tmp_path):
     assert not old.has_robot_state and old.state is None
     with pytest.raises(ValueError, match="state must have"):
         ResetBank(bank.initial, bank.goal, bank.task, bank.episode, state=bank.state[:2])
+
+
+def test_bundled_vap_preset_runs_the_prompt_model_and_its_proprio():
+    """``FreeActionMetaWorldVAP-v0`` on the bundled ``metaworld_vap``: a prompt-channels
+    model at the dataset's 64x64, its proprio model integrated from the bank's robot state."""
+    from freeaction_gym.assets import bundled_dir
+
+    env = gym.make("FreeActionMetaWorldVAP-v0", sampling=dict(FAST))
+    core = env.unwrapped.core
+    assert core.world.dit.config.prompt == "channels"
+    bank = ResetBank.load(bundled_dir("metaworld_vap") / "reset_bank.npz")
+    proprio = ProprioModel.from_pretrained(bundled_dir("metaworld_vap") / "proprio")
+    acts = actions(2, seed=5)[:, 0]
+    obs, _ = env.reset(seed=0, options={"bank_index": 3})
+    assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8
+    np.testing.assert_array_equal(obs, bank.initial[3])
+    for a in acts:
+        obs, reward, _, _, info = env.step(a)
+    states, _ = integrate(proprio, bank.state[3:4], bank.keypoints[3:4], acts[None])
+    np.testing.assert_allclose(info["robot_state"], states[0, -1], atol=1e-5)
+    assert np.isfinite(reward) and obs.shape == (64, 64, 3)
