@@ -44,7 +44,8 @@ model, against the seed's baselines, at 10%, 30% and 100% of the action-labelled
 Outputs in ``--out``: ``pretrain/``, ``runs/<variant>_f<fraction>/`` (training runs and
 their ``scores.json``), ``costs.json``, ``metrics.json`` (summaries), ``per_clip.json``,
 ``results.md`` and ``figures/``. ``--update-doc FILE`` replaces the block between
-``<!-- avid-study:begin/end -->`` there.
+``<!-- avid-study:begin/end -->`` there and copies the figures it links into
+``--doc-figures`` (default ``<FILE's folder>/figures/avid_study``, committed with FILE).
 """
 
 from __future__ import annotations
@@ -91,7 +92,12 @@ from freeaction_gym.training.study_runs import QUICK_RUN, prompts_missing, train
 from freeaction_gym.training.train_idm import TrainIDMArgs, train_idm  # noqa: E402
 from freeaction_gym.training.train_probe import TrainProbeArgs, train_probe  # noqa: E402
 from freeaction_gym.utils.args import parse_args  # noqa: E402
-from freeaction_gym.utils.markdown import update_block  # noqa: E402
+from freeaction_gym.utils.markdown import (  # noqa: E402
+    copy_for_doc,
+    doc_figures_dir,
+    image_links,
+    update_block,
+)
 from freeaction_gym.utils.threads import configure_threads  # noqa: E402
 from freeaction_gym.world_model import WorldModel  # noqa: E402
 
@@ -178,6 +184,9 @@ class Args:
     """Clips per denoiser batch."""
     update_doc: str | None = None
     """Markdown file whose <!-- avid-study:begin/end --> block gets the tables."""
+    doc_figures: str | None = None
+    """Folder the doc's figures are copied to (None: <--update-doc's
+    folder>/figures/avid_study); the block links the copies."""
     quick: bool = False
     """Smoke mode: tiny networks, a few steps per run, 3 clips (seconds)."""
 
@@ -363,9 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     (out / "metrics.json").write_text(
         json.dumps({"args": asdict(args), "summary": summary, "notes": notes}, indent=2) + "\n"
     )
-    if args.update_doc:
-        doc = Path(args.update_doc).resolve().parent
-        links = [f"![{p.stem}]({os.path.relpath(p.resolve(), doc)})" for p in fig_paths]
+    if args.update_doc:  # link copies next to the doc: --out is not committed
+        dest = doc_figures_dir(args.update_doc, "avid_study", args.doc_figures)
+        links = image_links(args.update_doc, copy_for_doc({p.name: p for p in fig_paths}, dest))
         update_block(args.update_doc, "avid-study", text + "\n\n" + "\n".join(links))
     print(text)
     return 0

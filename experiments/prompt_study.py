@@ -51,7 +51,11 @@ episodes ~8 minutes once, scoring 7 model rows x 80 episodes ~20-30 minutes.
 Outputs in ``--out``: ``runs/<variant>/`` (training runs), ``costs.json``,
 ``scores/{true,proprio}/`` (the fidelity evaluation's outputs and strips), ``metrics.json``
 (summaries), ``results.md`` and ``figures/``. ``--update-doc FILE`` replaces the block
-between ``<!-- prompt-study:begin/end -->`` there.
+between ``<!-- prompt-study:begin/end -->`` there and copies what it shows into
+``--doc-figures`` (default ``<FILE's folder>/figures/prompt_study``, committed with FILE):
+the ``figures/`` plots, linked at the block's end, ``results.md`` and the in-domain strip of
+the true prompts as ``strip_in-domain_true.png`` (for the hand-written text; the transfer
+strip stays in ``--out``).
 """
 
 from __future__ import annotations
@@ -92,7 +96,12 @@ from freeaction_gym.training.study_runs import (  # noqa: E402
 )
 from freeaction_gym.training.train_proprio import TrainProprioArgs, train_proprio  # noqa: E402
 from freeaction_gym.utils.args import parse_args  # noqa: E402
-from freeaction_gym.utils.markdown import update_block  # noqa: E402
+from freeaction_gym.utils.markdown import (  # noqa: E402
+    copy_for_doc,
+    doc_figures_dir,
+    image_links,
+    update_block,
+)
 
 
 class Variant(NamedTuple):
@@ -166,6 +175,9 @@ class Args:
     """Episodes per denoiser batch."""
     update_doc: str | None = None
     """Markdown file whose <!-- prompt-study:begin/end --> block gets the tables."""
+    doc_figures: str | None = None
+    """Folder the doc's figures and results.md are copied to (None: <--update-doc's
+    folder>/figures/prompt_study); the block links the copies."""
     quick: bool = False
     """Smoke mode: tiny networks, a few steps per run, 3 episodes (seconds)."""
 
@@ -355,17 +367,20 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["#### Targets (issue 15)", "", *goals, "", *[f"- {n}" for n in notes]]
     text = "\n".join(lines)
     figs = [gripper_figure(summaries, out / "figures" / "gripper_vs_step.png")]
-    for label, d in data.items():  # the skeletons, then real vs every model (true prompts)
+    for label, d in data.items():  # the skeletons per dataset
         proprio = args.proprio if "proprio" in args.prompts else None
         figs.append(prompt_strip(d, out / "figures" / f"prompts_{label}.png", args.seed, proprio))
-        figs += [p for src, p in d["strips"].items() if src == "true" and p.is_file()]
     (out / "results.md").write_text(text + "\n")
     (out / "metrics.json").write_text(json.dumps(
         {"args": asdict(args), "runs": runs, "summary": summaries, "notes": notes}, indent=1,
         default=float) + "\n")  # fmt: skip
-    if args.update_doc:
-        doc = Path(args.update_doc).resolve().parent
-        links = [f"![{p.parent.name} {p.stem}]({os.path.relpath(p.resolve(), doc)})" for p in figs]
+    if args.update_doc:  # link copies next to the doc: --out is not committed
+        dest = doc_figures_dir(args.update_doc, "prompt_study", args.doc_figures)
+        copies = copy_for_doc({p.name: p for p in figs}, dest)
+        strip = data.get("in-domain", {}).get("strips", {}).get("true")  # real vs every model
+        extra = {"strip_in-domain_true.png": strip} if strip and strip.is_file() else {}
+        copy_for_doc(extra | {"results.md": out / "results.md"}, dest)
+        links = image_links(args.update_doc, copies)
         update_block(args.update_doc, "prompt-study", text + "\n\n" + "\n".join(links))
     print(text)
     return 0

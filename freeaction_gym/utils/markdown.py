@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 
@@ -17,3 +20,36 @@ def update_block(path: str | Path, key: str, text: str) -> None:
     else:
         doc = doc.rstrip() + "\n\n" + block + "\n"
     path.write_text(doc)
+
+
+def doc_figures_dir(doc: str | Path, name: str, override: str | Path | None = None) -> Path:
+    """Where a study's figures go next to a document: ``override``, else
+    ``<doc's folder>/figures/<name>`` (e.g. docs/figures/prompt_study)."""
+    return Path(override) if override else Path(doc).parent / "figures" / name
+
+
+def copy_for_doc(files: Mapping[str, str | Path], dest: str | Path) -> list[Path]:
+    """Copy ``{file name in dest: source}`` into ``dest`` (created) and return the copies in
+    order. Study outputs live in uncommitted run folders, so a committed document must link
+    copies; a source that already is its copy is left alone."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for name, src in files.items():
+        copy = dest / name
+        if not copy.exists() or not copy.samefile(src):
+            shutil.copyfile(src, copy)
+        copies.append(copy)
+    return copies
+
+
+def image_links(doc: str | Path, images: Iterable[str | Path]) -> list[str]:
+    """``![alt](path)`` per image, the path relative to ``doc``'s folder (so the links work
+    wherever the repository is checked out) and the alt text the file's stem with spaces
+    for underscores."""
+    base = Path(doc).resolve().parent
+    links = []
+    for p in map(Path, images):
+        rel = Path(os.path.relpath(p.resolve(), base)).as_posix()
+        links.append(f"![{p.stem.replace('_', ' ')}]({rel})")
+    return links

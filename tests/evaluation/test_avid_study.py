@@ -1,12 +1,14 @@
 """experiments/avid_study.py --quick end to end on a tiny dataset: pretraining, every variant
 at 10/30/100% of the data for equal CPU time (ControlNet on skeleton prompts included),
-scoring, the mask figures and the doc block; a second call trains and scores nothing."""
+scoring, the mask figures and the doc block (linking copies next to the doc); a second call
+trains and scores nothing."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,7 +77,11 @@ def test_avid_study_quick_end_to_end(prompt_dataset, tmp_path):
     assert "STALE" not in text and text.endswith("tail\n")
     assert "| 10% | AVID (mask, sees the frozen output) |" in text
     assert "AVID" in text and "equal-size scratch model" in text
-    assert "mask_per_step" in text  # figure links
+    # figure links: to copies next to the doc (--out is not committed), and they resolve
+    links = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text)
+    assert "figures/avid_study/mask_per_step.png" in links
+    assert "figures/avid_study/psnr_vs_data.png" in links
+    assert all((doc.parent / link).is_file() for link in links), links
 
     second = run_study(args, tmp_path)  # resumable: finished runs are skipped, scores reused
     assert "[train]" not in second.stdout and "[cost]" not in second.stdout

@@ -1,8 +1,9 @@
 """experiments/prompt_study.py --quick end to end on tiny datasets: a proprio model, a warm
 start, the 4 variants (adaLN, prompt channels, ControlNet, both) for equal CPU time from it,
 scoring in-domain and on a test-only "transfer" dataset with true and proprio prompts, the
-tables, figures and doc block; a second call trains and scores nothing. Plus the transfer
-data checks (the generation command) and the paired ratio interval (against scipy)."""
+tables, figures and doc block (linking copies next to the doc); a second call trains and
+scores nothing. Plus the transfer data checks (the generation command) and the paired ratio
+interval (against scipy)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -113,8 +115,19 @@ def test_prompt_study_quick_end_to_end(prompt_dataset, transfer_prompt_dataset, 
         assert (out / "figures" / name).stat().st_size > 0
     text = doc.read_text()
     assert "STALE" not in text and text.endswith("tail\n") and "#### Targets (issue 15)" in text
-    assert "](out/figures/prompts_transfer.png)" in text
-    assert "](out/scores/true/strip_fresh.png)" in text
+    # the block links copies next to the doc (--out is not committed), and they resolve
+    block = text.split("<!-- prompt-study:begin -->")[1].split("<!-- prompt-study:end -->")[0]
+    links = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", block)
+    names = ("gripper_vs_step.png", "prompts_in-domain.png", "prompts_transfer.png")
+    assert links == [f"figures/prompt_study/{n}" for n in names]
+    assert all((doc.parent / link).is_file() for link in links), links
+    copies = tmp_path / "figures" / "prompt_study"
+    strip = (out / "scores" / "true" / "strip_test.png").read_bytes()
+    assert (copies / "strip_in-domain_true.png").read_bytes() == strip  # the transfer one stays
+    assert (copies / "results.md").read_text() == results
+    assert sorted(p.name for p in copies.iterdir()) == sorted(
+        [*names, "results.md", "strip_in-domain_true.png"]
+    )
 
     second = run_study(args, tmp_path)  # resumable: finished runs skipped, scores reused
     assert "[train]" not in second.stdout and "[cost]" not in second.stdout
