@@ -78,6 +78,41 @@ def make_robot_bank(n: int, hw: tuple[int, int], seed: int) -> ResetBank:
     )  # fmt: skip
 
 
+@pytest.fixture(scope="session")
+def arm_pose() -> tuple[np.ndarray, np.ndarray]:
+    """``(ARM_KEYPOINTS, ARM_STATE)``, (7, 3) and (7,) (test modules cannot import conftest)."""
+    return ARM_KEYPOINTS, ARM_STATE
+
+
+def make_prompt_world(
+    generator: torch.Generator | None = None, trainable_only: bool = False, **dit_overrides
+) -> WorldModel:
+    """A 32x32 pixel-space world model (3 frames unless ``dit_overrides`` say otherwise; pass
+    its ``prompt=``), every weight shifted by 0.05 * N(0, 1) draws of ``generator`` (seed 1 by
+    default; ``trainable_only`` skips the frozen position embeddings) so the prompts and both
+    prompt paths matter. Global seed 0 before the module init."""
+    torch.manual_seed(0)
+    cfg = dit_config(
+        "tiny", input_size=(MW_HW, MW_HW), in_channels=3, patch_size=8,
+        **(dict(num_frames=3, action_dim=MW_ACTION_DIM) | dit_overrides),
+    )  # fmt: skip
+    dit = VideoDiT(cfg)
+    g = torch.Generator().manual_seed(1) if generator is None else generator
+    with torch.no_grad():
+        for p in dit.parameters():
+            if p.requires_grad or not trainable_only:
+                p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    stats = {"mu_act": {"mean_step_l2": {"raw": {"1": MU_ACT, "2": MU_ACT}}}}
+    diffusion = DiffusionConfig(prediction_type="sample", target="delta")
+    return WorldModel(dit, PixelCodec(), diffusion, stats).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_prompt_world():
+    """:func:`make_prompt_world` (test modules cannot import conftest)."""
+    return make_prompt_world
+
+
 @dataclass(frozen=True)
 class TinyArtifacts:
     """Paths of the tiny artifacts; the constants are repeated here because test modules

@@ -27,22 +27,14 @@ from freeaction_gym.data.episodes import (
     write_json_atomic,
 )
 from freeaction_gym.envs.bank import ResetBank
-from freeaction_gym.models import VideoDiT, dit_config
 from freeaction_gym.models.checkpoint import CheckpointError
 from freeaction_gym.prompts.proprio import ProprioConfig, ProprioModel, ProprioState, integrate
 from freeaction_gym.rewards.learned import RewardHead, RewardHeadConfig
-from freeaction_gym.world_model import DiffusionConfig, PixelCodec, WorldModel
+from freeaction_gym.world_model import WorldModel
 
 HW, A = 32, 4
 STEPS = 42  # actions per episode: more than the 40 that save_demo_episodes keeps
 TEST_EPISODES = {"push-v3": 1, "reach-v3": 3}  # demo keeps 2 per task: push 0, reach 0, reach 1
-# An arm at rest near MetaWorld's hand_init_pos (as tests/envs/test_vap.py): shoulder, elbow,
-# forearm, wrist, hand, right and left finger pads (m), and the state (hand, opening, object).
-KEYPOINTS = np.array(
-    [[0.0, 0.25, 0.35], [0.0, 0.4, 0.35], [0.0, 0.5, 0.3], [0.0, 0.6, 0.28], [0.0, 0.6, 0.2],
-     [0.02, 0.6, 0.15], [-0.02, 0.6, 0.15]], np.float32,
-)  # fmt: skip
-STATE = np.array([0.0, 0.6, 0.2, 1.0, 0.05, 0.7, 0.02], np.float32)
 
 
 @dataclass(frozen=True)
@@ -56,17 +48,18 @@ class Sources:
     bundle: Path
 
 
-def write_dataset(root: Path, seed: int = 0) -> Path:
-    """Test episodes with per-frame state and keypoints (an arm drifting up to 1 cm per frame),
-    one of them successful from action 10 on."""
+def write_dataset(root: Path, arm_pose: tuple[np.ndarray, np.ndarray], seed: int = 0) -> Path:
+    """Test episodes with per-frame state and keypoints (the conftest ``arm_pose`` drifting up
+    to 1 cm per frame), one of them successful from action 10 on."""
+    arm_keypoints, arm_state = arm_pose
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True)
     write_json_atomic(root / "meta.json", {"format_version": FORMAT_VERSION})
     for task, count in TEST_EPISODES.items():
         for i in range(count):
             drift = np.cumsum(rng.uniform(-0.01, 0.01, (STEPS + 1, 1, 3)), 0).astype(np.float32)
-            keypoints = KEYPOINTS[None] + drift  # (T+1, K, 3)
-            state = np.repeat(STATE[None], STEPS + 1, 0)
+            keypoints = arm_keypoints[None] + drift  # (T+1, K, 3)
+            state = np.repeat(arm_state[None], STEPS + 1, 0)
             state[:, :3] = keypoints[:, 4]  # the hand
             write_episode(
                 root / "test" / f"{task}_{i:05d}.npz",
@@ -85,23 +78,6 @@ def write_dataset(root: Path, seed: int = 0) -> Path:
     return root
 
 
-def prompt_world() -> WorldModel:
-    """A 32x32 pixel-space ControlNet prompt model, every weight perturbed (no exact zeros)."""
-    torch.manual_seed(0)
-    cfg = dit_config(
-        "tiny", input_size=(HW, HW), in_channels=3, patch_size=8, num_frames=3, action_dim=A,
-        prompt="controlnet", controlnet_depth=2,
-    )  # fmt: skip
-    dit = VideoDiT(cfg)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in dit.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    stats = {"mu_act": {"mean_step_l2": {"raw": {"1": 0.9, "2": 0.9}}}}
-    diffusion = DiffusionConfig(prediction_type="sample", target="delta")
-    return WorldModel(dit, PixelCodec(), diffusion, stats).eval()
-
-
 def moving_proprio(seed: int = 2, hidden: int = 32) -> ProprioModel:
     """A "trained" pose model: the keypoints move with the actions (same seed, same model)."""
     torch.manual_seed(seed)
@@ -112,10 +88,11 @@ def moving_proprio(seed: int = 2, hidden: int = 32) -> ProprioModel:
 
 
 @pytest.fixture(scope="module")
-def src(tmp_path_factory) -> Sources:
+def src(tmp_path_factory, tiny_prompt_world, arm_pose) -> Sources:
     root = tmp_path_factory.mktemp("bundle")
-    model = prompt_world().save_pretrained(root / "run" / "model")
-    data = write_dataset(root / "data")
+    world = tiny_prompt_world(prompt="controlnet", controlnet_depth=2)  # no exact zeros
+    model = world.save_pretrained(root / "run" / "model")
+    data = write_dataset(root / "data", arm_pose)
     head = RewardHead(
         RewardHeadConfig(tasks=list(TEST_EPISODES), channels=(8, 8), pool_size=2, task_dim=4,
                          hidden=16)

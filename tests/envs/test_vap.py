@@ -15,58 +15,43 @@ import torch
 
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.envs.core import Transition
-from freeaction_gym.models import VideoDiT, dit_config
 from freeaction_gym.prompts.camera import PinholeCamera
 from freeaction_gym.prompts.proprio import ProprioConfig, ProprioModel, integrate
 from freeaction_gym.prompts.skeleton import render_prompts
-from freeaction_gym.world_model import DiffusionConfig, PixelCodec, WorldModel
 
 ENV_ID = "FreeActionMetaWorld-v0"
 HW = 32  # tiny model frames (conftest MW_HW)
 FAST = {"scheduler": "ddim", "num_steps": 2}
-# An arm at rest near MetaWorld's hand_init_pos (0, 0.6, 0.2): shoulder, elbow, forearm,
-# wrist, hand, right and left finger pads (m), and the state (hand xyz, opening, object xyz).
-KEYPOINTS = np.array(
-    [[0.0, 0.25, 0.35], [0.0, 0.4, 0.35], [0.0, 0.5, 0.3], [0.0, 0.6, 0.28], [0.0, 0.6, 0.2],
-     [0.02, 0.6, 0.15], [-0.02, 0.6, 0.15]], np.float32,
-)  # fmt: skip
-STATE = np.array([0.0, 0.6, 0.2, 1.0, 0.05, 0.7, 0.02], np.float32)
 
 
-def robot_bank(n: int = 3, seed: int = 0, with_robot: bool = True) -> ResetBank:
+def robot_bank(
+    arm_pose: tuple[np.ndarray, np.ndarray], n: int = 3, seed: int = 0, with_robot: bool = True
+) -> ResetBank:
+    """``n`` random frames, each with the conftest ``arm_pose`` shifted by up to 5 cm."""
+    arm_keypoints, arm_state = arm_pose
     rng = np.random.default_rng(seed)
     frames = rng.integers(0, 256, (n, HW, HW, 3), dtype=np.uint8)
     shift = rng.uniform(-0.05, 0.05, (n, 1, 3)).astype(np.float32)  # each start elsewhere
-    state = np.repeat(STATE[None], n, 0)
+    state = np.repeat(arm_state[None], n, 0)
     state[:, :3] += shift[:, 0]
     return ResetBank(
         frames, frames.copy(), np.array(["reach-v3"] * n), np.array([f"e{i}" for i in range(n)]),
         state=state if with_robot else None,
-        keypoints=KEYPOINTS[None] + shift if with_robot else None,
+        keypoints=arm_keypoints[None] + shift if with_robot else None,
     )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def vap(tmp_path_factory):
+def vap(tmp_path_factory, tiny_prompt_world, arm_pose):
     """(world dir with proprio/ and reset_bank.npz, the proprio model)."""
     root = tmp_path_factory.mktemp("vap")
-    torch.manual_seed(0)
-    cfg = dit_config(
-        "tiny", input_size=(HW, HW), in_channels=3, patch_size=8, num_frames=3, action_dim=4,
-        prompt="controlnet", controlnet_depth=2,
-    )  # fmt: skip
-    dit = VideoDiT(cfg)
+    # "trained": the branch's projections too, so prompts matter; g goes on to the proprio model
     g = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # "trained": the branch's projections too, so prompts matter
-        for p in dit.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    stats = {"mu_act": {"mean_step_l2": {"raw": {"1": 0.9, "2": 0.9}}}}
-    world = WorldModel(
-        dit, PixelCodec(), DiffusionConfig(prediction_type="sample", target="delta"), stats
+    world = tiny_prompt_world(
+        generator=g, trainable_only=True, prompt="controlnet", controlnet_depth=2
     )
     world_dir = world.save_pretrained(root / "world")
-    robot_bank().save(world_dir / "reset_bank.npz")
+    robot_bank(arm_pose).save(world_dir / "reset_bank.npz")
     proprio = ProprioModel(ProprioConfig(hidden=32, depth=2))
     with torch.no_grad():  # a "trained" pose model: the keypoints move with the actions
         proprio.mlp[-1].weight.normal_(0.0, 2e-3, generator=g)
@@ -163,34 +148,34 @@ def test_sb3_infos_carry_the_robot_state(vap):
     assert tr.info_of(1)["a"] == 0.0 and tr.info_of(1)["s"].shape == (7,)
 
 
-def test_reset_with_own_frame_needs_the_robot_state(vap, tiny):
-    world_dir, _ = vap
+def test_reset_with_own_frame_needs_the_robot_state(vap, tiny, arm_pose):
+    (world_dir, _), (keypoints, state) = vap, arm_pose
     env = make(world_dir)
     frame = np.zeros((HW, HW, 3), np.uint8)
     with pytest.raises(ValueError, match="initial_state of shape"):
         env.reset(options={"initial_frame": frame})
     with pytest.raises(ValueError, match="need initial_frame"):
-        env.reset(options={"initial_state": STATE})
+        env.reset(options={"initial_state": state})
     env = make(world_dir)  # a fresh env: the passive checker keeps no data of failed resets
     env.reset(
         seed=0,
-        options={"initial_frame": frame, "initial_state": STATE, "initial_keypoints": KEYPOINTS},
+        options={"initial_frame": frame, "initial_state": state, "initial_keypoints": keypoints},
     )
     *_, info = env.step(actions(1)[0, 0])
     assert info["robot_state"].shape == (7,)
     plain = gym.make(ENV_ID, model=str(tiny.world_dir), reward="none", sampling=dict(FAST))
     with pytest.raises(ValueError, match="need env option conditioning='vap'"):
-        plain.reset(options={"initial_frame": frame, "initial_state": STATE})
+        plain.reset(options={"initial_frame": frame, "initial_state": state})
 
 
-def test_mismatches_are_named(vap, tiny, tmp_path):
+def test_mismatches_are_named(vap, tiny, arm_pose, tmp_path):
     world_dir, _ = vap
     with pytest.raises(ValueError, match="prompt='none'"):
         make(tiny.world_dir)
     with pytest.raises(ValueError, match="takes visual action prompts"):
         make(world_dir, conditioning="action")
     old = tmp_path / "old_bank.npz"
-    robot_bank(with_robot=False).save(old)
+    robot_bank(arm_pose, with_robot=False).save(old)
     with pytest.raises(ValueError, match="stores none"):
         make(world_dir, reset_bank=str(old))
     bare = tmp_path / "bare"
@@ -204,14 +189,14 @@ def test_mismatches_are_named(vap, tiny, tmp_path):
         make(world_dir, conditioning="skeleton")
 
 
-def test_bank_robot_state_round_trip(tmp_path):
-    bank = robot_bank()
+def test_bank_robot_state_round_trip(arm_pose, tmp_path):
+    bank = robot_bank(arm_pose)
     assert bank.has_robot_state
     bank.save(tmp_path / "b.npz")
     back = ResetBank.load(tmp_path / "b.npz")
     np.testing.assert_array_equal(back.state, bank.state)
     np.testing.assert_array_equal(back.keypoints, bank.keypoints)
-    robot_bank(with_robot=False).save(tmp_path / "old.npz")
+    robot_bank(arm_pose, with_robot=False).save(tmp_path / "old.npz")
     old = ResetBank.load(tmp_path / "old.npz")
     assert not old.has_robot_state and old.state is None
     with pytest.raises(ValueError, match="state must have"):

@@ -31,21 +31,13 @@ from freeaction_gym.evaluation.rollout import (
     encode_frames,
     rollout_autoregressive,
 )
-from freeaction_gym.models import VideoDiT, dit_config
 from freeaction_gym.prompts.camera import PinholeCamera
 from freeaction_gym.prompts.proprio import ProprioConfig, ProprioModel, integrate
 from freeaction_gym.prompts.skeleton import render_prompts
-from freeaction_gym.world_model import DiffusionConfig, PixelCodec, SamplingConfig, WorldModel
+from freeaction_gym.world_model import SamplingConfig, WorldModel
 
 REPO = Path(__file__).resolve().parents[2]
 HW, A = 32, 4
-# An arm near MetaWorld's hand_init_pos (0, 0.6, 0.2): shoulder, elbow, forearm, wrist, hand,
-# right and left finger pads (m) (as tests/envs/test_vap.py), and its state.
-KEYPOINTS = np.array(
-    [[0.0, 0.25, 0.35], [0.0, 0.4, 0.35], [0.0, 0.5, 0.3], [0.0, 0.6, 0.28], [0.0, 0.6, 0.2],
-     [0.02, 0.6, 0.15], [-0.02, 0.6, 0.15]], np.float32,
-)  # fmt: skip
-STATE = np.array([0.0, 0.6, 0.2, 1.0, 0.05, 0.7, 0.02], np.float32)
 
 
 def plain(steps: int = 2) -> SamplingConfig:
@@ -54,27 +46,22 @@ def plain(steps: int = 2) -> SamplingConfig:
     )
 
 
-def prompt_world(num_context: int = 2, prompt: str = "both") -> WorldModel:
-    """A 32x32 pixel-space prompt model (4 frames), every weight perturbed so the prompts
-    and both prompt paths matter."""
-    torch.manual_seed(0)
-    cfg = dit_config(
-        "tiny", input_size=(HW, HW), in_channels=3, patch_size=8, num_frames=4, action_dim=A,
-        num_context_frames=num_context, prompt=prompt,
-    )  # fmt: skip
-    dit = VideoDiT(cfg).eval()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in dit.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    stats = {"mu_act": {"mean_step_l2": {"raw": {"1": 0.9, "2": 0.9}}}}
-    diffusion = DiffusionConfig(prediction_type="sample", target="delta")
-    return WorldModel(dit, PixelCodec(), diffusion, stats).eval()
+@pytest.fixture
+def prompt_world(tiny_prompt_world):
+    """``prompt_world(num_context=2, prompt="both")``: a 32x32 pixel-space prompt model
+    (4 frames), every weight perturbed so the prompts and both prompt paths matter."""
+
+    def make(num_context: int = 2, prompt: str = "both") -> WorldModel:
+        return tiny_prompt_world(num_frames=4, num_context_frames=num_context, prompt=prompt)
+
+    return make
 
 
-def write_robot_dataset(root, actions: int = 9, seed: int = 0):
-    """3 test episodes with per-frame state and keypoints (an arm drifting by up to 1 cm per
-    frame) and 1 val episode with keypoints but no state; meta.json carries the camera."""
+def write_robot_dataset(root, arm_pose, actions: int = 9, seed: int = 0):
+    """3 test episodes with per-frame state and keypoints (the conftest ``arm_pose`` drifting
+    by up to 1 cm per frame) and 1 val episode with keypoints but no state; meta.json carries
+    the camera."""
+    arm_keypoints, arm_state = arm_pose
     rng = np.random.default_rng(seed)
     camera = asdict(CAMERA_PRESETS["workspace"])
     meta = {"format_version": FORMAT_VERSION, "camera": camera, "config": {"resolution": HW}}
@@ -82,8 +69,8 @@ def write_robot_dataset(root, actions: int = 9, seed: int = 0):
     for split, count in (("test", 3), ("val", 1)):
         for i in range(count):
             drift = np.cumsum(rng.uniform(-0.01, 0.01, (actions + 1, 1, 3)), 0).astype(np.float32)
-            keypoints = KEYPOINTS[None] + drift  # (T+1, K, 3)
-            state = np.repeat(STATE[None], actions + 1, 0)
+            keypoints = arm_keypoints[None] + drift  # (T+1, K, 3)
+            state = np.repeat(arm_state[None], actions + 1, 0)
             state[:, :3] = keypoints[:, 4]  # the hand
             arrays = {
                 "rgb": rng.integers(0, 256, (actions + 1, HW, HW, 3), dtype=np.uint8),
@@ -102,8 +89,8 @@ def write_robot_dataset(root, actions: int = 9, seed: int = 0):
 
 
 @pytest.fixture(scope="module")
-def robot_dataset(tmp_path_factory):
-    return write_robot_dataset(tmp_path_factory.mktemp("robot_data"))
+def robot_dataset(tmp_path_factory, arm_pose):
+    return write_robot_dataset(tmp_path_factory.mktemp("robot_data"), arm_pose)
 
 
 def stored(root, split, name):
@@ -129,7 +116,7 @@ def random_inputs(b: int = 2, n: int = 2, t: int = 5, seed: int = 3):
 
 
 # -- rollout --------------------------------------------------------------------------------
-def test_rollout_at_chunk_one_is_predict_step_by_step_on_prompt_windows():
+def test_rollout_at_chunk_one_is_predict_step_by_step_on_prompt_windows(prompt_world):
     world, n, t = prompt_world(), 2, 5
     ctx, acts, prompts = random_inputs(n=n, t=t)
     z = rollout_autoregressive(
@@ -154,7 +141,7 @@ def test_rollout_at_chunk_one_is_predict_step_by_step_on_prompt_windows():
     assert torch.equal(z2[:, :4], z[:, :4]) and not torch.allclose(z2[:, 4], z[:, 4])
 
 
-def test_rollout_chunks_hand_each_window_its_prompts(monkeypatch):
+def test_rollout_chunks_hand_each_window_its_prompts(prompt_world, monkeypatch):
     world, n, t = prompt_world(), 2, 5
     ctx, acts, prompts = random_inputs(n=n, t=t)
     calls, predict = [], world.predict
@@ -176,7 +163,7 @@ def test_rollout_chunks_hand_each_window_its_prompts(monkeypatch):
     assert not calls
 
 
-def test_rollout_prompt_errors():
+def test_rollout_prompt_errors(prompt_world):
     world = prompt_world()
     ctx, acts, prompts = random_inputs(n=2, t=3)
     with pytest.raises(ValueError, match="cover every frame"):
@@ -257,7 +244,7 @@ def test_replay_set_cuts_prompts_with_the_frames(robot_dataset):
         replace(data, prompts=prompts.astype(np.float32))
 
 
-def test_evaluate_replay_rolls_out_with_the_sets_prompts(robot_dataset):
+def test_evaluate_replay_rolls_out_with_the_sets_prompts(robot_dataset, prompt_world):
     world = prompt_world()
     data = load_replay_set(robot_dataset, "test", num_context=2, horizon=4, num_clips=3)
     data = replace(data, prompts=true_prompts(robot_dataset, "test", data.clips))
@@ -272,7 +259,7 @@ def test_evaluate_replay_rolls_out_with_the_sets_prompts(robot_dataset):
         evaluate_replay(world, replace(data, prompts=None), plain(), None, (1,))
 
 
-def test_short_clips_shuffle_prompts_with_the_actions(robot_dataset, monkeypatch):
+def test_short_clips_shuffle_prompts_with_the_actions(robot_dataset, prompt_world, monkeypatch):
     world, n = prompt_world(), 2
     clips = collect_clips(robot_dataset, "test", n + 4, num_clips=3)
     prompts = true_prompts(robot_dataset, "test", clips)
@@ -310,7 +297,7 @@ def load_script(monkeypatch):
 
 
 def test_script_gives_prompt_models_their_prompts(
-    robot_dataset, tiny_dataset, tmp_path, monkeypatch
+    robot_dataset, tiny_dataset, prompt_world, tmp_path, monkeypatch
 ):
     script = load_script(monkeypatch)
     with_proprio, bare = tmp_path / "with", tmp_path / "bare"
