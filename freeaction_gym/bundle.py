@@ -3,21 +3,25 @@
 Writes ``model.safetensors`` (float16 weights, upcast on load), ``config.json`` (the model's
 config, diffusion settings and dataset statistics), ``reset_bank.npz`` (initial and goal
 frames, and the robot state where the dataset stores it, of held-out episodes) and
-``demo_episodes.npz`` (:func:`save_demo_episodes`), and copies ``reward_head/`` and
-``proprio/`` (the proprioceptive model env option ``conditioning: vap`` looks for) when
-given. Both are loaded first, so a wrong directory fails before anything is written.
+``demo_episodes.npz`` (:func:`save_demo_episodes`); a latent-codec model's ``vae/`` (as
+:meth:`WorldModel.save_pretrained` stores it) is rewritten in the same float16 (the VAE
+loader upcasts to float32). It copies ``reward_head/`` and ``proprio/`` (the proprioceptive
+model env option ``conditioning: vap`` looks for) when given. The VAE and both directories
+are loaded first, so a wrong one fails before anything is written.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
 from freeaction_gym.envs.bank import ResetBank
+from freeaction_gym.models.autoencoder import VideoAutoencoder
 from freeaction_gym.models.checkpoint import load_safetensors, read_config_json
 from freeaction_gym.prompts.proprio import ProprioModel
 from freeaction_gym.rewards.learned import RewardHead
@@ -43,12 +47,17 @@ def export_bundle(
     sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
     meta = read_config_json(model_dir / "config.json")
     meta["weights_dtype"] = str(dtype).removeprefix("torch.")
+    vae = None  # WorldModel.from_pretrained reads <dir>/vae for codec "autoencoder"
+    if meta.get("codec", "pixel") == "autoencoder":
+        vae = VideoAutoencoder.from_pretrained(model_dir / "vae").vae.to(dtype)
     bank = ResetBank.from_dataset(data_root, split)
     out.mkdir(parents=True, exist_ok=True)
     save_file(sd, str(out / "model.safetensors"))
     (out / "config.json").write_text(json.dumps(meta, indent=2))
     bank.save(out / "reset_bank.npz")
     save_demo_episodes(data_root, split, out / "demo_episodes.npz")
+    if vae is not None:
+        write_dir(out / "vae", lambda tmp: vae.save_pretrained(str(tmp), safe_serialization=True))
     for name, src in (("reward_head", reward_head), ("proprio", proprio)):
         if src is not None:
             replace_dir(src, out / name)
@@ -61,10 +70,16 @@ def replace_dir(src: str | Path, dst: Path) -> None:
     src = Path(src)
     if dst.exists() and dst.resolve() == src.resolve():
         return
+    write_dir(dst, lambda tmp: shutil.copytree(src, tmp))
+
+
+def write_dir(dst: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` a directory next to ``dst``, then put it in place of an old ``dst``
+    (which stays intact if ``write`` fails)."""
     tmp = dst.with_name(dst.name + ".tmp")
     if tmp.exists():  # left by an interrupted run
         shutil.rmtree(tmp)
-    shutil.copytree(src, tmp)
+    write(tmp)
     if dst.exists():
         shutil.rmtree(dst)
     tmp.rename(dst)

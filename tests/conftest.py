@@ -146,8 +146,14 @@ class TinyArtifacts:
 
     def kwargs(self, env_id: str) -> dict:
         """gym.make kwargs that make any registered id run on the tiny artifacts."""
-        if "VAP" in env_id:
-            return dict(model=str(self.vap_dir), sampling=dict(FAST))
+        if "VAP" in env_id:  # the preset's bank and head are the bundled default's: replace
+            vap = self.vap_dir
+            return dict(
+                model=str(vap),
+                reset_bank=str(vap / "reset_bank.npz"),
+                reward_head=str(vap / "reward_head"),
+                sampling=dict(FAST),
+            )
         if "MetaWorld" in env_id:
             return dict(model=str(self.world_dir), sampling=dict(FAST))
         return self.irasim_kwargs(env_id)

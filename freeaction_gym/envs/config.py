@@ -37,7 +37,9 @@ class EnvConfig:
     """IRASim only: a local diffusers VAE directory (the SDXL VAE IRASim was trained with)."""
     irasim_dataset: Literal["rt1", "bridge", "languagetable"] = "rt1"
     reset_bank: str | None = None
-    """``.npz`` reset bank (frames to start from). Default: the bundled model's bank."""
+    """``.npz`` reset bank (frames to start from), a path or ``bundled:<name>/<file>`` (e.g.
+    ``bundled:metaworld_default/reset_bank.npz``). Default: the model directory's
+    ``reset_bank.npz``."""
     task: str | None = None
     """Only start from reset-bank entries of this task (e.g. ``push-v3``)."""
     action_chunk: int = 1
@@ -57,7 +59,9 @@ class EnvConfig:
     """SamplingConfig overrides: scheduler, num_steps, guidance{...}, truncation{...}, norm{...}."""
     reward: Literal["learned", "goal_latent", "none"] = "learned"
     reward_head: str | None = None
-    """Learned reward head directory (default: the bundled model's ``reward_head/``)."""
+    """Learned reward head directory, a path or ``bundled:<name>/<dir>`` (e.g.
+    ``bundled:metaworld_default/reward_head``). Default: the model directory's
+    ``reward_head/``."""
     goal_success_distance: float = 0.01
     terminate_on_success: bool = True
     support: dict[str, Any] | None = None
@@ -75,8 +79,8 @@ class EnvConfig:
     state after the step (hand xyz m, gripper opening, object xyz m). ``vap`` needs a model
     with a prompt input, ``action`` one without."""
     proprio_model: str | None = None
-    """``vap``: a ProprioModel directory (``freeaction train-proprio``); default: the world
-    model directory's ``proprio/``."""
+    """``vap``: a ProprioModel directory (``freeaction train-proprio``) or
+    ``bundled:<name>/<dir>``; default: the world model directory's ``proprio/``."""
     prompt_camera: str = "workspace"
     """``vap``: the camera preset (``metaworld_gen.CAMERA_PRESETS``) prompts are drawn
     through; the model's training data must have been rendered through it."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from freeaction_gym.assets import resolve_model_path
+from freeaction_gym.assets import resolve_asset_path, resolve_model_path
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.envs.config import EnvConfig, make_env_config
 from freeaction_gym.utils.threads import configure_threads
@@ -56,7 +56,7 @@ def load_world_model(cfg: EnvConfig):
 
 def load_bank(cfg: EnvConfig) -> ResetBank | None:
     if cfg.reset_bank:
-        return ResetBank.load(cfg.reset_bank)
+        return ResetBank.load(resolve_asset_path(cfg.reset_bank))
     if cfg.model_format == "world_model":
         default = resolve_model_path(cfg.model) / "reset_bank.npz"
         if default.is_file():
@@ -75,7 +75,7 @@ def load_reward(cfg: EnvConfig, bank: ResetBank | None):
         return GoalLatentReward(success_distance=cfg.goal_success_distance), tasks
     from freeaction_gym.rewards.learned import RewardHead
 
-    head_dir = Path(cfg.reward_head) if cfg.reward_head else None
+    head_dir = resolve_asset_path(cfg.reward_head) if cfg.reward_head else None
     if head_dir is None and cfg.model_format == "world_model":
         head_dir = resolve_model_path(cfg.model) / "reward_head"
     if head_dir is None or not head_dir.is_dir():

@@ -2,8 +2,9 @@
 
 A scene is layout ``l`` of ``metaworld.MT1(task, seed=s)``. Datasets split scenes by seed
 (``MetaWorldDataConfig.layout_seeds``: train 0 and the seeds after it, val 500, test 1000),
-and the envs' own reset banks (the bundled model's ``reset_bank.npz``) hold the *test*
-split's scenes, which every evaluation starts from. An agent trained on the env's own bank
+and the envs' own reset banks (the preset's ``reset_bank``, else the model's
+``reset_bank.npz``: for the bundled presets ``metaworld_default``'s) hold the *test* split's
+scenes, which every evaluation starts from. An agent trained on the env's own bank
 would therefore be scored on the scenes it trained on. :func:`layout_env_kwargs` makes the
 choice explicit for each env an agent trains or is evaluated in:
 
@@ -28,6 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from freeaction_gym.assets import resolve_asset_path
 from freeaction_gym.envs.bank import ResetBank
 
 LayoutSplit = Literal["train", "test"]
@@ -128,11 +130,14 @@ class EnvScenes:
     resolution: int | None = None
     """Frame size (H = W) a bank for it must have."""
     own_bank: ResetBank | None = None
-    """Its bank without a ``reset_bank`` option (the presets': held-out test scenes)."""
+    """Its bank without a caller's ``reset_bank`` option: the preset's ``reset_bank`` (as
+    ``FreeActionMetaWorldVAP-v0``'s ``bundled:metaworld_default/reset_bank.npz``), else the
+    model directory's (the presets': held-out test scenes)."""
 
 
 def env_scenes(env_id: str, env_kwargs: dict[str, Any]) -> EnvScenes:
-    """:class:`EnvScenes` of a registered id with ``env_kwargs`` (``reset_bank`` ignored)."""
+    """:class:`EnvScenes` of a registered id with ``env_kwargs`` (their ``reset_bank`` ignored;
+    the preset's is the env's own)."""
     import gymnasium as gym
 
     import freeaction_gym  # noqa: F401  (registers the ids)
@@ -144,7 +149,6 @@ def env_scenes(env_id: str, env_kwargs: dict[str, Any]) -> EnvScenes:
         from freeaction_gym.envs.real_metaworld import default_bank, make_real_env_config
 
         cfg = make_real_env_config(spec.kwargs.get("mirror"), **kwargs)
-        cfg.reset_bank = None
         bank = default_bank(cfg)
         bank = bank if bank is not None and bank.has_layouts else None  # as the env does
         tasks = [cfg.task] if cfg.task else (bank.tasks if bank is not None else list(cfg.tasks))
@@ -155,7 +159,6 @@ def env_scenes(env_id: str, env_kwargs: dict[str, Any]) -> EnvScenes:
     from freeaction_gym.envs.factory import load_bank
 
     cfg = make_env_config(spec.kwargs.get("preset"), **kwargs)
-    cfg.reset_bank = None
     if cfg.model_format == "irasim":
         return EnvScenes("irasim")
     bank = load_bank(cfg)
@@ -212,7 +215,7 @@ def layout_env_kwargs(
     if scenes.kind == "other":
         return Layouts(kwargs, None, {"split": split, "source": "not a MetaWorld env"})
     if explicit:
-        bank, source = ResetBank.load(explicit), "reset_bank option"
+        bank, source = ResetBank.load(resolve_asset_path(explicit)), "reset_bank option"
     elif split == "test" and data is None:
         if scenes.kind == "irasim":
             return Layouts(kwargs, None, {"split": split, "source": "the env's own bank"})

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from freeaction_gym.assets import resolve_asset_path
 from freeaction_gym.data.metaworld_gen import CAMERA_PRESETS
 from freeaction_gym.prompts.camera import PinholeCamera
 from freeaction_gym.prompts.proprio import ProprioModel, ProprioState
@@ -89,7 +90,7 @@ def proprio_dir(cfg, model_dir: Path | None) -> Path:
     """The proprio model directory of ``conditioning: vap`` (``proprio_model`` or the world
     model directory's ``proprio/``); ``FileNotFoundError`` saying how to get one."""
     if cfg.proprio_model:
-        return Path(cfg.proprio_model)
+        return resolve_asset_path(cfg.proprio_model)
     if model_dir is not None and (model_dir / "proprio").is_dir():
         return model_dir / "proprio"
     raise FileNotFoundError(

@@ -44,7 +44,8 @@ class RealEnvConfig:
     """World model directory whose ``reset_bank.npz`` (the imagined env's default bank) is
     used when ``reset_bank`` is not given; no bank there -> uniform layouts."""
     reset_bank: str | None = None
-    """``.npz`` reset bank with ``layout``/``layout_seed`` (``freeaction bank``)."""
+    """``.npz`` reset bank with ``layout``/``layout_seed`` (``freeaction bank``), or
+    ``bundled:<name>/<file>``."""
     task: str | None = None
     """Only this MetaWorld task (e.g. ``reach-v3``); None = any task of the bank / ``tasks``."""
     tasks: list[str] = field(default_factory=lambda: ["reach-v3", "push-v3", "pick-place-v3"])
@@ -103,10 +104,12 @@ def make_real_env_config(mirror: str | None = None, **kwargs: Any) -> RealEnvCon
 
 
 def default_bank(cfg: RealEnvConfig) -> ResetBank | None:
-    """``cfg.reset_bank``, else the model directory's ``reset_bank.npz`` if there is one."""
+    """``cfg.reset_bank`` (a path or ``bundled:<name>/<file>``), else the model directory's
+    ``reset_bank.npz`` if there is one."""
+    from freeaction_gym.assets import resolve_asset_path, resolve_model_path
+
     if cfg.reset_bank:
-        return ResetBank.load(cfg.reset_bank)
-    from freeaction_gym.assets import resolve_model_path
+        return ResetBank.load(resolve_asset_path(cfg.reset_bank))
 
     try:
         path = resolve_model_path(cfg.model) / "reset_bank.npz"

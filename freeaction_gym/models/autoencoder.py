@@ -74,7 +74,8 @@ class VideoAutoencoder(nn.Module):
     def from_pretrained(cls, directory: str | Path, **kwargs) -> VideoAutoencoder:
         """Load a local diffusers VAE directory (``config.json`` + weights), e.g. the SDXL
         VAE IRASim uses (``sd-vae-ft-mse``-style layout, or a pipeline's ``vae/``
-        subfolder). Nothing is downloaded."""
+        subfolder). Nothing is downloaded. Weights stored in float16 (a bundle's ``vae/``)
+        are upcast: the module is float32, as the frames it is given."""
         directory = Path(directory)
         if (directory / "vae" / "config.json").is_file():
             directory = directory / "vae"
@@ -84,7 +85,9 @@ class VideoAutoencoder(nn.Module):
                 "config.json and diffusion_pytorch_model.safetensors (e.g. the SDXL VAE, "
                 "downloaded by you beforehand with huggingface-cli to a local folder)."
             )
-        vae = AutoencoderKL.from_pretrained(str(directory), local_files_only=True)
+        vae = AutoencoderKL.from_pretrained(
+            str(directory), local_files_only=True, torch_dtype=torch.float32
+        )
         return cls(vae, **kwargs)
 
     def save_pretrained(self, directory: str | Path) -> None:

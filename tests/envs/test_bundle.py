@@ -3,7 +3,8 @@ proprio model and a 4-episode dataset with robot state: the weights are stored a
 load back as the originals rounded to float16, the reset bank is ``ResetBank.from_dataset``'s,
 the demo episodes are the dataset's, reward_head/ and proprio/ are copies (proprio/ gives the
 source model's outputs), a ``conditioning: vap`` env runs on the bundle alone, a wrong part
-fails before anything is written and re-bundling replaces proprio/."""
+fails before anything is written and re-bundling replaces proprio/. A latent-codec model's
+bundle carries its vae/ (float16) and predicts the source model's frames."""
 
 from __future__ import annotations
 
@@ -27,10 +28,12 @@ from freeaction_gym.data.episodes import (
     write_json_atomic,
 )
 from freeaction_gym.envs.bank import ResetBank
+from freeaction_gym.models import VideoDiT, dit_config
+from freeaction_gym.models.autoencoder import AutoencoderConfig, VideoAutoencoder
 from freeaction_gym.models.checkpoint import CheckpointError
 from freeaction_gym.prompts.proprio import ProprioConfig, ProprioModel, ProprioState, integrate
 from freeaction_gym.rewards.learned import RewardHead, RewardHeadConfig
-from freeaction_gym.world_model import WorldModel
+from freeaction_gym.world_model import DiffusionConfig, SamplingConfig, WorldModel
 
 HW, A = 32, 4
 STEPS = 42  # actions per episode: more than the 40 that save_demo_episodes keeps
@@ -227,3 +230,67 @@ def test_rebundling_replaces_proprio(src, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "config.json", "demo_episodes.npz", "model.safetensors", "proprio", "reset_bank.npz"
     ]  # fmt: skip
+
+
+def latent_world(seed: int = 0) -> WorldModel:
+    """A tiny latent-codec world model: a 2x-down VAE (4 latent channels, 16x16 latents of the
+    32x32 frames, scale 0.5) under a 3-frame DiT whose adaLN / final layer are not zero."""
+    torch.manual_seed(seed)
+    vae = VideoAutoencoder.from_config(
+        AutoencoderConfig(block_out_channels=(8, 8), norm_num_groups=4, latent_channels=4,
+                          sample_size=HW, scaling_factor=0.5)
+    )  # fmt: skip
+    dit = VideoDiT(
+        dit_config("tiny", input_size=(HW // 2, HW // 2), in_channels=4, patch_size=4,
+                   num_frames=3, action_dim=A)
+    )  # fmt: skip
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in dit.named_parameters():
+            if "adaLN_modulation" in name or name.startswith("final_layer.linear"):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    stats = {"mu_act": {"mean_step_l2": {"raw": {"2": 1.0}}}}
+    return WorldModel(dit, vae, DiffusionConfig(), stats).eval()
+
+
+def predict_frames(world: WorldModel, frames: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """uint8 frames (B, 2, H, W, 3) the model predicts after ``frames`` (B, H, W, 3) given
+    ``actions`` (B, 2, A): fixed initial noise (seed 0), 2 DDIM steps."""
+    sampling = SamplingConfig.from_dict({"scheduler": "ddim", "num_steps": 2})
+    with torch.no_grad():
+        context = world.encode(torch.from_numpy(frames)[:, None])  # (B, 1, C, h, w)
+        z, _ = world.predict(
+            context, torch.from_numpy(actions), sampling, torch.Generator().manual_seed(0)
+        )
+        return world.decode(z).numpy()
+
+
+def test_latent_model_bundle_carries_its_vae_and_predicts_the_same_frames(src, tmp_path):
+    model = latent_world().save_pretrained(tmp_path / "latent_model")
+    out = export_bundle(model, src.data, tmp_path / "bundle")
+    stored = load_file(str(out / "vae" / "diffusion_pytorch_model.safetensors"))
+    original = load_file(str(model / "vae" / "diffusion_pytorch_model.safetensors"))
+    assert stored.keys() == original.keys()
+    assert {v.dtype for v in stored.values()} == {torch.float16}  # the bundle's dtype
+    for name, value in original.items():
+        assert torch.equal(stored[name], value.half()), name
+
+    source, bundled = WorldModel.from_pretrained(model), WorldModel.from_pretrained(out)
+    assert isinstance(bundled.codec, VideoAutoencoder)
+    assert bundled.codec.scaling_factor == 0.5
+    assert {p.dtype for p in bundled.parameters()} == {torch.float32}  # upcast on load
+    bank = ResetBank.load(out / "reset_bank.npz")
+    rng = np.random.default_rng(1)
+    actions = rng.uniform(-1, 1, (len(bank), 2, A)).astype(np.float32)
+    want = predict_frames(source, bank.initial, actions)
+    got = predict_frames(bundled, bank.initial, actions)
+    assert want.shape == got.shape == (len(bank), 2, HW, HW, 3) and got.dtype == np.uint8
+    diff = np.abs(got.astype(int) - want.astype(int))
+    assert diff.max() <= 2 and diff.mean() < 0.05, (diff.max(), diff.mean())
+    assert np.abs(want.astype(int) - bank.initial[:, None].astype(int)).mean() > 5  # not a copy
+    # the reference with every weight rounded to float16 by hand gives the bundle's frames
+    rounded = latent_world()
+    with torch.no_grad():
+        for p in rounded.parameters():
+            p.copy_(p.half().float())
+    np.testing.assert_array_equal(predict_frames(rounded, bank.initial, actions), got)

@@ -205,13 +205,18 @@ def test_bank_robot_state_round_trip(arm_pose, tmp_path):
 
 def test_bundled_vap_preset_runs_the_prompt_model_and_its_proprio():
     """``FreeActionMetaWorldVAP-v0`` on the bundled ``metaworld_vap``: a prompt-channels
-    model at the dataset's 64x64, its proprio model integrated from the bank's robot state."""
+    model at the dataset's 64x64, its proprio model integrated from the bank's robot state;
+    the reset bank and reward head are ``metaworld_default``'s files (not copied into vap)."""
     from freeaction_gym.assets import bundled_dir
 
     env = gym.make("FreeActionMetaWorldVAP-v0", sampling=dict(FAST))
     core = env.unwrapped.core
     assert core.world.dit.config.prompt == "channels"
-    bank = ResetBank.load(bundled_dir("metaworld_vap") / "reset_bank.npz")
+    config = env.unwrapped.config
+    assert config.reset_bank == "bundled:metaworld_default/reset_bank.npz"
+    assert config.reward_head == "bundled:metaworld_default/reward_head"
+    assert not (bundled_dir("metaworld_vap") / "reset_bank.npz").exists()
+    bank = ResetBank.load(bundled_dir("metaworld_default") / "reset_bank.npz")
     proprio = ProprioModel.from_pretrained(bundled_dir("metaworld_vap") / "proprio")
     acts = actions(2, seed=5)[:, 0]
     obs, _ = env.reset(seed=0, options={"bank_index": 3})
@@ -222,3 +227,31 @@ def test_bundled_vap_preset_runs_the_prompt_model_and_its_proprio():
     states, _ = integrate(proprio, bank.state[3:4], bank.keypoints[3:4], acts[None])
     np.testing.assert_allclose(info["robot_state"], states[0, -1], atol=1e-5)
     assert np.isfinite(reward) and obs.shape == (64, 64, 3)
+
+
+def test_vap_preset_files_come_from_the_default_bundle_everywhere():
+    """The real counterpart mirrors the preset's ``bundled:metaworld_default/...`` bank, and
+    the layouts' "own bank" of both ids is that bank (not the caller's ``reset_bank``)."""
+    from freeaction_gym.assets import bundled_dir
+    from freeaction_gym.envs.layouts import env_scenes
+    from freeaction_gym.envs.real_metaworld import default_bank, make_real_env_config
+
+    want = ResetBank.load(bundled_dir("metaworld_default") / "reset_bank.npz")
+    real = make_real_env_config("FreeActionMetaWorldVAP-v0")
+    assert real.reset_bank == "bundled:metaworld_default/reset_bank.npz"
+    np.testing.assert_array_equal(default_bank(real).initial, want.initial)
+    for env_id in ("FreeActionMetaWorldVAP-v0", "FreeActionRealMetaWorldVAP-v0"):
+        own = env_scenes(env_id, {"reset_bank": "ignored.npz"}).own_bank
+        np.testing.assert_array_equal(own.initial, want.initial, err_msg=env_id)
+        np.testing.assert_array_equal(own.layout, want.layout, err_msg=env_id)
+
+
+def test_a_wrong_bundled_path_option_fails_at_make_naming_it(tiny):
+    kw = tiny.kwargs("FreeActionMetaWorldVAP-v0")
+    with pytest.raises(FileNotFoundError, match=r"'bundled:metaworld_default/no_head'.*has no"):
+        gym.make(
+            "FreeActionMetaWorldVAP-v0",
+            **{**kw, "reward_head": "bundled:metaworld_default/no_head"},
+        )
+    with pytest.raises(ValueError, match=r"unknown bundled model 'nope'"):
+        gym.make("FreeActionMetaWorldVAP-v0", **{**kw, "reset_bank": "bundled:nope/reset_bank.npz"})
