@@ -22,6 +22,13 @@ of CFG, the full gym vector env (reward head, bookkeeping) and a torch profile o
 
 ``--compare NAME=MODEL ...`` times only the default row (8 envs) and the full gym vector env
 for each model, alternating the models within every repetition so load drifts hit all alike.
+
+Prompt models (``WorldModel.takes_prompts``, e.g. ``bundled:metaworld_vap``) pay, every env
+step, for the prompts the ``vap`` env makes: the env's own
+:class:`~freeaction_gym.envs.prompting.PromptTracker` integrates the proprio model
+(``<model dir>/proprio``) under the step's actions from each clip's first robot state (the
+data must store state and keypoints) and draws the arm's skeleton, inside every timed row;
+the gym vector env column runs the ``FreeActionMetaWorldVAP-v0`` preset.
 """
 
 from __future__ import annotations
@@ -42,8 +49,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from freeaction_gym.assets import resolve_model_path  # noqa: E402
+from freeaction_gym.envs.prompting import PromptTracker  # noqa: E402
 from freeaction_gym.evaluation import latent_l2, psnr_video  # noqa: E402
-from freeaction_gym.evaluation.rollout import collect_clips, encode_frames, max_chunk  # noqa: E402
+from freeaction_gym.evaluation.prompt_source import clip_camera, robot_start  # noqa: E402
+from freeaction_gym.evaluation.rollout import Clips, collect_clips, encode_frames, max_chunk  # noqa: E402, E501
+from freeaction_gym.prompts.camera import PinholeCamera  # noqa: E402
+from freeaction_gym.prompts.proprio import ProprioModel  # noqa: E402
 from freeaction_gym.utils.args import parse_args  # noqa: E402
 from freeaction_gym.utils.threads import configure_threads  # noqa: E402
 from freeaction_gym.world_model import SamplingConfig, WorldModel, load_world_model  # noqa: E402
@@ -92,6 +104,52 @@ class Row:
     grad_mode: str = "inference"  # inference | no_grad
 
 
+@dataclass(frozen=True)
+class RobotStart:
+    """Where the prompt work of a prompt model starts: each clip's robot at its first frame."""
+
+    proprio: ProprioModel
+    camera: PinholeCamera
+    """The dataset camera at the model's frame size."""
+    state: np.ndarray
+    """float32 (N, 7) robot state of each clip's first frame."""
+    keypoints: np.ndarray
+    """float32 (N, K, 3) its arm keypoints, world m."""
+
+    def head(self, n: int) -> RobotStart:
+        return replace(self, state=self.state[:n], keypoints=self.keypoints[:n])
+
+    def trackers(self, groups: list[list[int]], history: torch.Tensor) -> list[PromptTracker]:
+        """One env :class:`PromptTracker` per env group, reset at its clips' first frames and
+        advanced through ``history`` (N, n - 1, A), the actions between the n context frames,
+        so its context prompts are those of the n real context frames."""
+        out = []
+        for idx in groups:
+            tracker = PromptTracker(self.proprio, self.camera, len(idx), history.shape[1] + 1)
+            for j, i in enumerate(idx):
+                tracker.reset(j, self.state[i], self.keypoints[i])
+            if history.shape[1]:
+                tracker.step(history[idx], np.ones(len(idx), bool))
+            out.append(tracker)
+        return out
+
+
+def robot_start_for(world: WorldModel, model: str, args: Args, clips: Clips) -> RobotStart | None:
+    """The :class:`RobotStart` of ``clips`` if ``world`` takes prompts (its proprio model is
+    ``<model dir>/proprio``), else None."""
+    if not world.takes_prompts:
+        return None
+    path = resolve_model_path(model) / "proprio"
+    if not path.is_dir():
+        raise SystemExit(f"prompt model {model} has no proprio model at {path}")
+    proprio = ProprioModel.from_pretrained(path)
+    try:
+        state, keypoints = robot_start(args.data, args.split, clips, proprio.config.num_keypoints)
+    except ValueError as err:
+        raise SystemExit(f"prompt model {model}: {err}") from err
+    return RobotStart(proprio, clip_camera(args.data, clips), state, keypoints)
+
+
 class PeakRSS:
     """Peak resident memory (MiB) above the level at entry, sampled every 2 ms."""
 
@@ -126,46 +184,73 @@ def sampling_for(world: WorldModel, row: Row, k: int) -> SamplingConfig:
     )  # fmt: skip
 
 
-def imagine(world: WorldModel, row: Row, ctx: torch.Tensor, actions: torch.Tensor, seed: int):
+def env_groups(row: Row, n_env: int) -> list[list[int]]:
+    """The envs imagined together: all at once, or one at a time."""
+    return [list(range(n_env))] if row.batched_envs else [[i] for i in range(n_env)]
+
+
+def imagine(
+    world: WorldModel,
+    row: Row,
+    ctx: torch.Tensor,
+    actions: torch.Tensor,
+    seed: int,
+    trackers: list[PromptTracker] | None = None,
+):
     """Latents (N, n + T, C, h, w) of every env's imagined frames under ``row``: ctx (N, n,
     C, h, w) the n = ``world.num_context`` real context latents, actions (N, n - 1 + T, A)
-    every transition after the first context frame (``WorldModel.predict``'s convention)."""
+    every transition after the first context frame (``WorldModel.predict``'s convention).
+    Prompt models need ``trackers``, one per :func:`env_groups` group
+    (:meth:`RobotStart.trackers`), which make each step's prompts as the ``vap`` env does."""
     n = world.num_context
     n_env, t_len = actions.shape[0], actions.shape[1] - (n - 1)
     window = max_chunk(world)
-    groups = [list(range(n_env))] if row.batched_envs else [[i] for i in range(n_env)]
+    groups = env_groups(row, n_env)
     out = torch.empty(n_env, n + t_len, *ctx.shape[2:])
     grad = torch.inference_mode() if row.grad_mode == "inference" else torch.no_grad()
     with grad:
-        for idx in groups:
+        for gi, idx in enumerate(groups):
             g = torch.Generator().manual_seed(seed + idx[0])
             cur = ctx[idx, :n]
             out[idx, :n] = cur
             for s in range(0, t_len, row.chunk):
                 acts = actions[idx, s : s + n - 1 + row.chunk]
                 k = acts.shape[1] - (n - 1)
+                prompts = None  # (B, n + k, H, W, 3) uint8: the env's per-step prompt work
+                if trackers is not None:
+                    active = np.ones(len(idx), bool)
+                    prompts = torch.from_numpy(trackers[gi].step(acts[:, n - 1 :], active))
                 if row.full_window and k < window:  # IRASim pads to its clip length
                     acts = torch.cat([acts, acts[:, -1:].expand(-1, window - k, -1)], 1)
-                z, _ = world.predict(cur, acts, sampling_for(world, row, acts.shape[1] - n + 1), g)
+                    if prompts is not None:  # the padded frames keep the last pose
+                        pad = prompts[:, -1:].expand(-1, window - k, -1, -1, -1)
+                        prompts = torch.cat([prompts, pad], 1)
+                cfg = sampling_for(world, row, acts.shape[1] - n + 1)
+                z, _ = world.predict(cur, acts, cfg, g, prompts=prompts)
                 z = z[:, :k]
                 out[idx, n + s : n + s + k] = z
                 cur = torch.cat([cur, z], 1)[:, -n:]
     return out
 
 
-def time_row(world, row, ctx, actions, truth, true_z, repeats) -> dict:
+def time_row(world, row, ctx, actions, truth, true_z, repeats, start=None) -> dict:
+    """Best of ``repeats`` timings of :func:`imagine`; ``start``: the :class:`RobotStart` of a
+    prompt model (its trackers are made before the clock starts, their steps are timed)."""
     if row.threads is not None:
         prev = torch.get_num_threads()
         torch.set_num_threads(row.threads)
     try:
         n = world.num_context
+        history = actions[:, : n - 1]
         warm = replace(row, scheduler="ddim", steps=2)
-        imagine(world, warm, ctx[:1], actions[:1, :n], 0)
+        trackers = start.trackers([[0]], history) if start else None
+        imagine(world, warm, ctx[:1], actions[:1, :n], 0, trackers)
         best, mem = float("inf"), 0.0
         for _ in range(repeats):
+            trackers = start.trackers(env_groups(row, len(ctx)), history) if start else None
             with PeakRSS() as peak:
                 t0 = time.perf_counter()
-                z = imagine(world, row, ctx, actions, seed=0)
+                z = imagine(world, row, ctx, actions, 0, trackers)
                 dt = time.perf_counter() - t0
             best, mem = min(best, dt), max(mem, peak.mib)
     finally:
@@ -177,6 +262,7 @@ def time_row(world, row, ctx, actions, truth, true_z, repeats) -> dict:
     return {
         "row": row.name,
         "config": asdict(row),
+        "prompt_work": start is not None,
         "seconds": best,
         "frames_per_s": frames / best,
         "env_steps_per_s": frames / row.chunk / best,
@@ -187,13 +273,16 @@ def time_row(world, row, ctx, actions, truth, true_z, repeats) -> dict:
     }
 
 
-def env_throughput(model: str, num_envs: int, steps: int) -> float:
-    """Env steps/s of the full gym vector env (preset defaults: learned reward head)."""
+def env_throughput(model: str, num_envs: int, steps: int, prompts: bool = False) -> float:
+    """Env steps/s of the full gym vector env with ``model`` (preset defaults: learned reward
+    head); with ``prompts`` the ``vap`` preset, which integrates the proprio model and draws
+    the prompts every step."""
     import gymnasium as gym
 
     import freeaction_gym  # noqa: F401
 
-    venv = gym.make_vec("FreeActionMetaWorld-v0", num_envs=num_envs, model=model)
+    env_id = "FreeActionMetaWorldVAP-v0" if prompts else "FreeActionMetaWorld-v0"
+    venv = gym.make_vec(env_id, num_envs=num_envs, model=model)
     venv.reset(seed=0)
     acts = np.random.default_rng(0).uniform(-1, 1, (steps + 2, num_envs, 4)).astype(np.float32)
     for a in acts[:2]:
@@ -206,12 +295,14 @@ def env_throughput(model: str, num_envs: int, steps: int) -> float:
     return num_envs * steps / dt
 
 
-def profile_default(world, ctx, actions) -> str:
+def profile_default(world, ctx, actions, start=None) -> str:
     from torch.profiler import ProfilerActivity, profile
 
     row = Row("default")
+    n = world.num_context
+    trackers = start.trackers(env_groups(row, len(ctx)), actions[:, : n - 1]) if start else None
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        imagine(world, row, ctx, actions[:, : world.num_context + 3], 0)
+        imagine(world, row, ctx, actions[:, : n + 3], 0, trackers)
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
 
 
@@ -266,20 +357,28 @@ def compare_models(args: Args, threads: int) -> None:
     """Default row + gym vector env of every model of ``--compare``, in one process."""
     models = parse_pairs(args.compare)
     worlds = {name: load_world_model(m) for name, m in models.items()}
+    inputs = {}  # name -> (clips, true latents, RobotStart | None)
+    for name, world in worlds.items():
+        n = world.num_context
+        clips = collect_clips(args.data, args.split, args.frames + n, args.num_envs, seed=0)
+        start = robot_start_for(world, models[name], args, clips)
+        inputs[name] = clips, encode_frames(world, clips.frames), start
     rows = {name: [] for name in models}
     t_start = time.time()
     for _ in tqdm(range(args.repeats), desc="compare"):
         for name, world in worlds.items():
             n = world.num_context
-            clips = collect_clips(args.data, args.split, args.frames + n, args.num_envs, seed=0)
-            true_z = encode_frames(world, clips.frames)
+            clips, true_z, start = inputs[name]
             row = Row(f"{name}: default, {args.num_envs} envs")
             rows[name].append(time_row(world, row, true_z[:, :n], clips.actions, clips.frames,
-                                       true_z, 1))  # fmt: skip
+                                       true_z, 1, start))  # fmt: skip
     best = {n: max(r, key=lambda x: x["frames_per_s"]) for n, r in rows.items()}
     env_rates = {}
     if args.env_steps > 0:
-        env_rates = {n: env_throughput(m, args.num_envs, args.env_steps) for n, m in models.items()}
+        env_rates = {
+            name: env_throughput(m, args.num_envs, args.env_steps, worlds[name].takes_prompts)
+            for name, m in models.items()
+        }
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     minutes = (time.time() - t_start) / 60
     ref = next(iter(best.values()))
@@ -287,15 +386,19 @@ def compare_models(args: Args, threads: int) -> None:
         f"Command: `{command}` ({minutes:.1f} min, {threads} torch threads, "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, torch {torch.__version__}). "
         f"{args.num_envs} held-out `{args.split}` clips x {args.frames} imagined frames, default "
-        f"sampler of each model; best of {args.repeats} alternating repetitions.",
+        f"sampler of each model; best of {args.repeats} alternating repetitions. Prompt models "
+        "include the env's per-step prompt work (proprio integration + skeleton drawing).",
         "",
-        "| model | frames/s | ms/frame | vs first | gym vector env steps/s | Latent L2 | PSNR |",
-        "|---|---|---|---|---|---|---|",
+        "| model | prompts | frames/s | ms/frame | vs first | gym vector env steps/s | "
+        "Latent L2 | PSNR |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in best.items():
         rate = f"{env_rates[name]:.1f}" if name in env_rates else "skipped"
+        prompts = "integrated per step" if r["prompt_work"] else "-"
         lines.append(
-            f"| {name} ({models[name]}) | {r['frames_per_s']:.2f} | {r['ms_per_frame']:.1f} | "
+            f"| {name} ({models[name]}) | {prompts} | {r['frames_per_s']:.2f} | "
+            f"{r['ms_per_frame']:.1f} | "
             f"{r['frames_per_s'] / ref['frames_per_s']:.2f}x | {rate} | {r['latent_l2']:.4f} | "
             f"{r['psnr']:.2f} |"
         )
@@ -319,12 +422,13 @@ def main() -> None:
     clips = collect_clips(args.data, args.split, args.frames + n, args.num_envs, seed=0)
     true_z = encode_frames(world, clips.frames)
     ctx, actions = true_z[:, :n], clips.actions
+    start = robot_start_for(world, args.model, args, clips)
     t_start = time.time()
     results = []
     rows = ladder(pndm)
     for row in tqdm(rows, desc="ladder"):
         reps = 1 if row.steps > 10 else args.repeats
-        results.append(time_row(world, row, ctx, actions, clips.frames, true_z, reps))
+        results.append(time_row(world, row, ctx, actions, clips.frames, true_z, reps, start))
     naive, default = results[0], results[6]
     default_row = rows[6]
     extra = [
@@ -338,7 +442,7 @@ def main() -> None:
         replace(default_row, name="DDIM 10 + CFG (two calls)", steps=10, cfg=True, batch_cfg=False),
     ]
     extra_res = [
-        time_row(world, r, ctx, actions, clips.frames, true_z, args.repeats)
+        time_row(world, r, ctx, actions, clips.frames, true_z, args.repeats, start)
         for r in tqdm(extra, desc="extras")
     ]
     compile_note = "not run"
@@ -347,7 +451,7 @@ def main() -> None:
         try:
             world.dit = torch.compile(eager, dynamic=False)
             r = time_row(world, replace(default_row, name="default + torch.compile"), ctx, actions,
-                         clips.frames, true_z, args.repeats)  # fmt: skip
+                         clips.frames, true_z, args.repeats, start)  # fmt: skip
             extra_res.append(r)
             compile_note = f"{r['frames_per_s'] / default['frames_per_s']:.2f}x the eager default"
         except Exception as e:  # noqa: BLE001 - report why compile is unavailable
@@ -359,12 +463,16 @@ def main() -> None:
         if n > args.num_envs:
             continue
         r = time_row(world, replace(default_row, name=f"default, {n} envs"), ctx[:n],
-                     actions[:n], clips.frames[:n], true_z[:n], args.repeats)  # fmt: skip
+                     actions[:n], clips.frames[:n], true_z[:n], args.repeats,
+                     start.head(n) if start else None)  # fmt: skip
         scaling.append(r)
     env_rates = {}
     if args.env_steps > 0:
-        env_rates = {n: env_throughput(args.model, n, args.env_steps) for n in (1, args.num_envs)}
-    prof = profile_default(world, ctx, actions)
+        env_rates = {
+            n: env_throughput(args.model, n, args.env_steps, world.takes_prompts)
+            for n in (1, args.num_envs)
+        }
+    prof = profile_default(world, ctx, actions, start)
     minutes = (time.time() - t_start) / 60
 
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
@@ -373,7 +481,13 @@ def main() -> None:
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, torch {torch.__version__}). "
         f"{args.num_envs} held-out `{args.split}` clips x {args.frames} imagined frames, one "
         "action per frame; fidelity of exactly the timed frames (those after the context) vs "
-        "ground truth.",
+        "ground truth."
+        + (
+            " Every row includes the env's per-step prompt work (proprio integration + skeleton "
+            "drawing)."
+            if start
+            else ""
+        ),
         "",
         "**Ladder: naive -> default** (each row adds one change to the row above)",
         "",
@@ -405,8 +519,8 @@ def main() -> None:
         f"Latent L2 {default['latent_l2']:.4f} vs {naive['latent_l2']:.4f}, PSNR "
         f"{default['psnr']:.2f} vs {naive['psnr']:.2f} dB.",
         "",
-        "**Full gym vector env** (`gym.make_vec('FreeActionMetaWorld-v0')`, preset defaults, "
-        "learned reward head): "
+        f"**Full gym vector env** (`gym.make_vec('FreeActionMetaWorld{'VAP' if start else ''}-v0')`"
+        ", preset defaults, learned reward head): "
         + (", ".join(f"{n} envs {v:.1f} env steps/s" for n, v in env_rates.items()) or "skipped")
         + f" (imagination alone at {args.num_envs} envs: {default['frames_per_s']:.1f} frames/s).",
         "",

@@ -66,7 +66,7 @@ def true_prompts(root: str | Path, split: str, clips: Clips) -> np.ndarray:
     keypoints = np.stack(
         [episodes[name].keypoints[s : s + f] for name, s in _windows(clips)]
     )  # (N, F, K, 3)
-    video = render_prompts(keypoints.reshape(-1, *keypoints.shape[2:]), _camera(root, clips))
+    video = render_prompts(keypoints.reshape(-1, *keypoints.shape[2:]), clip_camera(root, clips))
     return video.reshape(len(clips), f, *video.shape[1:])
 
 
@@ -76,11 +76,24 @@ def proprio_prompts(
     """uint8 (N, F, H, W, 3): the arm integrated by ``proprio`` from each clip's first-frame
     state (7,) and keypoints (K, 3) (world m) under its F - 1 actions (dataset units), drawn
     through the dataset camera."""
-    episodes = _robot_episodes(root, split, clips, proprio.config.num_keypoints)
-    tracker = PromptTracker(proprio, _camera(root, clips), len(clips), num_context=1)
-    for i, (name, s) in enumerate(_windows(clips)):  # copies: episode arrays are read-only
-        tracker.reset(i, episodes[name].state[s].copy(), episodes[name].keypoints[s].copy())
+    state, keypoints = robot_start(root, split, clips, proprio.config.num_keypoints)
+    tracker = PromptTracker(proprio, clip_camera(root, clips), len(clips), num_context=1)
+    for i in range(len(clips)):
+        tracker.reset(i, state[i], keypoints[i])
     return tracker.step(clips.actions, np.ones(len(clips), bool))  # (N, 1 + F - 1, H, W, 3)
+
+
+def robot_start(
+    root: str | Path, split: str, clips: Clips, num_keypoints: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The robot at each clip's first frame, where a :class:`PromptTracker` starts: state
+    float32 (N, 7) and keypoints float32 (N, K, 3) world m (``ValueError`` as
+    :func:`clip_prompts` when the episodes store no robot state or another K)."""
+    episodes = _robot_episodes(root, split, clips, num_keypoints)
+    starts = _windows(clips)
+    state = np.stack([episodes[name].state[s] for name, s in starts]).astype(np.float32)
+    keypoints = np.stack([episodes[name].keypoints[s] for name, s in starts])
+    return state, keypoints.astype(np.float32)
 
 
 def _windows(clips: Clips) -> list[tuple[str, int]]:
@@ -88,7 +101,7 @@ def _windows(clips: Clips) -> list[tuple[str, int]]:
     return list(zip(clips.episodes, clips.starts, strict=True))
 
 
-def _camera(root: str | Path, clips: Clips) -> PinholeCamera:
+def clip_camera(root: str | Path, clips: Clips) -> PinholeCamera:
     """The dataset camera at the clips' frame size."""
     h, w = clips.frames.shape[2:4]
     return dataset_camera(root).resized(w, h)

@@ -252,6 +252,28 @@ def test_bench_imagination_compare(tiny_world_model, tiny_dataset, tmp_path):
     assert bad.returncode != 0 and "NAME=MODEL" in bad.stderr
 
 
+def test_bench_imagination_times_a_prompt_model(tiny, prompt_dataset, tmp_path):
+    """A prompt model runs through the whole ladder (unbatched and padded rows included) and
+    --compare next to its plain twin, its rows flagged as including the prompt work."""
+    env = os.environ | {"OMP_WAIT_POLICY": "PASSIVE", "FREEACTION_THREADS": "1"}
+    script = [sys.executable, str(REPO / "experiments" / "bench_imagination.py"), "--quick",
+              "--data", str(prompt_dataset), "--env-steps", "0"]  # fmt: skip
+    for extra in (["--model", str(tiny.vap_dir)],
+                  ["--compare", f"plain={tiny.world_dir}", f"vap={tiny.vap_dir}"]):  # fmt: skip
+        out = tmp_path / f"{extra[0][2:]}.md"
+        proc = subprocess.run(script + extra + ["--out", str(out)], capture_output=True,
+                              text=True, env=env, cwd=tmp_path, timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        res = json.loads(out.with_suffix(".json").read_text())
+        rows = res["ladder"] if "ladder" in res else list(res["best"].values())
+        assert all(r["frames_per_s"] > 0 and math.isfinite(r["latent_l2"]) for r in rows)
+    assert all(
+        r["prompt_work"] for r in json.loads((tmp_path / "model.json").read_text())["ladder"]
+    )
+    assert not res["best"]["plain"]["prompt_work"] and res["best"]["vap"]["prompt_work"]
+    assert "| vap (" in out.read_text() and "integrated per step" in out.read_text()
+
+
 def test_tables_copy_row_uses_the_models_context(tiny_world_two_context, state_dataset, tmp_path):
     """With 2 context frames the copy row repeats the last context frame and every row is
     scored from frame 3 on (it used to copy frame 1 and score from frame 2)."""
