@@ -19,8 +19,10 @@ model, against the seed's baselines, at 10%, 30% and 100% of the action-labelled
    network, so equal trainable parameters up to the mask channel and side input): ``avid``,
    the ablations ``no_mask`` and ``no_conditioning``, the baselines ``poe`` (product of
    experts), ``action_cfg`` (action CFG across the two models) and ``scratch`` (the adapter
-   alone). Weight access, upper bounds (``configs/avid/finetune.yaml``): ``finetune`` (the
-   whole pretrained model with its action embedding) and ``controlnet`` (the same plus a
+   alone). ``poe`` and ``action_cfg`` train their adapter exactly as ``scratch`` (alone), so
+   their runs reuse the scratch run's adapter (``derived_from`` in ``done.json``). Weight
+   access, upper bounds (``configs/avid/finetune.yaml``): ``finetune`` (the whole
+   pretrained model with its action embedding) and ``controlnet`` (the same plus a
    zero-initialised ControlNet branch, :mod:`freeaction_gym.models.controlnet`, which reads
    visual action prompts: skeletons of the episodes' stored arm keypoints, so it sees the
    true arm pose of every frame - an oracle beyond the actions; its base is not frozen, and
@@ -60,6 +62,7 @@ from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 
 from freeaction_gym.evaluation.action_error import (  # noqa: E402
     InverseDynamicsModel,
@@ -86,6 +89,7 @@ from freeaction_gym.evaluation.replay import (  # noqa: E402
 )
 from freeaction_gym.evaluation.rollout import max_chunk  # noqa: E402
 from freeaction_gym.training import study_runs  # noqa: E402
+from freeaction_gym.training.avid import combine_trained_alone  # noqa: E402
 from freeaction_gym.training.config import TrainConfig, load_config  # noqa: E402
 from freeaction_gym.training.data import episode_prompts  # noqa: E402
 from freeaction_gym.training.study_runs import QUICK_RUN, prompts_missing, train_run  # noqa: E402
@@ -125,6 +129,9 @@ VARIANTS = {
     ),
 }
 LABELS = {name: v.label for name, v in VARIANTS.items()}  # the report's row names
+DERIVED = ("poe", "action_cfg")
+"""Train their adapter exactly as ``scratch`` (alone; the frozen model joins at sampling):
+their runs reuse the same-fraction scratch run's adapter instead of training it again."""
 MASK_MODES = ("avid", "no_conditioning")
 # --quick: tiny networks and runs (the pretrained / fine-tuned model, the adapters, every run)
 QUICK_MODEL = {
@@ -228,6 +235,27 @@ def plan_steps(args: Args, names: list[str], frozen: Path) -> dict[str, int]:
     )  # fmt: skip
 
 
+def derive_run(runs: Path, name: str, fraction: float, frozen: Path) -> None:
+    """``runs/<name>_f<fraction>`` (``poe`` / ``action_cfg``) from the finished scratch run
+    of that fraction: its adapter combined with the frozen model, its config with the mode
+    and output changed, its ``done.json`` plus ``derived_from``. Nothing without it."""
+    src, dst = runs / run_name("scratch", fraction), runs / run_name(name, fraction)
+    if not (src / "done.json").is_file():
+        return
+    done = json.loads((src / "done.json").read_text())
+    if (dst / "done.json").is_file() and json.loads((dst / "done.json").read_text()) == (
+        done | {"derived_from": src.name}
+    ):
+        return
+    world = combine_trained_alone(WorldModel.from_pretrained(src / "model"), name, frozen)
+    world.save_pretrained(dst / "model")
+    cfg = yaml.safe_load((src / "config.yaml").read_text())
+    cfg["avid"]["mode"], cfg["loop"]["output"] = name, str(dst)
+    (dst / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    (dst / "done.json").write_text(json.dumps(done | {"derived_from": src.name}, indent=2) + "\n")
+    print(f"[avid-study] {dst.name}: the adapter of {src.name} ({name})", flush=True)
+
+
 # -- scoring ----------------------------------------------------------------------------------
 
 
@@ -329,10 +357,16 @@ def main(argv: list[str] | None = None) -> int:
             same = variant_config(args, "finetune", 1.0, 1, frozen).model == pre.model
             if not same:
                 raise SystemExit(f"{args.finetune_config}'s model section must be the pretrained's")
-        plan = plan_steps(args, names, frozen)
-        for v, f in runs:
+        trained = [n for n in names if n not in DERIVED]
+        if len(trained) < len(names) and "scratch" not in trained:
+            trained.append("scratch")
+        plan = plan_steps(args, trained, frozen)
+        for v, f in [(v, f) for v in trained for f in args.fractions]:
             print(f"[avid-study] {run_name(v, f)}: {plan[v]} steps", flush=True)
             train_run(variant_config(args, v, f, plan[v], frozen))
+    for v, f in runs:
+        if v in DERIVED:
+            derive_run(out / "runs", v, f, frozen)
 
     # 3: score every finished run on the same clips
     configure_threads(None if args.quick else 2)

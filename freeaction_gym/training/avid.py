@@ -18,8 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from freeaction_gym.models.avid import (
+    TRAINED_ALONE,
     AVIDConfig,
     AVIDModel,
+    check_compatible,
     file_sha256,
     load_frozen,
     resolve_frozen,
@@ -27,7 +29,7 @@ from freeaction_gym.models.avid import (
 from freeaction_gym.models.checkpoint import read_config_json
 from freeaction_gym.models.dit import DiTConfig
 from freeaction_gym.training.config import AVIDTrainConfig
-from freeaction_gym.world_model.model import DiffusionConfig
+from freeaction_gym.world_model.model import DiffusionConfig, WorldModel
 
 TRAINING_ONLY = ("null_action_prob", "sigma_loc", "sigma_scale", "context_noise_max")
 """DiffusionConfig fields the run decides; the rest (the parameterisation) is the frozen's."""
@@ -89,3 +91,26 @@ def build_avid(
         flush=True,
     )
     return model, diffusion
+
+
+def combine_trained_alone(world: WorldModel, mode: str, frozen: str | Path) -> WorldModel:
+    """``world`` (an adapter trained alone: mode ``scratch``, ``poe`` or ``action_cfg``)
+    combined with the frozen model at ``frozen`` in ``mode`` (``poe`` or ``action_cfg``).
+
+    Those modes train the adapter exactly as ``scratch`` does (the frozen model is not run
+    in training), so one trained adapter serves all three rows; only sampling differs. The
+    adapter's weights are shared, not copied."""
+    dit = world.dit
+    if not isinstance(dit, AVIDModel) or dit.config.mode not in TRAINED_ALONE:
+        raise ValueError(f"needs an adapter trained alone ({', '.join(TRAINED_ALONE)})")
+    if mode not in TRAINED_ALONE or mode == "scratch":
+        raise ValueError(f"mode {mode!r}: combine with poe or action_cfg")
+    source = frozen_source(str(frozen))
+    net = load_frozen(source, where="combine_trained_alone")
+    check_compatible(net.config, dit.config.adapter)
+    sha = file_sha256(resolve_frozen(source) / "model.safetensors")
+    model = AVIDModel(
+        replace(dit.config, mode=mode), net, adapter=dit.adapter, frozen_source=source,
+        frozen_sha256=sha,
+    )  # fmt: skip
+    return WorldModel(model, world.codec, world.diffusion, world.stats).eval()

@@ -98,6 +98,45 @@ def test_scratch_baseline_trains_without_a_frozen_model(metaworld_root, frozen_m
     )
 
 
+def test_poe_trains_exactly_as_scratch_and_combines_from_it(metaworld_root, frozen_model, tmp_path):
+    """poe trains its adapter alone, as scratch does: the same weights after the same steps
+    (same process, same batch size), so combine_trained_alone(scratch) is the poe model."""
+    from freeaction_gym.training.avid import combine_trained_alone
+    from freeaction_gym.training.train_dit import train_dit
+
+    worlds = {}
+    for mode in ("scratch", "poe"):
+        cfg = run_config(
+            metaworld_root,
+            tmp_path / mode,
+            model={"depth": 2, "hidden_size": 32},
+            avid={"frozen": str(frozen_model), "mode": mode},
+        )
+        worlds[mode] = WorldModel.from_pretrained(train_dit(config_from_dict(cfg)))
+    trained = worlds["poe"].dit.adapter.state_dict()
+    for k, v in worlds["scratch"].dit.adapter.state_dict().items():
+        assert torch.equal(trained[k], v), k
+    derived = combine_trained_alone(worlds["scratch"], "poe", frozen_model)
+    assert derived.dit.config == worlds["poe"].dit.config
+    assert derived.dit.adapter is worlds["scratch"].dit.adapter  # shared, not copied
+    x, t = torch.randn(2, 3, 3, 32, 32), torch.tensor([10, 500])
+    a = torch.randn(2, 2, 4)
+    tight = {"rtol": 1e-5, "atol": 1e-12}  # outputs are small after 2 steps (zero-init head)
+    with torch.no_grad():
+        want, got = worlds["poe"].dit(x, t, a), derived.dit(x, t, a)
+        alone, pre = worlds["scratch"].dit(x, t, a), derived.dit.pretrained(x, t)
+    torch.testing.assert_close(got, want, **tight)
+    lam = derived.dit.config.poe_weight  # the frozen model joined: lam * adapt + (1 - lam) * pre
+    torch.testing.assert_close(got, lam * alone + (1 - lam) * pre, **tight)
+    assert (pre - alone).abs().max() > 10 * (got - want).abs().max()
+    derived.save_pretrained(tmp_path / "derived")  # and it round-trips like a trained one
+    back = WorldModel.from_pretrained(tmp_path / "derived")
+    with torch.no_grad():
+        torch.testing.assert_close(back.dit(x, t, a), want, **tight)
+    with pytest.raises(ValueError, match="poe or action_cfg"):
+        combine_trained_alone(worlds["scratch"], "avid", frozen_model)
+
+
 def test_avid_section_is_validated():
     base = {"kind": "dit"}
     with pytest.raises(ValueError, match="unknown key.*'avid'"):
