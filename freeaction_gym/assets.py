@@ -15,7 +15,8 @@ and reward head; ``metaworld_vap``: the same model fine-tuned on visual action p
 
 def bundled_dir(name: str = "metaworld_default") -> Path:
     """Directory of a bundled model: ``model.safetensors``, ``config.json`` and, for
-    ``metaworld_default``, ``reset_bank.npz``, ``demo_episodes.npz`` and ``reward_head/``;
+    ``metaworld_default``, ``reset_bank.npz``, ``demo_episodes.npz``, ``reward_head/`` and
+    ``state_probe/`` (``success: state``);
     for ``metaworld_vap``, ``proprio/`` (see docs/MODEL_CARD.md)."""
     if name not in BUNDLED:
         raise ValueError(f"unknown bundled model {name!r}; available: {list(BUNDLED)}")

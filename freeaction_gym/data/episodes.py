@@ -20,6 +20,8 @@ An episode of T actions has T+1 frames; frame 0 is after reset, frame k+1 after 
     state    float32 (T+1, 7)      robot/object state per frame (optional; MetaWorld:
                                    hand xyz m, gripper opening, object xyz m)
     keypoints float32 (T+1, K, 3)  arm keypoints per frame, meters (optional)
+    goal_pos float32 (3,)          the scene's goal position, meters (optional; MetaWorld's
+                                   ``_target_pos``)
 
 Other scalar keys (e.g. ``noise_sigma``) are kept in :attr:`Episode.info`.
 """
@@ -82,6 +84,8 @@ class Episode:
     """float32 (T+1, S) per-frame state (MetaWorld: ``metaworld_gen.STATE_NAMES``), or None."""
     keypoints: np.ndarray | None = None
     """float32 (T+1, K, 3) per-frame arm keypoints in meters, or None."""
+    goal_pos: np.ndarray | None = None
+    """float32 (3,) the scene's goal position in meters (MetaWorld's ``_target_pos``), or None."""
     info: dict[str, Any] = field(default_factory=dict)
     """Other scalar keys of the file (e.g. ``noise_sigma``)."""
     path: Path | None = None
@@ -131,6 +135,7 @@ def load_episode(
     reward, success = arrays.pop("reward"), arrays.pop("success")
     depth = arrays.pop("depth", None)
     state, keypoints = arrays.pop("state", None), arrays.pop("keypoints", None)
+    goal_pos = arrays.pop("goal_pos", None)
     if rgb.dtype != np.uint8 or rgb.ndim != 4 or rgb.shape[-1] != 3:
         raise _fail(path, f"rgb must be uint8 (T+1, H, W, 3), got {rgb.dtype} {rgb.shape}")
     if action.ndim != 2 or not np.issubdtype(action.dtype, np.floating):
@@ -149,6 +154,8 @@ def load_episode(
         raise _fail(path, f"state must have shape ({t + 1}, S), got {state.shape}")
     if keypoints is not None and (keypoints.ndim != 3 or keypoints.shape[0] != t + 1):
         raise _fail(path, f"keypoints must have shape ({t + 1}, K, 3), got {keypoints.shape}")
+    if goal_pos is not None and goal_pos.shape != (3,):
+        raise _fail(path, f"goal_pos must have shape (3,), got {goal_pos.shape}")
     for arr in (rgb, action, reward, success, depth, state, keypoints):
         if arr is not None:
             arr.flags.writeable = False
@@ -164,6 +171,7 @@ def load_episode(
         depth=depth,
         state=state,
         keypoints=keypoints,
+        goal_pos=None if goal_pos is None else goal_pos.astype(np.float32),
         info=scalars,
         path=path,
     )

@@ -1,8 +1,10 @@
 """MetaWorld v3 envs frozen to one layout, and the robot state the dataset stores per frame.
 
 ``make_metaworld_env`` builds a task's env on layout ``i`` of ``MT1(task, seed)`` with its
-:class:`~freeaction_gym.data.metaworld_render.SceneRenderer`; ``robot_state`` reads the
-state (:data:`STATE_NAMES`) and arm keypoints (:data:`KEYPOINT_BODIES`) of the simulation.
+:class:`~freeaction_gym.data.metaworld_render.SceneRenderer` (``set_layout`` freezes an env
+to a layout, the one way every caller does it); ``robot_state`` reads the state
+(:data:`STATE_NAMES`) and arm keypoints (:data:`KEYPOINT_BODIES`) of the simulation;
+``goal_positions`` the target (``_target_pos``) of layouts, as the env sets it at reset.
 """
 
 from __future__ import annotations
@@ -50,10 +52,41 @@ def make_metaworld_env(
 
     if task not in metaworld.env_dict.ALL_V3_ENVIRONMENTS:
         raise ValueError(f"{task!r} is not a MetaWorld v3 task (see ALL_V3_ENVIRONMENTS)")
-    layouts = _mt1_tasks(task, seed)
     env = metaworld.env_dict.ALL_V3_ENVIRONMENTS[task]()
-    env.set_task(layouts[layout % len(layouts)])
+    set_layout(env, task, seed, layout)
     return env, SceneRenderer(env, camera, resolution, depth, depth_clip_m)
+
+
+def set_layout(env: Any, task: str, seed: int, layout: int) -> None:
+    """Freeze ``env`` (a MetaWorld v3 env of ``task``) to layout ``layout`` of
+    ``MT1(task, seed)`` (taken modulo the 50 layouts); it takes effect at the next reset."""
+    layouts = _mt1_tasks(task, seed)
+    env.set_task(layouts[layout % len(layouts)])
+
+
+def goal_positions(tasks, layout_seeds, layouts) -> np.ndarray:
+    """float32 (N, 3): the target position (m, world frame; MetaWorld's ``_target_pos``, the
+    goal marker) of each scene ``(tasks[i], layout_seeds[i], layouts[i])``, read from a
+    freshly reset env frozen to that layout - the scene :func:`make_metaworld_env` and the
+    real env start from. Builds one env per task (no renderer)."""
+    import metaworld
+
+    envs: dict[str, Any] = {}
+    out = np.zeros((len(tasks), 3), np.float32)
+    try:
+        for i, (task, seed, layout) in enumerate(zip(tasks, layout_seeds, layouts, strict=True)):
+            task = str(task)
+            if task not in envs:
+                if task not in metaworld.env_dict.ALL_V3_ENVIRONMENTS:
+                    raise ValueError(f"{task!r} is not a MetaWorld v3 task")
+                envs[task] = metaworld.env_dict.ALL_V3_ENVIRONMENTS[task]()
+            set_layout(envs[task], task, int(seed), int(layout))
+            envs[task].reset()
+            out[i] = envs[task]._target_pos
+    finally:
+        for env in envs.values():
+            env.close()
+    return out
 
 
 def robot_state(env: Any, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -50,6 +50,7 @@ def generate_episode(
         walk = cfg.random_walk_prob > 0 and rng.random() < cfg.random_walk_prob
         policy = (RandomWalkPolicy if walk else ExplorationPolicy)(task, cfg, rng)
         obs, _ = env.reset()
+        goal_pos = np.asarray(env._target_pos, np.float32)  # (3,) the goal marker, m
         rgbs, depths, states, keypoints = [], [], [], []
         state, kp = robot_state(env, obs)
         states.append(state)
@@ -97,6 +98,7 @@ def generate_episode(
         "random_walk": np.bool_(walk),
         "state": np.stack(states),  # (T+1, 7) per STATE_NAMES
         "keypoints": np.stack(keypoints),  # (T+1, K, 3) m, per KEYPOINT_BODIES
+        "goal_pos": goal_pos,  # (3,) m, MetaWorld's _target_pos of the layout
     }
     if cfg.depth:
         out["depth"] = np.stack(depths).astype(np.float16)  # (T+1, H, W) m

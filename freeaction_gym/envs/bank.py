@@ -8,13 +8,16 @@ real simulator can start from the same scene (-1 when unknown, e.g. IRASim datas
 when the dataset stores them, ``state`` float32 (N, 7) and ``keypoints`` float32 (N, K, 3):
 the robot's state and arm keypoints at the initial frame (``metaworld_gen.STATE_NAMES`` /
 ``KEYPOINT_BODIES``), which visual-action-prompt envs integrate their proprioceptive model
-from (``conditioning: vap``). Banks built before they were stored load without them.
+from (``conditioning: vap``), and ``goal_pos`` float32 (N, 3): each scene's goal position
+(m, MetaWorld's ``_target_pos``), which ``success: state`` measures the predicted object or
+hand against (:meth:`ResetBank.with_goal_pos` computes it from the layouts when a bank lacks
+it). Banks built before they were stored load without them.
 """
 
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +33,18 @@ class ResetBank:
     layout_seed: np.ndarray | None = None  # (N,) int, -1 = unknown
     state: np.ndarray | None = None  # (N, 7) float32 robot state at the initial frame
     keypoints: np.ndarray | None = None  # (N, K, 3) float32 arm keypoints (m) there
+    goal_pos: np.ndarray | None = None  # (N, 3) float32 goal position (m) of each scene
 
     def __post_init__(self) -> None:
         n = len(self.initial)
-        for name, ndim in (("state", 2), ("keypoints", 3)):
+        for name, ndim in (("state", 2), ("keypoints", 3), ("goal_pos", 2)):
             value = getattr(self, name)
             if value is not None:
                 value = np.asarray(value, np.float32)
                 if value.ndim != ndim or len(value) != n:
                     raise ValueError(f"reset bank {name} must have {ndim} dims and {n} rows")
+                if name == "goal_pos" and value.shape[1] != 3:
+                    raise ValueError(f"reset bank goal_pos must be (N, 3), got {value.shape}")
                 object.__setattr__(self, name, value)
         for name in ("layout", "layout_seed"):
             value = getattr(self, name)
@@ -72,6 +78,24 @@ class ResetBank:
         """Every entry stores its initial robot ``state`` and ``keypoints``."""
         return self.state is not None and self.keypoints is not None
 
+    def with_goal_pos(self) -> ResetBank:
+        """This bank with ``goal_pos``: as stored, or computed from the layouts through
+        MetaWorld (the scenes the real env starts from:
+        :func:`freeaction_gym.data.metaworld_env.goal_positions`; needs the ``metaworld``
+        extra). ``ValueError`` when the bank has neither."""
+        if self.goal_pos is not None:
+            return self
+        if not self.has_layouts:
+            raise ValueError(
+                "this reset bank stores no goal_pos and does not name MetaWorld layouts "
+                "(layout/layout_seed), so goal positions are unknown; rebuild it from a "
+                "MetaWorld dataset with `freeaction bank --data <root> --split test --out "
+                "bank.npz`, or reset with options={'initial_frame': ..., 'goal_pos': [x, y, z]}"
+            )
+        from freeaction_gym.data.metaworld_env import goal_positions
+
+        return replace(self, goal_pos=goal_positions(self.task, self.layout_seed, self.layout))
+
     def indices(self, task: str | None) -> np.ndarray:
         """Entries of ``task`` (all when None); error naming the known tasks otherwise."""
         if task is None:
@@ -97,7 +121,7 @@ class ResetBank:
                 missing = [k for k in ("initial", "goal", "task", "episode") if k not in z.files]
                 if missing:
                     raise ValueError(f"lacks the array(s) {missing}")
-                names = ("layout", "layout_seed", "state", "keypoints")
+                names = ("layout", "layout_seed", "state", "keypoints", "goal_pos")
                 optional = {k: z[k] for k in names if k in z.files}
                 arrays = [z["initial"], z["goal"], z["task"].astype(str), z["episode"].astype(str)]
             return cls(*arrays, **optional)
@@ -112,6 +136,8 @@ class ResetBank:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
         robot = {"state": self.state, "keypoints": self.keypoints} if self.has_robot_state else {}
+        if self.goal_pos is not None:
+            robot["goal_pos"] = self.goal_pos
         np.savez_compressed(
             tmp,
             initial=self.initial,
@@ -133,11 +159,13 @@ class ResetBank:
         goal: str = "first_success",
     ) -> ResetBank:
         """One entry per episode: frame 0 and a goal frame (``first_success``: the frame
-        after the first successful action, else the last frame; ``last``: the last frame)."""
+        after the first successful action, else the last frame; ``last``: the last frame).
+        ``goal_pos`` comes from the episodes when each stores it, else from the layouts
+        through MetaWorld when it is installed (:meth:`with_goal_pos`)."""
         from freeaction_gym.data.episodes import list_episodes, load_episode
 
         init, goals, task, names, layout, layout_seed = [], [], [], [], [], []
-        state, keypoints = [], []
+        state, keypoints, goal_pos = [], [], []
         for p in list_episodes(root, split, tasks):
             ep = load_episode(p, load_depth=False)
             k = len(ep.rgb) - 1
@@ -152,8 +180,10 @@ class ResetBank:
             if ep.state is not None and ep.keypoints is not None:
                 state.append(ep.state[0])
                 keypoints.append(ep.keypoints[0])
+            if ep.goal_pos is not None:
+                goal_pos.append(ep.goal_pos)
         robot = len(state) == len(init) and bool(init)  # every episode knows its robot
-        return cls(
+        bank = cls(
             np.stack(init),
             np.stack(goals),
             np.array(task),
@@ -162,7 +192,14 @@ class ResetBank:
             np.array(layout_seed),
             np.stack(state) if robot else None,
             np.stack(keypoints) if robot else None,
+            np.stack(goal_pos) if len(goal_pos) == len(init) else None,
         )
+        if bank.goal_pos is None and bank.has_layouts:
+            try:
+                bank = bank.with_goal_pos()
+            except (ImportError, ValueError):  # no metaworld, or not its tasks: envs try later
+                pass
+        return bank
 
     @classmethod
     def from_irasim(

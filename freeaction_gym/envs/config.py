@@ -63,6 +63,18 @@ class EnvConfig:
     ``bundled:metaworld_default/reward_head``). Default: the model directory's
     ``reward_head/``."""
     goal_success_distance: float = 0.01
+    success: Literal["reward", "state"] = "reward"
+    """Where ``success``/``is_success`` come from. ``reward``: the reward function's own
+    (the learned head's success logit, or the goal-latent distance). ``state``: MetaWorld
+    v3's success rule of the task (:mod:`~freeaction_gym.rewards.state_success`: hand or
+    object within 5 / 5 / 7 cm of the goal for reach / push / pick-place) on the state a
+    probe (``state_probe``) reads off each new frame, against the scene's goal position
+    (the reset bank's ``goal_pos``, computed from its layouts when absent; with
+    ``reset(options={"initial_frame": ...})`` pass ``goal_pos`` too); the reward is
+    unchanged and ``info["predicted_state"]`` (N, 7) holds the probe's reading."""
+    state_probe: str | None = None
+    """``success: state``: a StateProbe directory (``freeaction train-probe``) or
+    ``bundled:<name>/<dir>``; default ``bundled:metaworld_default/state_probe``."""
     terminate_on_success: bool = True
     support: dict[str, Any] | None = None
     """Halt imagined episodes that leave the data's support (MOReL-style): ``{"low": [A],

@@ -19,7 +19,10 @@ at this step), ``is_success`` (reached at any step of the episode so far: what S
 ``EvalCallback`` reads at an episode's end), ``out_of_support``; with ``timing_in_info``
 also ``step_time_ms``/``model_time_ms``/``decode_time_ms``; with ``conditioning: vap``
 also ``robot_state`` (N, 7), the integrated robot state after the step
-(:mod:`~freeaction_gym.envs.prompting` draws the prompts the model is given).
+(:mod:`~freeaction_gym.envs.prompting` draws the prompts the model is given); with
+``success: state`` also ``predicted_state`` (N, 7), the state probe's reading of the step's
+last frame, which ``success`` is judged on
+(:class:`~freeaction_gym.rewards.state_success.StateSuccess`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from freeaction_gym.world_model.model import WorldModel
 RESET_OPTIONS = (
     "bank_index",
     "goal_frame",
+    "goal_pos",
     "initial_frame",
     "initial_keypoints",
     "initial_state",
@@ -85,11 +89,16 @@ class ImaginationCore:
         task_names: list[str],
         num_envs: int,
         proprio=None,
+        state_success=None,
     ) -> None:
         """``proprio``: the :class:`~freeaction_gym.prompts.proprio.ProprioModel` of
-        ``conditioning: vap`` (None otherwise)."""
+        ``conditioning: vap``; ``state_success``: the
+        :class:`~freeaction_gym.rewards.state_success.StateSuccess` of ``success: state``
+        (it replaces the reward function's success; the bank must hold ``goal_pos``).
+        None otherwise."""
         self.sampling = check_against_model(config, world, bank, task_names, proprio)
         self.world, self.config, self.bank, self.reward_fn = world, config, bank, reward_fn
+        self.state_success = state_success
         self.task_names, self.n, self.n_ctx = task_names, num_envs, world.num_context
         a = world.action_dim
         self.scale = torch.tensor(config.action_scale or [1.0] * a, dtype=torch.float32)
@@ -102,6 +111,8 @@ class ImaginationCore:
         self.history = torch.zeros(num_envs, self.n_ctx - 1, a)  # actions between contexts
         self.frames = np.zeros((num_envs, config.frame_stack, *self.frame_shape), np.uint8)
         self.goal = torch.full((num_envs, c, h, w), float("nan"))
+        self.goal_pos = torch.full((num_envs, 3), float("nan"))  # m, success: state
+        self.predicted_state = np.full((num_envs, 7), np.nan, np.float32)
         self.task_id = np.zeros(num_envs, np.int64)
         self.steps = np.zeros(num_envs, np.int64)
         self.displacement = np.zeros((num_envs, a), np.float64)  # sum of env actions
@@ -127,6 +138,7 @@ class ImaginationCore:
         if unknown:
             raise ValueError(f"unknown reset option(s) {unknown}; known: {list(RESET_OPTIONS)}")
         self._check_robot_options(options)
+        self._check_goal_pos(options)
         task = options.get("task")
         if "initial_frame" in options:
             self._check_frame(options["initial_frame"], "initial_frame")
@@ -181,6 +193,26 @@ class ImaginationCore:
                     f"{None if value is None else np.shape(value)}"
                 )
 
+    def _check_goal_pos(self, options: dict) -> None:
+        """``goal_pos`` (3,) m: the goal position at a user-given ``initial_frame``, needed
+        there by (and only accepted with) ``success: state``."""
+        if self.state_success is None:
+            if "goal_pos" in options:
+                raise ValueError("reset option goal_pos needs env option success='state'")
+            return
+        if "initial_frame" not in options:
+            if "goal_pos" in options:
+                raise ValueError(
+                    "reset option goal_pos needs initial_frame (a bank entry brings its own)"
+                )
+            return
+        value = options.get("goal_pos")
+        if value is None or np.shape(value) != (3,) or not np.isfinite(value).all():
+            raise ValueError(
+                "success='state' with initial_frame needs reset option goal_pos: the goal's "
+                f"xyz (3,) in m (MetaWorld's _target_pos), got {value!r}"
+            )
+
     @torch.inference_mode()
     def reset_env(
         self, i: int, rng: np.random.Generator | None = None, options: dict | None = None
@@ -193,12 +225,14 @@ class ImaginationCore:
         if "initial_frame" in options:
             init, goal = options["initial_frame"], options.get("goal_frame")
             robot = options.get("initial_state"), options.get("initial_keypoints")
+            goal_pos = options.get("goal_pos")
         else:
             idx = self.bank.indices(task)
             j = int(options.get("bank_index", idx[rng.integers(len(idx))]))
             init, goal = self.bank.initial[j], self.bank.goal[j]
             task = task or str(self.bank.task[j])
             robot = (self.bank.state[j], self.bank.keypoints[j]) if self.prompter else None
+            goal_pos = self.bank.goal_pos[j] if self.state_success is not None else None
         if self.prompter is not None:
             self.prompter.reset(i, *robot)
         self.generators[i].manual_seed(int(rng.integers(2**63 - 1)))
@@ -208,6 +242,12 @@ class ImaginationCore:
         self.history[i] = 0
         self.frames[i] = init
         self.goal[i] = z[1] if goal is not None else float("nan")
+        self.goal_pos[i] = (
+            torch.as_tensor(np.asarray(goal_pos, np.float32))
+            if goal_pos is not None
+            else float("nan")
+        )
+        self.predicted_state[i] = np.nan
         self.task_id[i] = self.task_names.index(task) if task in self.task_names else 0
         self.steps[i], self.displacement[i], self.any_success[i] = 0, 0.0, False
         self.started[i] = True
@@ -261,7 +301,9 @@ class ImaginationCore:
         t1 = time.perf_counter()
         frames = self.world.decode(latents).numpy()  # (N, K, H, W, 3)
         t2 = time.perf_counter()
-        reward, success = self._reward(frames, latents)
+        reward, success, states = self._reward(frames, latents)
+        if states is not None:
+            self.predicted_state[active] = states[active]
         keep = torch.from_numpy(active)
         self.context[keep] = torch.cat([self.context, latents], dim=1)[keep, -self.n_ctx :]
         if self.n_ctx > 1:
@@ -297,6 +339,8 @@ class ImaginationCore:
             out.update({k: np.full(self.n, v, np.float32) for k, v in self.timing.items()})
         if self.prompter is not None:
             out["robot_state"] = self.prompter.state  # (N, 7)
+        if self.state_success is not None:
+            out["predicted_state"] = self.predicted_state.copy()  # (N, 7)
         reward = np.where(active, reward, 0.0).astype(np.float32)
         return Transition(self.observations(), reward, terminated, truncated, out, frames)
 
@@ -313,15 +357,21 @@ class ImaginationCore:
             ]
         )
 
-    def _reward(self, frames: np.ndarray, latents: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Reward summed and success or-ed over the K predicted frames: float32, bool (N,)."""
-        reward, success = np.zeros(self.n, np.float32), np.zeros(self.n, bool)
+    def _reward(self, frames: np.ndarray, latents: torch.Tensor):
+        """Reward summed and success or-ed over the K predicted frames: float32, bool (N,),
+        and None or, with ``success: state`` (whose rule on each frame replaces the reward
+        function's success), the last frame's predicted states float32 (N, 7)."""
+        reward, success, states = np.zeros(self.n, np.float32), np.zeros(self.n, bool), None
         task = torch.from_numpy(self.task_id)
         for k in range(frames.shape[1]):
-            r, s = self.reward_fn(torch.from_numpy(frames[:, k]), latents[:, k], self.goal, task)
+            frame = torch.from_numpy(frames[:, k])  # (N, H, W, 3)
+            r, s = self.reward_fn(frame, latents[:, k], self.goal, task)
+            if self.state_success is not None:
+                s, states = self.state_success(frame, self.goal_pos, task)
+                states = states.numpy().astype(np.float32)  # (N, 7)
             reward += np.asarray(r, np.float32)
             success |= np.asarray(s, bool)
-        return reward, success
+        return reward, success, states
 
     # -- observations --------------------------------------------------------------------
     def observation(self, i: int) -> np.ndarray:

@@ -102,6 +102,27 @@ def load_proprio(cfg: EnvConfig, world, bank: ResetBank | None):
     return ProprioModel.from_pretrained(proprio_dir(cfg, model_dir))
 
 
+DEFAULT_STATE_PROBE = "bundled:metaworld_default/state_probe"
+
+
+def load_state_success(cfg: EnvConfig, bank: ResetBank | None, tasks: list[str]):
+    """``success: state``: (the :class:`~freeaction_gym.rewards.state_success.StateSuccess`,
+    the bank with ``goal_pos``); ``(None, bank)`` otherwise. Errors name the option: a bank
+    with neither goal positions nor layouts, a task without a MetaWorld success rule."""
+    if cfg.success != "state":
+        return None, bank
+    from freeaction_gym.evaluation.probe import StateProbe  # the probe's home (evaluation)
+    from freeaction_gym.rewards.state_success import StateSuccess
+
+    if bank is not None:
+        try:
+            bank = bank.with_goal_pos()
+        except ValueError as err:
+            raise ValueError(f"env option success='state': {err}") from err
+    probe = StateProbe.from_pretrained(resolve_asset_path(cfg.state_probe or DEFAULT_STATE_PROBE))
+    return StateSuccess(probe, tasks), bank
+
+
 def build(cfg: EnvConfig, env_id: str = "VideoWorldModelEnv"):
     """(world model, reset bank, reward function, task names) for ``cfg``."""
     configure_threads()
@@ -131,4 +152,5 @@ def build_core(
     cfg = make_env_config(preset, **(options or {}))
     world, bank, reward_fn, tasks = components or build(cfg, env_id)
     proprio = load_proprio(cfg, world, bank)
-    return ImaginationCore(world, cfg, bank, reward_fn, tasks, num_envs, proprio)
+    state_success, bank = load_state_success(cfg, bank, tasks)
+    return ImaginationCore(world, cfg, bank, reward_fn, tasks, num_envs, proprio, state_success)

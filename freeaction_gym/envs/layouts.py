@@ -74,12 +74,13 @@ def render_layout_bank(
     layout): ``initial`` the first frame (what a dataset episode of that scene starts with),
     ``goal`` the frame after MetaWorld's scripted expert (no noise) first succeeds, as
     :meth:`ResetBank.from_dataset` picks it (the last frame if it has not succeeded after
-    ``max_actions`` actions of ``action_repeat`` simulator steps), and the initial robot
-    ``state``/``keypoints``."""
+    ``max_actions`` actions of ``action_repeat`` simulator steps), the initial robot
+    ``state``/``keypoints`` and the scene's ``goal_pos`` (MetaWorld's ``_target_pos``)."""
     from freeaction_gym.data.metaworld_gen import _mt1_tasks, make_metaworld_env, robot_state
     from freeaction_gym.evaluation.policies import scripted_action
 
     init, goal, task_col, names, layout_col, state, keypoints = [], [], [], [], [], [], []
+    goal_pos = []
     experts: dict[str, Any] = {}
     for task in tasks:
         env, render = make_metaworld_env(task, layout_seed, 0, camera, resolution, depth=False)
@@ -89,6 +90,7 @@ def render_layout_bank(
             for lay in layouts:
                 env.set_task(scenes[lay])
                 obs, _ = env.reset()
+                goal_pos.append(np.asarray(env._target_pos, np.float32))
                 init.append(render()[0])
                 s, kp = robot_state(env, obs)
                 state.append(s)
@@ -117,6 +119,7 @@ def render_layout_bank(
         np.full(len(init), layout_seed),
         np.stack(state),
         np.stack(keypoints),
+        np.stack(goal_pos),
     )
 
 

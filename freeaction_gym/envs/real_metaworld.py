@@ -211,7 +211,7 @@ class RealMetaWorldEnv(gym.Env):
 
     def _simulator(self, task: str, layout_seed: int, layout: int):
         """The cached env of ``task`` frozen to the layout (one env + renderer per task)."""
-        from freeaction_gym.data.metaworld_gen import _mt1_tasks, make_metaworld_env
+        from freeaction_gym.data.metaworld_env import make_metaworld_env, set_layout
 
         cfg = self.config
         if task not in self._sims:
@@ -219,8 +219,7 @@ class RealMetaWorldEnv(gym.Env):
                 task, layout_seed, layout, cfg.camera, cfg.resolution, depth=False
             )
         env, render = self._sims[task]
-        layouts = _mt1_tasks(task, layout_seed)
-        env.set_task(layouts[layout % len(layouts)])
+        set_layout(env, task, layout_seed, layout)
         env.max_path_length = max(env.max_path_length, cfg.max_episode_steps * cfg.action_repeat)
         return env, render
 
