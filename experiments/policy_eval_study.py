@@ -79,6 +79,9 @@ class Args:
     """Override the preset's world model (directory or bundled:<name>)."""
     reward_head: str | None = None
     """Override the preset's reward head directory."""
+    success: str | None = None
+    """Override the preset's imagined success signal: ``reward`` (the reward function's, e.g.
+    the learned head's) or ``state`` (MetaWorld's rule on the state probe's reading)."""
     tasks: list[str] = field(default_factory=lambda: ["reach-v3", "push-v3"])
     per_task: int = 20
     """Scenes per task (the first N reset-bank entries of the task)."""
@@ -214,7 +217,10 @@ def markdown(results: dict, args: Args, command: str, minutes: float) -> str:
         "termination; success = success at any step; 95% percentile-bootstrap intervals "
         f"({args.n_boot} resamples). Imagined: the bundled model, "
         f"{results['meta']['num_steps']} DDIM steps, the reward head "
-        f"`{results['meta']['reward_head']}`.",
+        f"`{results['meta']['reward_head']}`"
+        + (
+            ", success from the state probe (`success: state`)." if args.success == "state" else "."
+        ),
         "",
         "Agreement between imagined and real over the (policy, task) points "
         f"({results['agreement'][variants[0]]['success']['points']} points; intervals resample "
@@ -266,6 +272,8 @@ def main(args: Args) -> dict:
         env_kwargs["model"] = args.model
     if args.reward_head:
         env_kwargs["reward_head"] = args.reward_head
+    if args.success:
+        env_kwargs["success"] = args.success
     base = ImaginedWorld(args.preset, batch_size=args.batch_size, **env_kwargs)
     scenes = scenes_from_bank(base.bank, args.tasks, args.per_task)
     real = RealWorld(batch_size=20, model=base.config.model, reset_bank=base.config.reset_bank)

@@ -67,6 +67,23 @@ def test_policy_eval_study_quick(tmp_path):
     assert "2 policies x 2 tasks = 4 points" in sub and "| plain |" in sub
 
 
+def test_policy_eval_study_success_from_state(tmp_path):
+    """--success state: imagined success from MetaWorld's rule on the state probe's reading;
+    the frames (so the returns) are the learned-head run's, only success may differ."""
+    runs = {}
+    for name, extra in (("head", []), ("state", ["--success", "state"])):
+        out = tmp_path / name
+        run("experiments/policy_eval_study.py", "--quick", "--out", str(out), *extra)
+        runs[name] = json.loads((out / "results.json").read_text())
+        runs[name]["table"] = (out / "table.md").read_text()
+    assert "success from the state probe" in runs["state"]["table"]
+    assert "success from the state probe" not in runs["head"]["table"]
+    for p, tasks in runs["state"]["plain"].items():
+        for t, cell in tasks.items():
+            assert cell["return"] == runs["head"]["plain"][p][t]["return"], (p, t)
+            assert 0.0 <= cell["success"] <= 1.0
+
+
 def test_imagination_agent_quick(tmp_path):
     out = tmp_path / "ia"
     run("experiments/imagination_agent.py", "--quick", "--out", str(out))
