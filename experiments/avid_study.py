@@ -80,7 +80,6 @@ from freeaction_gym.evaluation.avid_study_report import (  # noqa: E402
     summarize,
     tables,
 )
-from freeaction_gym.evaluation.probe import StateProbe  # noqa: E402
 from freeaction_gym.evaluation.replay import (  # noqa: E402
     STEPS,
     ReplaySet,
@@ -88,6 +87,7 @@ from freeaction_gym.evaluation.replay import (  # noqa: E402
     load_replay_set,
 )
 from freeaction_gym.evaluation.rollout import max_chunk  # noqa: E402
+from freeaction_gym.rewards.state_probe import StateProbe  # noqa: E402
 from freeaction_gym.training import study_runs  # noqa: E402
 from freeaction_gym.training.avid import combine_trained_alone  # noqa: E402
 from freeaction_gym.training.config import TrainConfig, load_config  # noqa: E402

@@ -53,7 +53,6 @@ from freeaction_gym.assets import resolve_model_path  # noqa: E402
 from freeaction_gym.envs.config import load_preset  # noqa: E402
 from freeaction_gym.evaluation.cell_format import format_half_width as fmt  # noqa: E402
 from freeaction_gym.evaluation.figures import frames_at_steps, save_strip  # noqa: E402
-from freeaction_gym.evaluation.probe import StateProbe  # noqa: E402
 from freeaction_gym.evaluation.prompt_source import PromptSource, clip_prompts  # noqa: E402
 from freeaction_gym.evaluation.replay import (  # noqa: E402
     evaluate_replay,
@@ -64,6 +63,7 @@ from freeaction_gym.evaluation.replay import (  # noqa: E402
 from freeaction_gym.evaluation.rollout import Clips, collect_clips  # noqa: E402
 from freeaction_gym.evaluation.study import merge  # noqa: E402
 from freeaction_gym.prompts.proprio import ProprioModel  # noqa: E402
+from freeaction_gym.rewards.state_probe import StateProbe  # noqa: E402
 from freeaction_gym.training.train_probe import TrainProbeArgs, train_probe  # noqa: E402
 from freeaction_gym.utils.args import parse_args, parse_assignments  # noqa: E402
 from freeaction_gym.utils.markdown import update_block  # noqa: E402

@@ -19,6 +19,8 @@ from freeaction_gym.data.metaworld_render import SceneRenderer, headless_gl_defa
 STATE_NAMES = ("hand_x", "hand_y", "hand_z", "gripper", "obj_x", "obj_y", "obj_z")
 """Columns of the per-frame ``state`` array: hand xyz (m), gripper opening (MetaWorld's
 normalised finger distance, ~0 closed .. 1 open) and the first object's xyz (m)."""
+HAND, GRIPPER, OBJECT = slice(0, 3), 3, slice(4, 7)
+"""Columns of :data:`STATE_NAMES`: hand xyz, gripper opening, object xyz."""
 KEYPOINT_BODIES = ("right_l1", "right_l3", "right_l5", "right_hand", "hand", "rightpad", "leftpad")
 """MuJoCo bodies whose world positions are stored per frame as ``keypoints`` (shoulder,
 elbow, forearm, wrist, hand, both finger pads): the arm's skeleton."""

@@ -111,7 +111,7 @@ def load_state_success(cfg: EnvConfig, bank: ResetBank | None, tasks: list[str])
     with neither goal positions nor layouts, a task without a MetaWorld success rule."""
     if cfg.success != "state":
         return None, bank
-    from freeaction_gym.evaluation.probe import StateProbe  # the probe's home (evaluation)
+    from freeaction_gym.rewards.state_probe import StateProbe
     from freeaction_gym.rewards.state_success import StateSuccess
 
     if bank is not None:

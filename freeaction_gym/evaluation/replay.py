@@ -46,7 +46,7 @@ from freeaction_gym.evaluation.fidelity import (
 )
 from freeaction_gym.evaluation.metrics import latent_l2, moving_region_psnr, psnr_video, ssim_video
 from freeaction_gym.evaluation.paired_stats import mean_ci, paired_diff_ci
-from freeaction_gym.evaluation.probe import StateProbe, probe_errors
+from freeaction_gym.evaluation.probe import probe_errors
 from freeaction_gym.evaluation.rollout import (
     Clips,
     SamplingArg,
@@ -55,6 +55,7 @@ from freeaction_gym.evaluation.rollout import (
     encode_frames,
     rollout_autoregressive,
 )
+from freeaction_gym.rewards.state_probe import StateProbe
 from freeaction_gym.world_model.model import WorldModel
 
 STEPS = (1, 5, 10, 20, 40)

@@ -31,14 +31,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from freeaction_gym.data.metaworld_env import GRIPPER, HAND, OBJECT
 from freeaction_gym.data.metaworld_gen import KEYPOINT_BODIES, STATE_NAMES
 from freeaction_gym.prompts.camera import PinholeCamera
 from freeaction_gym.utils.small_models import (
     load_small_model,
     save_small_model,
 )
-
-HAND, GRIPPER, OBJECT = slice(0, 3), 3, slice(4, 7)  # state (and pose) columns, STATE_NAMES
 
 
 @dataclass

@@ -29,9 +29,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from freeaction_gym.data.metaworld_env import STATE_NAMES
+from freeaction_gym.data.metaworld_env import HAND, OBJECT, STATE_NAMES
 
-HAND, OBJECT = slice(0, 3), slice(4, 7)  # columns of STATE_NAMES
 TCP_OFFSET = (0.0, 0.0, -0.045)
 """``tcp_center - obs[:3]`` in MetaWorld v3 (m), measured: -0.045 m in z to 0.3 mm."""
 

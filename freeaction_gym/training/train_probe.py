@@ -33,13 +33,8 @@ from tqdm.auto import tqdm
 
 from freeaction_gym.data.episodes import list_episodes, load_episode
 from freeaction_gym.evaluation.paired_stats import mean_ci
-from freeaction_gym.evaluation.probe import (
-    ERROR_NAMES,
-    StateProbe,
-    StateProbeConfig,
-    predict_states,
-    state_errors,
-)
+from freeaction_gym.evaluation.probe import ERROR_NAMES, state_errors
+from freeaction_gym.rewards.state_probe import StateProbe, StateProbeConfig, predict_states
 from freeaction_gym.training.supervised import FitBudget, FrameModelArgs, fit_best_on_val
 
 

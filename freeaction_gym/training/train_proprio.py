@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from freeaction_gym.data.episodes import list_episodes
+from freeaction_gym.data.metaworld_env import HAND
 from freeaction_gym.prompts.proprio import (
-    HAND,
     ProprioConfig,
     ProprioModel,
     ProprioState,

@@ -17,7 +17,7 @@ import torch
 
 import freeaction_gym  # noqa: F401  (registers the ids)
 from freeaction_gym.envs.bank import ResetBank
-from freeaction_gym.evaluation.probe import StateProbe, StateProbeConfig
+from freeaction_gym.rewards.state_probe import StateProbe, StateProbeConfig
 from freeaction_gym.rewards.state_success import METAWORLD_SUCCESS_RULES, TCP_OFFSET, StateSuccess
 
 ENV_ID = "FreeActionMetaWorld-v0"

@@ -17,8 +17,8 @@ from freeaction_gym.evaluation.action_error import (
     action_error_ratio,
     clip_action_errors,
 )
-from freeaction_gym.evaluation.probe import StateProbe, StateProbeConfig
 from freeaction_gym.models.checkpoint import CheckpointError
+from freeaction_gym.rewards.state_probe import StateProbe, StateProbeConfig
 from freeaction_gym.training.train_idm import TrainIDMArgs, load_frame_pairs, train_idm
 
 N, F, HW, A = 3, 6, 4, 4

@@ -9,13 +9,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from freeaction_gym.evaluation.probe import (
-    StateProbe,
-    StateProbeConfig,
-    predict_states,
-    probe_errors,
-    state_errors,
-)
+from freeaction_gym.evaluation.probe import probe_errors, state_errors
+from freeaction_gym.rewards.state_probe import StateProbe, StateProbeConfig, predict_states
 from freeaction_gym.training.train_probe import (
     TrainProbeArgs,
     load_state_frames,

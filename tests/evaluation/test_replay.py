@@ -9,7 +9,6 @@ import torch
 from freeaction_gym.evaluation.figures import frames_at_steps, save_strip
 from freeaction_gym.evaluation.metrics import ssim_video
 from freeaction_gym.evaluation.paired_stats import mean_ci
-from freeaction_gym.evaluation.probe import StateProbe, StateProbeConfig
 from freeaction_gym.evaluation.replay import (
     PSNR_CAP,
     evaluate_replay,
@@ -21,6 +20,7 @@ from freeaction_gym.evaluation.replay import (
     summarize_short,
 )
 from freeaction_gym.evaluation.rollout import collect_clips
+from freeaction_gym.rewards.state_probe import StateProbe, StateProbeConfig
 from freeaction_gym.world_model import load_world_model
 
 FAST = {"scheduler": "ddim", "num_steps": 2}

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from freeaction_gym.evaluation.probe import StateProbe, StateProbeConfig
 from freeaction_gym.models.checkpoint import CheckpointError
 from freeaction_gym.rewards.learned import RewardHead, RewardHeadConfig
+from freeaction_gym.rewards.state_probe import StateProbe, StateProbeConfig
 
 TINY_HEAD = {"channels": (8, 16), "hidden": 8, "task_dim": 2, "tasks": ["a", "b"]}
 
