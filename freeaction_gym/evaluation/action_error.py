@@ -72,7 +72,7 @@ class InverseDynamicsModel(nn.Module):
     The CNN sees both frames and their difference (9 channels in [-1, 1]; the difference
     puts what moved in front of it), then Conv(3x3, stride 2) + GroupNorm + SiLU blocks,
     adaptive average pooling to a fixed grid and a two-layer MLP, as the state probe
-    (:class:`~freeaction_gym.evaluation.probe.StateProbe`)."""
+    (:class:`~freeaction_gym.rewards.state_probe.StateProbe`)."""
 
     def __init__(self, config: InverseDynamicsConfig | None = None) -> None:
         super().__init__()

@@ -2,7 +2,7 @@
 
 A learned success head can take shortcuts (a hand at the goal marker reads as push success,
 because in expert data hand and puck arrive together). :class:`StateSuccess` instead runs a
-state probe (:class:`~freeaction_gym.evaluation.probe.StateProbe`: hand xyz, gripper,
+state probe (:class:`~freeaction_gym.rewards.state_probe.StateProbe`: hand xyz, gripper,
 object xyz in m from one frame) on each new frame and applies MetaWorld v3's success rule
 of the env's task against the scene's goal position (``_target_pos``):
 

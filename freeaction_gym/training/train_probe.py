@@ -1,4 +1,4 @@
-"""Train a :class:`~freeaction_gym.evaluation.probe.StateProbe` on real frames.
+"""Train a :class:`~freeaction_gym.rewards.state_probe.StateProbe` on real frames.
 
     freeaction train-probe --data data/metaworld_v2 --out runs/probe_v2
     python -m freeaction_gym.training.train_probe --data data/metaworld_v2 --out runs/probe_v2
