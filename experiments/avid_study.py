@@ -19,9 +19,13 @@ model, against the seed's baselines, at 10%, 30% and 100% of the action-labelled
    network, so equal trainable parameters up to the mask channel and side input): ``avid``,
    the ablations ``no_mask`` and ``no_conditioning``, the baselines ``poe`` (product of
    experts), ``action_cfg`` (action CFG across the two models) and ``scratch`` (the adapter
-   alone). ``poe`` and ``action_cfg`` train their adapter exactly as ``scratch`` (alone), so
-   their runs reuse the scratch run's adapter (``derived_from`` in ``done.json``). Weight
-   access, upper bounds (``configs/avid/finetune.yaml``): ``finetune`` (the whole
+   alone). Two fixes of ours for the mask saturating on the frozen model (the adapter then
+   stops learning): ``avid_aux`` adds the loss on the adapter's own prediction
+   (``avid.adapter_loss_weight``), ``avid_open`` starts the mask at 0.1 instead of 0.5
+   (``avid.mask_init``). ``poe`` and ``action_cfg`` train their adapter exactly as
+   ``scratch`` (alone), so their runs reuse the scratch run's adapter (``derived_from`` in
+   ``done.json``). Weight access, upper bounds (``configs/avid/finetune.yaml``): ``finetune``
+   (the whole
    pretrained model with its action embedding) and ``controlnet`` (the same plus a
    zero-initialised ControlNet branch, :mod:`freeaction_gym.models.controlnet`, which reads
    visual action prompts: skeletons of the episodes' stored arm keypoints, so it sees the
@@ -116,6 +120,14 @@ class Variant:
 
 VARIANTS = {
     "avid": Variant("adapter", ("avid.mode=avid",), "AVID (mask, sees the frozen output)"),
+    "avid_aux": Variant(
+        "adapter",
+        ("avid.mode=avid", "avid.adapter_loss_weight=1.0"),
+        "AVID + loss on the adapter's own prediction (ours)",
+    ),
+    "avid_open": Variant(
+        "adapter", ("avid.mode=avid", "avid.mask_init=0.1"), "AVID, mask initialised at 0.1"
+    ),
     "no_mask": Variant("adapter", ("avid.mode=no_mask",), "No Mask (pre + adapt)"),
     "no_conditioning": Variant(
         "adapter", ("avid.mode=no_conditioning",), "No Conditioning (adapter blind to pre)"

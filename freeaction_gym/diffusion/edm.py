@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 import torch
 
+from freeaction_gym.diffusion.loss import prediction_loss
+
 Denoiser = Callable[..., torch.Tensor]
 
 # The DiT embeds a diffusion step in [0, 1000) with sinusoids; EDM's c_noise = ln(sigma)/4
@@ -90,7 +92,8 @@ def edm_loss(
 
     latents (B, F, C, H, W): context frames then the targets y (already in the space the
     network denoises); actions (B, F-1, A); weights optional per-element (B, K, C|1, H, W).
-    Returns a scalar: mean of ``weights * (F - (y - c_skip x) / c_out)^2``.
+    Returns a scalar: mean of ``weights * (F - (y - c_skip x) / c_out)^2`` (plus the
+    auxiliary's term when the network returns a :class:`~.loss.WithAuxiliary`).
     """
     b = latents.shape[0]
     target = latents[:, num_context:]
@@ -102,10 +105,7 @@ def edm_loss(
     x = target + sigma.view(b, 1, 1, 1, 1) * noise.to(latents.dtype)
     video = torch.cat([latents[:, :num_context], c_in * x], dim=1)
     out = model(video, network_time(c_noise), actions, null_action, **model_kwargs)
-    err = (out[:, num_context:] - (target - c_skip * x) / c_out) ** 2
-    if weights is not None:
-        return (err * weights).sum() / weights.expand_as(err).sum().clamp_min(1e-8)
-    return err.mean()
+    return prediction_loss(out, (target - c_skip * x) / c_out, num_context, weights)
 
 
 def karras_sigmas(num_steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0):

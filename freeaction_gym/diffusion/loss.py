@@ -7,7 +7,7 @@ clean. One diffusion step t per sample for all frames.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 
@@ -15,6 +15,39 @@ from freeaction_gym.diffusion.schedule import alphas_cumprod
 
 Denoiser = Callable[..., torch.Tensor]
 PredictionType = Literal["epsilon", "sample", "v_prediction"]
+
+
+class WithAuxiliary(NamedTuple):
+    """A network output in training that carries a second prediction of the same target
+    (e.g. an AVID adapter's own prediction next to the combined one). The losses add
+    ``weight`` times the auxiliary's error to the output's."""
+
+    output: torch.Tensor
+    """(B, F, C, H, W), what sampling uses."""
+    auxiliary: torch.Tensor
+    """(B, F, C, H, W), trained toward the same goal."""
+    weight: float
+
+
+def prediction_loss(
+    out: torch.Tensor | WithAuxiliary,
+    goal: torch.Tensor,
+    num_context: int,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Weighted MSE of the network output's frames ``num_context..F`` (B, K, C, H, W)
+    against ``goal`` (B, K, C, H, W); plus ``weight`` x the auxiliary's for a
+    :class:`WithAuxiliary` output. ``weights`` (B, K, C|1, H, W) optional. Returns a scalar."""
+
+    def mse(pred: torch.Tensor) -> torch.Tensor:
+        err = (pred[:, num_context:] - goal) ** 2
+        if weights is not None:
+            return (err * weights).sum() / weights.expand_as(err).sum().clamp_min(1e-8)
+        return err.mean()
+
+    if isinstance(out, WithAuxiliary):
+        return mse(out.output) + out.weight * mse(out.auxiliary)
+    return mse(out)
 
 
 def q_sample(
@@ -48,7 +81,7 @@ def diffusion_loss(
     moving-region emphasis). ``timestep_power`` p > 1 draws t = T (1 - (1 - u)^p), u ~ U(0,1),
     favouring noisy steps, where the answer is not visible in x_t and the network must use
     its actions (p = 1: uniform, IRASim). ``model_kwargs`` go to the network (e.g.
-    ``context_noise``). Returns a scalar.
+    ``context_noise``); the network may return a :class:`WithAuxiliary`. Returns a scalar.
     """
     b = latents.shape[0]
     device = latents.device
@@ -62,7 +95,7 @@ def diffusion_loss(
     target = latents[:, num_context:]
     noise = torch.randn(target.shape, device=device, generator=generator, dtype=latents.dtype)
     x_t = torch.cat([latents[:, :num_context], q_sample(target, t, noise, abar)], dim=1)
-    out = model(x_t, t, actions, null_action, **model_kwargs)[:, num_context:]
+    out = model(x_t, t, actions, null_action, **model_kwargs)
     if prediction_type == "epsilon":
         goal = noise
     elif prediction_type == "sample":
@@ -72,7 +105,4 @@ def diffusion_loss(
         goal = a.sqrt() * noise - (1 - a).sqrt() * target
     else:
         raise ValueError(f"unknown prediction_type {prediction_type!r}")
-    err = (out - goal) ** 2
-    if weights is not None:
-        return (err * weights).sum() / weights.expand_as(err).sum().clamp_min(1e-8)
-    return err.mean()
+    return prediction_loss(out, goal, num_context, weights)

@@ -8,6 +8,10 @@ outputs its own prediction ``adapt`` plus one mask-logit channel; the model's ou
     out = m * pre + (1 - m) * adapt,   m = sigmoid(logit) in [0, 1]      (seed eq. 5)
 
 with the mask broadcast over channels, trained with the plain denoising loss on ``out``.
+``adapter_loss_weight`` w > 0 (our addition, not the seed's) adds w x the same loss on
+``adapt`` alone: without it the adapter stops learning once the mask saturates at 1 (then
+``out`` does not depend on ``adapt``), which is what happens when the frozen model already
+predicts well.
 The combination is linear in the two predictions, so it holds for eps, x0, v or EDM's F
 alike. Other modes are the seed's baselines and ablations (:data:`AVIDMode`).
 
@@ -31,6 +35,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from freeaction_gym.diffusion.loss import WithAuxiliary
 from freeaction_gym.models.checkpoint import (
     CheckpointError,
     load_pretrained_dit,
@@ -114,6 +119,9 @@ class AVIDConfig:
     mask_init: float = 0.5
     """Mask of the untrained adapter (whose zero-initialised output layer gives logit 0):
     a constant logit offset ``logit(mask_init)``; 0.5 = no offset."""
+    adapter_loss_weight: float = 0.0
+    """Training only, mask modes: weight of the denoising loss on the adapter's own
+    prediction ``adapt``, added to the loss on the combined output (0: the seed's loss)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.adapter, dict):
@@ -123,6 +131,12 @@ class AVIDConfig:
             raise ValueError("the adapter's extra_in_channels is set by AVIDModel; leave it 0")
         if not 0.0 < self.mask_init < 1.0:
             raise ValueError(f"mask_init must be in (0, 1), got {self.mask_init}")
+        if not (math.isfinite(self.adapter_loss_weight) and self.adapter_loss_weight >= 0):
+            raise ValueError(f"adapter_loss_weight must be >= 0, got {self.adapter_loss_weight}")
+        if self.adapter_loss_weight > 0 and self.mode not in HAS_MASK:
+            raise ValueError(
+                f"adapter_loss_weight applies to the mask modes {HAS_MASK}, not {self.mode!r}"
+            )
 
     def __getattr__(self, name: str):
         """Any other field reads as the adapter's (``num_frames``, ``num_context_frames``,
@@ -212,15 +226,20 @@ class AVIDModel(nn.Module):
         **kw,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(output (B, F, C, H, W), mask (B, F, 1, H, W) or None); arguments as the DiT's."""
+        out, mask, _ = self._predict(x, t, actions, null_action, **kw)
+        return out, mask
+
+    def _predict(self, x, t, actions, null_action=None, **kw):
+        """(output, mask or None, the adapter's own prediction (mask modes) or None)."""
         mode, n = self.config.mode, self.config.num_context_frames
         if mode in TRAINED_ALONE and (self.training or mode == "scratch"):
-            return self.adapter(x, t, actions, null_action, **kw), None
+            return self.adapter(x, t, actions, null_action, **kw), None, None
         if mode == "poe":
             pre, adapt = self.pretrained(x, t, **kw), self.adapter(x, t, actions, null_action, **kw)
-            return product_of_experts(pre, adapt, self.config.poe_weight), None
+            return product_of_experts(pre, adapt, self.config.poe_weight), None, None
         if mode == "action_cfg":
             cfg = CrossModelActionCFG(self.pretrained, self.adapter, self.config.cfg_weight)
-            return cfg(x, t, actions, null_action, **kw), None
+            return cfg(x, t, actions, null_action, **kw), None, None
         pre = self.pretrained(x, t, **kw)  # (B, F, C, H, W)
         extra = None
         if mode in SEES_PRE:  # context frames' output carries no meaning: not shown
@@ -230,10 +249,10 @@ class AVIDModel(nn.Module):
             x_in = torch.cat([x, torch.zeros_like(x[:, :, :1])], dim=2)  # (B, F, C+1, H, W)
         out = self.adapter(x_in, t, actions, null_action, extra=extra, **kw)
         if mode == "no_mask":
-            return pre + out, None
+            return pre + out, None, None
         c = self.config.in_channels
         mask = torch.sigmoid(out[:, :, c:] + self.mask_offset)  # (B, F, 1, H, W)
-        return avid_combine(pre, out[:, :, :c], mask), mask
+        return avid_combine(pre, out[:, :, :c], mask), mask, out[:, :, :c]
 
     def forward(
         self,
@@ -242,15 +261,20 @@ class AVIDModel(nn.Module):
         actions: torch.Tensor,
         null_action: torch.Tensor | None = None,
         **kw,
-    ) -> torch.Tensor:
+    ) -> torch.Tensor | WithAuxiliary:
         """As :meth:`VideoDiT.forward`: x (B, F, C, H, W), t (B,), actions (B, F-1, A),
         null_action (B,) bool; keywords (e.g. ``context_noise``) go to the adapter (the frozen
-        model takes ``context_noise`` only). Returns (B, F, C, H, W)."""
-        out, mask = self.forward_with_mask(x, t, actions, null_action, **kw)
+        model takes ``context_noise`` only). Returns (B, F, C, H, W); in training with
+        gradients and ``adapter_loss_weight`` > 0, a :class:`WithAuxiliary` of it and the
+        adapter's own prediction (the denoising losses take both)."""
+        out, mask, adapt = self._predict(x, t, actions, null_action, **kw)
         if mask is not None:
             self.last_mask = mask.detach()
             if self.mask_history is not None:
                 self.mask_history.append(mask.detach().cpu())
+        w = self.config.adapter_loss_weight
+        if w > 0 and adapt is not None and self.training and torch.is_grad_enabled():
+            return WithAuxiliary(out, adapt, w)
         return out
 
     # -- persistence ---------------------------------------------------------------------

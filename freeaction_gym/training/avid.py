@@ -68,8 +68,9 @@ def build_avid(
     """(model, diffusion config) of an AVID run. ``adapter``: the ``model`` section's DiT
     config for the data; ``diffusion``/``codec``: the run's sections."""
     config = AVIDConfig(
-        adapter, section.mode, section.poe_weight, section.cfg_weight, section.mask_init
-    )
+        adapter, section.mode, section.poe_weight, section.cfg_weight, section.mask_init,
+        section.adapter_loss_weight,
+    )  # fmt: skip
     frozen, source, sha = None, None, None
     if section.frozen is not None:
         source = frozen_source(section.frozen)

@@ -103,6 +103,10 @@ class AVIDTrainConfig:
     """lambda_a of mode ``action_cfg`` (used at sampling time; changeable in config.json)."""
     mask_init: float = 0.5
     """Mask value of the untrained adapter (0.5: no logit offset)."""
+    adapter_loss_weight: float = 0.0
+    """Mask modes: weight of an extra denoising loss on the adapter's own prediction, which
+    keeps the adapter learning when the mask saturates on the frozen model (0: the seed's
+    loss on the combined output only)."""
 
     def __post_init__(self) -> None:
         check_mode(self.mode)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from freeaction_gym.diffusion.loss import WithAuxiliary, prediction_loss
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.models import CheckpointError, VideoDiT, dit_config
 from freeaction_gym.models.avid import AVIDConfig, AVIDModel, CrossModelActionCFG
@@ -164,6 +165,72 @@ def test_mask_history_and_mask_init():
             model(*inputs())
     assert len(model.mask_history) == 2
     torch.testing.assert_close(model.mask_history[0], torch.full((2, F, 1, HW, HW), 0.9))
+
+
+def test_adapter_loss_keeps_the_adapter_learning_when_the_mask_saturates():
+    """With m = 1 the seed's loss gives the adapter no gradient at all; the auxiliary loss
+    on its own prediction does, and adds exactly w x that prediction's error."""
+    grads, losses = {}, {}
+    for w in (0.0, 0.5):
+        model = avid("avid", adapter_loss_weight=w) if w else avid("avid")
+        rows = mask_rows(model)
+        with torch.no_grad():
+            model.adapter.final_layer.linear.weight[rows] = 0.0
+            model.adapter.final_layer.linear.bias[rows] = 100.0  # mask == 1
+        world = WorldModel(model, diffusion=DiffusionConfig(prediction_type="sample"))
+        model.train()
+        g = torch.Generator().manual_seed(0)
+        z = torch.rand(2, F, C, HW, HW, generator=g) * 2 - 1
+        loss = world.training_loss(z, torch.randn(2, F - 1, A, generator=g), generator=g)
+        loss.backward()
+        grads[w] = sum(
+            float(p.grad.abs().sum()) for p in model.adapter.parameters() if p.grad is not None
+        )
+        losses[w] = float(loss.detach())
+    assert grads[0.0] == 0.0
+    assert grads[0.5] > 1e-3
+    assert losses[0.5] > losses[0.0] + 1e-4  # the adapter's own (untrained) error is added
+
+
+def test_adapter_output_is_plain_outside_gradient_training():
+    model = avid("avid", adapter_loss_weight=1.0)
+    x, t, a = inputs()
+    model.train()
+    out = model(x, t, a)
+    assert isinstance(out, WithAuxiliary) and out.weight == 1.0
+    assert out.output.shape == out.auxiliary.shape == (2, F, C, HW, HW)
+    with torch.no_grad():
+        o = model.adapter(x_padded(x), t, a, extra=seen(frozen_output(model.frozen, x, t)))
+        torch.testing.assert_close(out.auxiliary, o[:, :, :C], atol=1e-6, rtol=0)
+        assert torch.is_tensor(model(x, t, a))  # no gradients (e.g. sampling in training)
+    model.eval()
+    assert torch.is_tensor(model(x, t, a))
+
+
+def test_prediction_loss_adds_the_weighted_auxiliary_error():
+    g = torch.Generator().manual_seed(3)
+    out, aux = torch.randn(2, 3, 1, 4, 4, generator=g), torch.randn(2, 3, 1, 4, 4, generator=g)
+    goal = torch.randn(2, 2, 1, 4, 4, generator=g)
+    weights = torch.rand(2, 2, 1, 4, 4, generator=g) + 0.5
+
+    def mse(p):
+        return float(((p[:, 1:] - goal) ** 2 * weights).sum() / weights.sum())
+
+    got = prediction_loss(WithAuxiliary(out, aux, 0.25), goal, 1, weights)
+    assert float(got) == pytest.approx(mse(out) + 0.25 * mse(aux), rel=1e-6)
+    assert float(prediction_loss(out, goal, 1)) == pytest.approx(
+        float(((out[:, 1:] - goal) ** 2).mean()), rel=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "mode,weight,match",
+    [("poe", 1.0, "mask modes"), ("no_mask", 1.0, "mask modes"), ("avid", -1.0, ">= 0"),
+     ("avid", float("nan"), ">= 0")],
+)  # fmt: skip
+def test_bad_adapter_loss_weight_is_a_clear_error(mode, weight, match):
+    with pytest.raises(ValueError, match=match):
+        adapter_config(mode, adapter_loss_weight=weight)
 
 
 # -- every mode's combination -----------------------------------------------------------

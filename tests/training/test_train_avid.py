@@ -46,7 +46,7 @@ def test_cli_trains_an_adapter_and_writes_a_loadable_model(metaworld_root, froze
         metaworld_root,
         tmp_path / "avid_run",
         model={"depth": 2, "hidden_size": 32},
-        avid={"frozen": str(frozen_model), "mode": "avid"},
+        avid={"frozen": str(frozen_model), "mode": "avid", "adapter_loss_weight": 0.5},
     )
     d["loop"].update(eval_every=2, eval_clips=2, eval_sample_steps=2)
     path = tmp_path / "avid.yaml"
@@ -60,6 +60,7 @@ def test_cli_trains_an_adapter_and_writes_a_loadable_model(metaworld_root, froze
     world = WorldModel.from_pretrained(tmp_path / "avid_run" / "model")
     frozen = WorldModel.from_pretrained(frozen_model)
     assert isinstance(world.dit, AVIDModel) and world.dit.config.mode == "avid"
+    assert world.dit.config.adapter_loss_weight == 0.5  # the run's auxiliary loss, recorded
     assert world.diffusion.delta_scale == frozen.diffusion.delta_scale  # the frozen's process
     assert world.diffusion.null_action_prob == 0.1  # the run's own training setting
     for k, v in frozen.dit.state_dict().items():  # bit-identical after the adapter's steps
