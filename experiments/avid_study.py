@@ -25,9 +25,8 @@ model, against the seed's baselines, at 10%, 30% and 100% of the action-labelled
    (``avid.mask_init``). ``poe`` and ``action_cfg`` train their adapter exactly as
    ``scratch`` (alone), so their runs reuse the scratch run's adapter (``derived_from`` in
    ``done.json``). Weight access, upper bounds (``configs/avid/finetune.yaml``): ``finetune``
-   (the whole
-   pretrained model with its action embedding) and ``controlnet`` (the same plus a
-   zero-initialised ControlNet branch, :mod:`freeaction_gym.models.controlnet`, which reads
+   (the whole pretrained model with its action embedding) and ``controlnet`` (the same plus
+   a zero-initialised ControlNet branch, :mod:`freeaction_gym.models.controlnet`, which reads
    visual action prompts: skeletons of the episodes' stored arm keypoints, so it sees the
    true arm pose of every frame - an oracle beyond the actions; its base is not frozen, and
    a branch fed by the actions alone, as the seed's, does not exist here). Runs are
