@@ -13,9 +13,10 @@ by last iteration's model describe a different world (and carry rewards of a dif
 head); mixing them in would train the critic on a model the agent no longer acts in. SB3
 never saves the buffer with the model, and :func:`agents.train.train` restarts the step
 count, so an iteration loads the networks and the entropy coefficient, repeats the
-``learning_starts`` warm-up in the new model and learns from its own transitions only
-(``replay_transitions`` in the stage result; the buffer need not hold more than
-``agent.timesteps``). The training env starts from the loop's bank of visited *train*
+``learning_starts`` warm-up in the new model (``agent.continued_learning_starts`` shortens
+it for a continued policy: SB3's warm-up acts at random) and learns from its own
+transitions only (``replay_transitions`` in the stage result; the buffer need not hold more
+than ``agent.timesteps``). The training env starts from the loop's bank of visited *train*
 scenes (``layouts="train"``: a ``reset_bank`` env option, checked against the model's own
 held-out bank).
 """
@@ -46,6 +47,9 @@ class SB3DynaAgent:
 
         cfg = self.cfg
         overrides = cfg.hp_for_algo()
+        continued = init_from is not None and cfg.continued_learning_starts is not None
+        if continued and cfg.algo in ("sac", "drq"):
+            overrides = {**overrides, "learning_starts": cfg.continued_learning_starts}
         hp = load_hyperparams(IMAGINED_PRESET, cfg.algo, cfg.hyperparams, overrides)
         summary = train(
             TrainArgs(

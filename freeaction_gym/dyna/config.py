@@ -125,6 +125,11 @@ class AgentConfig:
     bank, task and support are set by the loop."""
     init_policy: str | None = None
     """An SB3 ``.zip`` to start from; it also collects iteration 0's episodes."""
+    continued_learning_starts: int | None = None
+    """Off-policy agents: ``learning_starts`` of an iteration that continues from a policy
+    (None: the hyperparameters' value every iteration). SB3 acts uniformly at random for
+    the first ``learning_starts`` steps: right for an untrained agent, a waste of imagined
+    steps and updates for a trained one, whose own actions can fill the fresh buffer."""
     support: Literal["data", "hyperparams", "none"] = "data"
     """The imagined env's ``support`` guard: ``data`` re-measures the xyz displacement box
     on the grown dataset each iteration (it widens where the agent went), ``hyperparams``

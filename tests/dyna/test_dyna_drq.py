@@ -34,6 +34,7 @@ def test_quick_dyna_loop_with_drq(tiny, base_root, tmp_path):
         "progress=false", "collect.episodes=2", "collect.steps=6", "collect.batch_size=2",
         "world_model.steps=2", "reward.steps=5", "reward.eval_every=5", "reward.batch_size=16",
         f"agent.timesteps={TIMESTEPS}", "agent.num_envs=2", TINY_DRQ,
+        "agent.continued_learning_starts=2",
         "eval.episodes=2", "eval.steps=6", "eval.batch_size=2",
     ]  # fmt: skip
     assert cli(argv) == 0
@@ -46,6 +47,10 @@ def test_quick_dyna_loop_with_drq(tiny, base_root, tmp_path):
     assert all(isinstance(m.policy, DrQPolicy) for m in models)
     assert models[0].observation_space.shape == (9, tiny.hw, tiny.hw)  # 3 stacked frames
     assert 0 < models[0]._n_updates < models[1]._n_updates  # the update count carried over
+    # the random warm-up of SB3 (learning_starts) runs in full only for the untrained agent;
+    # the continued one learns from its 2nd step on, so it made more updates in as many steps
+    assert models[0].learning_starts == 8 and models[1].learning_starts == 2
+    assert models[1]._n_updates - models[0]._n_updates > models[0]._n_updates
 
     # a fresh buffer each iteration: iteration 1 holds its own transitions only, although
     # the buffer (1000) could have kept iteration 0's as well
