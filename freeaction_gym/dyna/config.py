@@ -67,8 +67,11 @@ class WorldModelConfig:
     data/optim/diffusion settings are used. None: trainer defaults. The model section
     always comes from ``init``'s config.json so the weights load."""
     steps: int = 300
-    """Fine-tuning optimiser steps per iteration (replay: uniform over base + collected
-    train episodes)."""
+    """Fine-tuning optimiser steps per iteration (replay over base + collected train
+    episodes, see :attr:`collected_share`)."""
+    collected_share: float = 0.0
+    """Probability that a fine-tuning clip comes from a collected episode (the rest from
+    the base); 0: uniform over all episodes, so the few collected ones are rarely seen."""
     max_minutes: float | None = None
     """Also stop a fine-tune after this many minutes (after a checkpoint)."""
     ema_decay: float = 0.99
@@ -195,6 +198,12 @@ class DynaConfig:
                 "dyna option world_model.ema_decay must be in [0, 1), got "
                 f"{self.world_model.ema_decay}"
             )
+        if not 0.0 <= self.world_model.collected_share < 1.0:
+            raise ValueError(
+                "dyna option world_model.collected_share must be in [0, 1), got "
+                f"{self.world_model.collected_share}"
+            )
+        _at_least(self.agent, "agent.", {"continued_learning_starts": 0})
         if self.collect.noise_sigma < 0:
             raise ValueError(
                 f"dyna option collect.noise_sigma must be >= 0, got {self.collect.noise_sigma}"

@@ -33,6 +33,10 @@ COLLECTED_OFFSET = 100_000
 """Index of iteration 0's first collected episode; iteration ``k`` starts at
 ``(k + 1) * COLLECTED_OFFSET``."""
 
+COLLECTED_PATTERN = r".+_[1-9][0-9]{5,}"
+"""File stems of collected episodes (index >= COLLECTED_OFFSET); base episodes' indices are
+smaller, so their stems never match (a regular expression, matched in full)."""
+
 
 def collected_index(iteration: int, k: int) -> int:
     """File index of episode ``k`` (0-based) of ``iteration``."""

@@ -4,9 +4,10 @@ A thin client of the world-model trainer (:func:`~freeaction_gym.training.train_
 train_dit`): :func:`finetune_config` writes the :class:`~freeaction_gym.training.config.
 TrainConfig` of one fine-tune - the model section and the diffusion settings of the weights
 it starts from (``loop.init_from``), the data/optim settings of the YAML that trained them,
-the loop dataset as ``data.root`` (replay: the trainer samples windows uniformly over the
-base and the collected train episodes) and a fixed budget of steps and/or minutes. The
-trainer's own checkpoint makes an interrupted fine-tune resume where it stopped.
+the loop dataset as ``data.root`` (replay: the trainer samples windows from the base and
+the collected train episodes, the latter with probability ``collected_share``) and a fixed
+budget of steps and/or minutes. The trainer's own checkpoint makes an interrupted fine-tune
+resume where it stopped.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import yaml
 
 from freeaction_gym.assets import resolve_model_path
 from freeaction_gym.dyna.config import WorldModelConfig, merge
+from freeaction_gym.dyna.dataset import COLLECTED_PATTERN
 from freeaction_gym.training.config import TrainConfig, config_from_dict
 
 
@@ -49,7 +51,12 @@ def finetune_config(
             "kind": "dit",
             "codec": "pixel" if meta.get("codec", "pixel") == "pixel" else str(init_dir / "vae"),
             "diffusion": meta.get("diffusion", {}),  # incl. the measured delta_scale
-            "data": {"root": str(data_root), "format": "metaworld"},
+            "data": {
+                "root": str(data_root),
+                "format": "metaworld",
+                "oversample_pattern": COLLECTED_PATTERN if cfg.collected_share > 0 else None,
+                "oversample_share": cfg.collected_share,
+            },
             "optim": {"steps": cfg.steps, "seed": seed, "ema_decay": cfg.ema_decay},
             "loop": {
                 "output": str(out),

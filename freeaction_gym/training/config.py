@@ -7,6 +7,7 @@ back to defaults.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -39,11 +40,31 @@ class DataConfig:
     smaller fractions are subsets of larger ones). Val/test are untouched. MetaWorld only."""
     fraction_seed: int = 0
     """Seed of the ``fraction`` subset (independent of ``optim.seed``)."""
+    oversample_pattern: str | None = None
+    """MetaWorld only: a regular expression; train episodes whose file stem matches it in
+    full (e.g. the Dyna loop's collected ones) make up ``oversample_share`` of every batch."""
+    oversample_share: float = 0.0
+    """Probability that a training clip comes from a matching episode (else from the
+    others); 0 or no pattern: episodes are drawn uniformly."""
 
     def __post_init__(self) -> None:
         self.fraction = check_fraction(self.fraction, "data.fraction")
         if self.format == "irasim" and self.fraction < 1.0:
             raise ValueError("data.fraction < 1 needs MetaWorld-format data (format: metaworld)")
+        if not 0.0 <= self.oversample_share < 1.0:
+            raise ValueError(
+                f"data.oversample_share must be in [0, 1), got {self.oversample_share}"
+            )
+        if self.oversample_pattern is not None:
+            if self.format != "metaworld":
+                raise ValueError("data.oversample_pattern needs MetaWorld-format data")
+            try:
+                re.compile(self.oversample_pattern)
+            except re.error as err:
+                raise ValueError(
+                    f"data.oversample_pattern {self.oversample_pattern!r} is not a regular "
+                    f"expression ({err})"
+                ) from err
 
 
 @dataclass

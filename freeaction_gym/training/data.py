@@ -119,6 +119,25 @@ class EpisodeBank:
         if prompts is not None and [len(p) for p in prompts] != [len(z) for z in latents]:
             raise ValueError("EpisodeBank prompts must have one frame per episode frame")
         self.prompts = prompts
+        self.names: list[str] | None = None
+        """File stems of the episodes (MetaWorld banks), for :meth:`oversample`."""
+        self._emphasis: tuple[np.ndarray, float] | None = None
+
+    def oversample(self, pattern: str, share: float) -> int:
+        """Draw each clip from an episode whose file stem fully matches the regular
+        expression ``pattern`` with probability ``share``, else from another one; returns
+        the number of matching episodes. With no match, or nothing else, draws stay
+        uniform."""
+        import re
+
+        if self.names is None:
+            raise ValueError("oversample needs the episodes' file names (a MetaWorld bank)")
+        rx = re.compile(pattern)
+        match = np.array([rx.fullmatch(n) is not None for n in self.names])
+        self._emphasis = (
+            (match, float(share)) if share > 0 and 0 < match.sum() < len(match) else None
+        )
+        return int(match.sum())
 
     @classmethod
     def from_metaworld(
@@ -148,6 +167,7 @@ class EpisodeBank:
             paths = stratified_subset(paths, fraction, fraction_seed)
         paths = paths[:limit]
         bank = cls._load(paths, split, encode, cache)
+        bank.names = [p.stem for p in paths]
         if prompts:
             bank.prompts = episode_prompts(root, paths, prompt_cache)
         return bank
@@ -202,7 +222,16 @@ class EpisodeBank:
         ok = np.flatnonzero(self.lengths >= clip_frames - 1)
         if ok.size == 0:
             raise ValueError(f"no episode has {clip_frames} frames")
-        eps = rng.choice(ok, size=batch)
+        if self._emphasis is None:
+            eps = rng.choice(ok, size=batch)
+        else:  # two pools: the oversampled episodes with probability share, the rest
+            match, share = self._emphasis
+            hit, rest = ok[match[ok]], ok[~match[ok]]
+            if hit.size == 0 or rest.size == 0:
+                eps = rng.choice(ok, size=batch)
+            else:
+                pick = rng.random(batch) < share
+                eps = np.where(pick, rng.choice(hit, size=batch), rng.choice(rest, size=batch))
         starts = [int(rng.integers(0, self.lengths[e] - (clip_frames - 1) + 1)) for e in eps]
         return eps, starts
 

@@ -125,6 +125,14 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
             for split, tag in (("train", frac_tag), ("val", ""))
         )
         stats = _load_stats(cfg.data.root)
+        if cfg.data.oversample_pattern is not None and cfg.data.oversample_share > 0:
+            hits = bank.oversample(cfg.data.oversample_pattern, cfg.data.oversample_share)
+            print(
+                f"[data] {hits} of {len(bank)} train episodes match "
+                f"{cfg.data.oversample_pattern!r}: drawn with probability "
+                f"{cfg.data.oversample_share:g}" + ("" if 0 < hits < len(bank) else " (no effect)"),
+                flush=True,
+            )
     else:  # IRASim layout: stream + encode training clips, encode the val windows once
         r = cfg.data.resolution
         res = None if r is None else (tuple(r) if isinstance(r, list | tuple) else (r, r))

@@ -22,7 +22,7 @@ TINY_DRQ = (
 )
 
 
-def test_quick_dyna_loop_with_drq(tiny, base_root, tmp_path):
+def test_quick_dyna_loop_with_drq(tiny, base_root, tmp_path, capsys):
     from stable_baselines3 import SAC
 
     from agents.drq import DrQPolicy

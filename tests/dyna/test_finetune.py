@@ -34,3 +34,23 @@ def test_finetune_config_rebuilds_the_saved_network(tiny, tmp_path):
     assert cfg.loop.init_from == str(tiny.world_dir) and cfg.loop.output == str(tmp_path / "out")
     assert cfg.loop.max_minutes is None and cfg.loop.eval_every == 0
     assert cfg.loop.checkpoint_every == 12
+
+
+def test_collected_share_oversamples_exactly_the_collected_episodes(tiny, tmp_path):
+    import re
+
+    from freeaction_gym.dyna.dataset import COLLECTED_PATTERN, collected_index
+
+    uniform = finetune_config(WorldModelConfig(init=str(tiny.world_dir)), tiny.world_dir,
+                              tmp_path / "data", tmp_path / "out", seed=0)  # fmt: skip
+    assert uniform.data.oversample_pattern is None and uniform.data.oversample_share == 0.0
+    wm = WorldModelConfig(init=str(tiny.world_dir), collected_share=0.5)
+    cfg = finetune_config(wm, tiny.world_dir, tmp_path / "data", tmp_path / "out", seed=0)
+    assert cfg.data.oversample_pattern == COLLECTED_PATTERN and cfg.data.oversample_share == 0.5
+    rx = re.compile(COLLECTED_PATTERN)
+    collected = [
+        f"reach-v3_{collected_index(it, k)}" for it in (0, 8, 9, 40) for k in (0, 7, 99_999)
+    ]
+    base = [f"reach-v3_{i:05d}" for i in (0, 1, 499, 99_999)] + ["push-v3_00012"]
+    assert all(rx.fullmatch(n) for n in collected)  # incl. 7-digit indices (iteration >= 9)
+    assert not any(rx.fullmatch(n) for n in base)

@@ -1,0 +1,123 @@
+"""Look at a Dyna iteration's agent: the same held-out scenes in the real simulator and in
+the iteration's imagined world, side by side.
+
+Runs the agent of ``--iteration`` (its policy and imagined-env options from the run's
+``state.json``) on the first ``--scenes`` scenes of the run's evaluation bank, as the loop's
+evaluation does (same seed, same scenes), and writes ``strip_iterK.png`` (per scene a real
+row and an imagined row at a few steps, with per-row success and return) and
+``frames_iterK.mp4`` (real | imagined, scenes stacked) to ``--out``.
+
+    python experiments/dyna_frames.py --run outputs/metaworld_k/runs/dyna/reach-v3/s0 \\
+        --iteration 1 --out outputs/dyna_frames
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+
+import json  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import imageio.v2 as imageio  # noqa: E402
+import numpy as np  # noqa: E402
+
+from freeaction_gym.dyna.agent import IMAGINED_PRESET  # noqa: E402
+from freeaction_gym.dyna.config import load_dyna_config  # noqa: E402
+from freeaction_gym.dyna.evaluate import eval_scenes  # noqa: E402
+from freeaction_gym.dyna.state import RunState  # noqa: E402
+from freeaction_gym.envs.bank import ResetBank  # noqa: E402
+from freeaction_gym.evaluation.figures import save_strip  # noqa: E402
+from freeaction_gym.evaluation.policies import SB3Policy, load_model  # noqa: E402
+from freeaction_gym.evaluation.worlds import ImaginedWorld, RealWorld  # noqa: E402
+from freeaction_gym.utils.args import parse_args  # noqa: E402
+from freeaction_gym.utils.threads import configure_threads  # noqa: E402
+
+
+@dataclass
+class Args:
+    """Real vs imagined frames of one Dyna iteration's agent on held-out scenes."""
+
+    run: str = ""
+    """Required: a ``freeaction dyna`` output directory (config.yaml, state.json, banks/)."""
+    iteration: int = -1
+    """Which iteration's agent (-1: the last one with a trained agent)."""
+    scenes: int = 4
+    steps: int | None = None
+    """Actions per episode (default: the run's eval.steps)."""
+    every: int = 5
+    """Strip columns: every this many steps."""
+    out: str = "outputs/dyna_frames"
+
+
+def main(args: Args) -> dict:
+    configure_threads()
+    if not args.run:
+        raise SystemExit("--run DIR is required (a freeaction dyna output directory)")
+    run = Path(args.run)
+    cfg = load_dyna_config(run / "config.yaml", [])
+    state = RunState(run / "state.json")
+    trained = [i for i in range(len(state.iterations)) if state.result(i, "agent")]
+    if not trained:
+        raise SystemExit(f"{run} has no iteration with a trained agent yet")
+    k = trained[-1] if args.iteration < 0 else args.iteration
+    if k not in trained:
+        raise SystemExit(f"iteration {k} has no trained agent; trained: {trained}")
+    agent = state.result(k, "agent")
+    steps = args.steps or cfg.eval.steps
+    bank_path = run / "banks" / "eval.npz"
+    scenes = eval_scenes(ResetBank.load(bank_path), cfg.task, cfg.eval.episodes)
+    scenes = scenes.subset(np.arange(min(args.scenes, len(scenes))))
+
+    def policy() -> SB3Policy:
+        return SB3Policy(f"{cfg.agent.algo} iter {k}", load_model(agent["policy"], cfg.agent.algo))
+
+    real = RealWorld(len(scenes), reset_bank=str(bank_path), task=cfg.task, data=cfg.data.base)
+    try:
+        real_roll = real.run(policy(), scenes, steps, cfg.seed, keep_frames=True)
+    finally:
+        real.close()
+    kwargs = {**agent["env_kwargs"], "reset_bank": str(bank_path)}
+    imagined = ImaginedWorld(IMAGINED_PRESET, len(scenes), **kwargs)
+    imag_roll = imagined.run(policy(), scenes, steps, cfg.seed, keep_frames=True)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cols = list(range(0, steps + 1, args.every))
+    rows = []
+    for i in range(len(scenes)):
+        for name, roll in (("real", real_roll), ("imagined", imag_roll)):
+            label = (
+                f"scene {int(scenes.bank_index[i])} {name}\n"
+                f"success {bool(roll.succeeded[i])}, return {roll.returns[i]:.0f}"
+            )
+            rows.append((label, roll.frames[i, cols]))
+    strip = save_strip(
+        out / f"strip_iter{k}.png", rows, cols, gap_every=2,
+        title=f"{run.name}: iteration {k}'s agent, real vs imagined ({cfg.task})",
+    )  # fmt: skip
+    video = np.concatenate([real_roll.frames, imag_roll.frames], axis=3)  # (N, T, H, 2W, 3)
+    video = np.concatenate(list(video), axis=1)  # scenes stacked vertically: (T, N*H, 2W, 3)
+    mp4 = out / f"frames_iter{k}.mp4"
+    imageio.mimwrite(mp4, list(video), fps=8, macro_block_size=1)
+    summary = {
+        "iteration": k,
+        "scenes": scenes.bank_index.tolist(),
+        "real_success": real_roll.succeeded.tolist(),
+        "imagined_success": imag_roll.succeeded.tolist(),
+        "real_return": real_roll.returns.round(1).tolist(),
+        "imagined_return": imag_roll.returns.round(1).tolist(),
+        "strip": str(strip),
+        "video": str(mp4),
+    }
+    (out / f"summary_iter{k}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main(parse_args(Args))
