@@ -16,8 +16,8 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-VARIANTS = ("avid", "no_mask", "no_conditioning", "poe", "action_cfg", "scratch", "finetune",
-            "controlnet")  # fmt: skip
+VARIANTS = ("avid", "avid_aux", "avid_open", "no_mask", "no_conditioning", "poe", "action_cfg",
+            "scratch", "finetune", "controlnet")  # fmt: skip
 FRACTIONS = (0.1, 0.3, 1.0)
 
 
@@ -58,7 +58,8 @@ def test_avid_study_quick_end_to_end(prompt_dataset, tmp_path):
         cfg = yaml.safe_load((out / "runs" / run / "config.yaml").read_text())
         assert cfg["data"]["fraction"] == r["fraction"] and cfg["optim"]["steps"] == r["steps"]
         masks = r["masks"]
-        assert (masks is not None) == (r["variant"] in ("avid", "no_conditioning"))
+        mask_modes = ("avid", "avid_aux", "avid_open", "no_conditioning")
+        assert (masks is not None) == (r["variant"] in mask_modes)
         if masks:
             assert len(masks["per_step"]) == 3  # --quick: 3 DDIM steps in the mask rollouts
             assert all(0 <= v <= 1 for v in masks["per_step"] + masks["moving"])
@@ -79,6 +80,13 @@ def test_avid_study_quick_end_to_end(prompt_dataset, tmp_path):
     assert "STALE" not in text and text.endswith("tail\n")
     assert "| 10% | AVID (mask, sees the frozen output) |" in text
     assert "AVID" in text and "equal-size scratch model" in text
+    # our two fixes of the mask collapse: their settings reach the saved models, and the
+    # claim is checked for them too
+    saved = {v: json.loads((out / "runs" / f"{v}_f0.1" / "model" / "config.json").read_text())
+             ["config"] for v in ("avid", "avid_aux", "avid_open")}  # fmt: skip
+    assert [saved[v]["adapter_loss_weight"] for v in saved] == [0.0, 1.0, 0.0]
+    assert [saved[v]["mask_init"] for v in saved] == [0.5, 0.5, 0.1]
+    assert "data: AVID + loss on the adapter's own prediction (ours)" in text
     # figure links: to copies next to the doc (--out is not committed), and they resolve
     links = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text)
     assert "figures/avid_study/mask_per_step.png" in links
