@@ -294,3 +294,24 @@ def irasim_rt1_dataset(tmp_path_factory) -> Path:
                 frames[k, 16:32, c : c + 16] = (230, 200, 40)
             write_rt1_episode(root, split, eid, frames, [[x, 0.5, 0.2, 0, 0, 0, 1] for x in xs])
     return root
+
+
+@pytest.fixture
+def load_experiment(monkeypatch):
+    """``load_experiment(name)``: ``experiments/<name>.py`` as a module (registered in
+    ``sys.modules`` for the test, since dataclasses look their module up; ``experiments/``
+    on the path, since scripts import their neighbours)."""
+    import importlib.util
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(repo / "experiments"))
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, repo / "experiments" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

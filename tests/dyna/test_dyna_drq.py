@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("metaworld")
@@ -22,7 +23,7 @@ TINY_DRQ = (
 )
 
 
-def test_quick_dyna_loop_with_drq(tiny, base_root, tmp_path, capsys):
+def test_quick_dyna_loop_with_drq(tiny, base_root, tmp_path, capsys, load_experiment):
     from stable_baselines3 import SAC
 
     from agents.drq import DrQPolicy
@@ -65,3 +66,19 @@ def test_quick_dyna_loop_with_drq(tiny, base_root, tmp_path, capsys):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["real_env_steps"] for r in rows] == [12, 24]
     assert all(0.0 <= r["real_success"] <= 1.0 and r["episodes"] == 2 for r in rows)
+
+    # experiments/dyna_frames.py shows iteration 1's agent on the loop's evaluation scenes:
+    # the same real episodes as the loop's evaluation (same scenes, seed and policy)
+    frames = load_experiment("dyna_frames")
+    shown = frames.main(frames.Args(run=str(out), iteration=1, scenes=2, every=3,
+                                    out=str(tmp_path / "frames")))  # fmt: skip
+    assert shown["iteration"] == 1 and len(shown["real_return"]) == 2
+    assert np.mean(shown["real_return"]) == pytest.approx(
+        state[1]["evaluate"]["real_return"], abs=0.1
+    )
+    assert np.mean(shown["real_success"]) == state[1]["evaluate"]["real_success"]
+    import imageio.v2 as imageio
+
+    video = imageio.mimread(shown["video"])
+    assert len(video) == 7 and video[0].shape == (2 * tiny.hw, 2 * tiny.hw, 3)  # 6 steps + start
+    assert Path(shown["strip"]).stat().st_size > 0
