@@ -5,8 +5,6 @@ user of the env gets."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +20,10 @@ from freeaction_gym.world_model import load_world_model
 REPO = Path(__file__).resolve().parents[2]
 
 
-def bench_module():
-    spec = importlib.util.spec_from_file_location(
-        "bench_imagination", REPO / "experiments" / "bench_imagination.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.parametrize("model", ["tiny_world_model", "tiny_world_two_context"])
 @pytest.mark.parametrize("chunk", [1, 2])
-def test_bench_rollout_equals_library_rollout(model, chunk, request):
-    bench = bench_module()
+def test_bench_rollout_equals_library_rollout(model, chunk, request, load_experiment):
+    bench = load_experiment("bench_imagination")
     world = load_world_model(request.getfixturevalue(model))
     n, size = world.num_context, world.dit.config.input_size
     g = torch.Generator().manual_seed(3)
@@ -55,13 +43,13 @@ def test_bench_rollout_equals_library_rollout(model, chunk, request):
 @pytest.mark.parametrize("num_context", [1, 2])
 @pytest.mark.parametrize("chunk", [1, 2])
 def test_bench_rollout_with_prompts_equals_library_rollout(
-    num_context, chunk, tiny, tiny_prompt_world, arm_pose
+    num_context, chunk, tiny, tiny_prompt_world, arm_pose, load_experiment
 ):
     """A prompt model's timed loop makes every step's prompts with the env's PromptTracker
     (proprio integration + skeleton drawing, inside the loop) and gives exactly the library
     rollout given the prompts of an independent re-computation: the proprio model rolled out
     over all actions at once (``integrate``) and drawn by ``render_prompts``."""
-    bench = bench_module()
+    bench = load_experiment("bench_imagination")
     if num_context == 1:
         world = load_world_model(tiny.vap_dir)
     else:  # context prompts of 2 real frames: the tracker integrates the action between them

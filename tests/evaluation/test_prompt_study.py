@@ -7,7 +7,6 @@ interval (against scipy)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -32,18 +31,6 @@ PROMPTED = ("channels", "controlnet", "both")
 # data/metaworld_v2/meta.json's generator settings the transfer data must repeat
 V2_CONFIG = {"tasks": ["reach-v3", "push-v3", "pick-place-v3"], "frames": 64, "action_repeat": 4,
              "resolution": 64, "camera": "workspace", "random_walk_prob": 0.25}  # fmt: skip
-
-
-def load_script(monkeypatch):
-    """experiments/prompt_study.py as a module (it imports its neighbour
-    world_model_fidelity.py, so experiments/ goes on the path)."""
-    monkeypatch.syspath_prepend(str(REPO / "experiments"))
-    path = REPO / "experiments" / "prompt_study.py"
-    spec = importlib.util.spec_from_file_location("prompt_study", path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "prompt_study", module)  # dataclasses look it up
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_study(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -135,8 +122,10 @@ def test_prompt_study_quick_end_to_end(prompt_dataset, transfer_prompt_dataset, 
     assert json.loads((out / "metrics.json").read_text())["summary"] == summary
 
 
-def test_transfer_data_checks(prompt_dataset, transfer_prompt_dataset, tmp_path, monkeypatch):
-    study = load_script(monkeypatch)
+def test_transfer_data_checks(
+    prompt_dataset, transfer_prompt_dataset, tmp_path, monkeypatch, load_experiment
+):
+    study = load_experiment("prompt_study")
     # the command in the docstring: the unseen tasks have scripted experts, and it repeats
     # data/metaworld_v2's generator settings (what transfer_command builds from meta.json)
     doc = study.__doc__.split("freeaction data metaworld data/metaworld_transfer", 1)[1]

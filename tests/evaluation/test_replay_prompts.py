@@ -7,8 +7,6 @@ camera preset), ``proprio`` prompts are the proprio model integrated from the fi
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -287,19 +285,10 @@ def test_short_clips_shuffle_prompts_with_the_actions(robot_dataset, prompt_worl
 
 
 # -- the experiment script ------------------------------------------------------------------
-def load_script(monkeypatch):
-    name = "world_model_fidelity"
-    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_script_gives_prompt_models_their_prompts(
-    robot_dataset, tiny_dataset, prompt_world, tmp_path, monkeypatch
+    robot_dataset, tiny_dataset, prompt_world, tmp_path, monkeypatch, load_experiment
 ):
-    script = load_script(monkeypatch)
+    script = load_experiment("world_model_fidelity")
     with_proprio, bare = tmp_path / "with", tmp_path / "bare"
     prompt_world().save_pretrained(with_proprio)
     prompt_world().save_pretrained(bare)
