@@ -216,13 +216,15 @@ def totals(args: mk.Args, units: UnitCosts, notes: dict, base: str) -> dict:
     hp_real = load_hyperparams(
         mk.real_id(task), args.algo, args.hyperparams, parse_assignments(args.hp)
     )
-    stages = dyna_iteration_seconds(cfg, units, updates_of(hp_img))
+    first = dyna_iteration_seconds(cfg, units, updates_of(hp_img))
+    stages = dyna_iteration_seconds(cfg, units, updates_of(hp_img), continued=True)
+    run_seconds = sum(first.values()) + (iterations - 1) * sum(stages.values())
     runs = len(args.tasks) * len(args.seeds)
     learners = [m for m in mk.LEARNERS if m in args.methods]
     refs = [m for m in mk.REFERENCES if m in args.methods]
     one_eval = args.eval_episodes * args.eval_steps * units.real_step
     hours = {
-        "dyna": runs * iterations * sum(stages.values()) / 3600 if "dyna" in learners else 0.0,
+        "dyna": runs * run_seconds / 3600 if "dyna" in learners else 0.0,
         "model_free": runs * model_free_seconds(max(points), units, updates_of(hp_real)) / 3600
         if "model_free" in learners
         else 0.0,
@@ -231,6 +233,7 @@ def totals(args: mk.Args, units: UnitCosts, notes: dict, base: str) -> dict:
     return {
         "units_cpu_seconds": units.to_dict(),
         "dyna_iteration_cpu_seconds": stages,
+        "dyna_first_iteration_cpu_seconds": first,
         "dyna_iterations_per_run": iterations,
         "runs_per_learner": runs,
         "cpu_hours": {**hours, "total": sum(hours.values())},

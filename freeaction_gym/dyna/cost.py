@@ -11,7 +11,7 @@ process CPU and wall time agree when the machine is not shared).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from freeaction_gym.dyna.config import DynaConfig
 
@@ -61,9 +61,13 @@ def agent_seconds(
 
 
 def dyna_iteration_seconds(
-    cfg: DynaConfig, units: UnitCosts, updates: AgentUpdates
+    cfg: DynaConfig, units: UnitCosts, updates: AgentUpdates, continued: bool = False
 ) -> dict[str, float]:
-    """CPU seconds of one iteration of ``cfg``, per stage."""
+    """CPU seconds of one iteration of ``cfg``, per stage; ``continued``: an iteration after
+    the first, whose off-policy agent warms up for ``agent.continued_learning_starts``
+    transitions (if set) instead of ``updates.learning_starts``."""
+    if continued and cfg.agent.continued_learning_starts is not None and cfg.agent.algo != "ppo":
+        updates = replace(updates, learning_starts=cfg.agent.continued_learning_starts)
     real_steps = cfg.collect.episodes * cfg.collect.steps
     wm = units.world_model_step * cfg.world_model.steps
     if cfg.world_model.max_minutes is not None:

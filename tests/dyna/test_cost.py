@@ -38,6 +38,22 @@ def test_dyna_iteration_by_stage():
     assert got["reward"] == 0.0 and got["evaluate"] == pytest.approx(20 * 40 * 0.01)
 
 
+def test_continued_iterations_warm_up_for_continued_learning_starts():
+    cfg = config_from_dict({
+        "agent": {"algo": "drq", "timesteps": 2000, "continued_learning_starts": 128},
+    })  # fmt: skip
+    updates = AgentUpdates(learning_starts=1000, per_transition=0.5)
+    first = dyna_iteration_seconds(cfg, UNITS, updates)["agent"]
+    later = dyna_iteration_seconds(cfg, UNITS, updates, continued=True)["agent"]
+    assert first == pytest.approx(6 + 2000 * 0.02 + 1000 * 0.5 * 0.1)
+    assert later == pytest.approx(6 + 2000 * 0.02 + 1872 * 0.5 * 0.1)
+    ppo = config_from_dict({"agent": {"algo": "ppo", "continued_learning_starts": 128}})
+    no_warmup = AgentUpdates(learning_starts=0, per_transition=0.5)
+    assert dyna_iteration_seconds(ppo, UNITS, no_warmup, continued=True) == (
+        dyna_iteration_seconds(ppo, UNITS, no_warmup)
+    )
+
+
 def test_model_free_run():
     updates = AgentUpdates(learning_starts=1000, per_transition=1.0)
     assert model_free_seconds(30_000, UNITS, updates) == pytest.approx(300 + 29_000 * 0.1)
