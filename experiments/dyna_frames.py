@@ -20,21 +20,21 @@ os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 
 import json  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import imageio.v2 as imageio  # noqa: E402
 import numpy as np  # noqa: E402
 
 from freeaction_gym.dyna.agent import IMAGINED_PRESET  # noqa: E402
-from freeaction_gym.dyna.config import load_dyna_config  # noqa: E402
+from freeaction_gym.dyna.config import load_dyna_config, merge  # noqa: E402
 from freeaction_gym.dyna.evaluate import eval_scenes  # noqa: E402
 from freeaction_gym.dyna.state import RunState  # noqa: E402
 from freeaction_gym.envs.bank import ResetBank  # noqa: E402
 from freeaction_gym.evaluation.figures import save_strip  # noqa: E402
 from freeaction_gym.evaluation.policies import SB3Policy, load_model  # noqa: E402
 from freeaction_gym.evaluation.worlds import ImaginedWorld, RealWorld  # noqa: E402
-from freeaction_gym.utils.args import parse_args  # noqa: E402
+from freeaction_gym.utils.args import parse_args, parse_assignments  # noqa: E402
 from freeaction_gym.utils.threads import configure_threads  # noqa: E402
 
 
@@ -51,6 +51,9 @@ class Args:
     """Actions per episode (default: the run's eval.steps)."""
     every: int = 5
     """Strip columns: every this many steps."""
+    env: list[str] = field(default_factory=list)
+    """Imagined-env option overrides ``key=value`` over the agent's (e.g.
+    ``sampling.truncation.mode=none``), to see what a setting changes."""
     out: str = "outputs/dyna_frames"
 
 
@@ -81,7 +84,10 @@ def main(args: Args) -> dict:
         real_roll = real.run(policy(), scenes, steps, cfg.seed, keep_frames=True)
     finally:
         real.close()
-    kwargs = {**agent["env_kwargs"], "reset_bank": str(bank_path)}
+    kwargs = {
+        **merge(agent["env_kwargs"], parse_assignments(args.env)),
+        "reset_bank": str(bank_path),
+    }
     imagined = ImaginedWorld(IMAGINED_PRESET, len(scenes), **kwargs)
     imag_roll = imagined.run(policy(), scenes, steps, cfg.seed, keep_frames=True)
 
@@ -111,6 +117,7 @@ def main(args: Args) -> dict:
         "imagined_success": imag_roll.succeeded.tolist(),
         "real_return": real_roll.returns.round(1).tolist(),
         "imagined_return": imag_roll.returns.round(1).tolist(),
+        "env_overrides": args.env,
         "strip": str(strip),
         "video": str(mp4),
     }
