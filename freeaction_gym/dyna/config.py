@@ -353,8 +353,9 @@ RESUMABLE_CHANGES = ("iterations", "progress")
 """Options a rerun may change: everything else must match the run's saved config."""
 
 
-def check_same_run(saved: dict[str, Any], cfg: DynaConfig) -> None:
-    """Refuse to resume a run whose settings (other than :data:`RESUMABLE_CHANGES`) differ."""
+def changed_settings(saved: dict[str, Any], cfg: DynaConfig) -> list[str]:
+    """Settings (``key`` or ``section.key``) in which ``cfg`` differs from the ``saved``
+    config mapping, sorted; a section's nested mappings compare whole."""
 
     def flat(d: dict, prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -366,12 +367,15 @@ def check_same_run(saved: dict[str, Any], cfg: DynaConfig) -> None:
         return out
 
     old, new = flat(saved), flat(cfg.to_dict())
-    diff = sorted(
-        k for k in set(old) | set(new) if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)
-    )
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def check_same_run(saved: dict[str, Any], cfg: DynaConfig) -> None:
+    """Refuse to resume a run whose settings (other than :data:`RESUMABLE_CHANGES`) differ."""
+    diff = [k for k in changed_settings(saved, cfg) if k not in RESUMABLE_CHANGES]
     if diff:
         raise ValueError(
             f"{cfg.output} holds a dyna run with different settings ({', '.join(diff)}); "
             "use a new output directory or the same settings (only iterations and progress "
-            "may change)"
+            "may change), or branch it (freeaction dyna --branch-from)"
         )
