@@ -38,10 +38,11 @@ class DynaAgent(Protocol):
         ...
 
 
-def start_bank(data_root: str | Path, task: str) -> ResetBank:
-    """Reset states the agent visited: the first frame of every train episode of ``task``
-    in the loop dataset (the base's and the collected ones; with their robot state)."""
-    return ResetBank.from_dataset(data_root, "train", [task])
+def start_bank(data_root: str | Path, task: str, stride: int | None = None) -> ResetBank:
+    """Reset states the agent visited: the first frame (``stride`` k: every k-th frame) of
+    every train episode of ``task`` in the loop dataset (the base's and the collected ones;
+    with their robot state)."""
+    return ResetBank.from_dataset(data_root, "train", [task], stride=stride)
 
 
 def support_option(cfg: DynaConfig, data_root: str | Path) -> dict[str, Any]:

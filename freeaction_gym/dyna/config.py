@@ -133,6 +133,12 @@ class AgentConfig:
     (None: the hyperparameters' value every iteration). SB3 acts uniformly at random for
     the first ``learning_starts`` steps: right for an untrained agent, a waste of imagined
     steps and updates for a trained one, whose own actions can fill the fresh buffer."""
+    start_stride: int | None = None
+    """Where imagined episodes start: None, the first frame of every train episode so far;
+    k, every k-th frame along them (with the robot state there), MBPO's branched rollouts.
+    Pair it with a short ``env_kwargs.max_episode_steps``: the agent then trains only on
+    short rollouts from real states, where the model's error has not compounded (the
+    evaluation's imagined episodes keep ``eval.steps`` from the first frame)."""
     support: Literal["data", "hyperparams", "none"] = "data"
     """The imagined env's ``support`` guard: ``data`` re-measures the xyz displacement box
     on the grown dataset each iteration (it widens where the agent went), ``hyperparams``
@@ -203,7 +209,7 @@ class DynaConfig:
                 "dyna option world_model.collected_share must be in [0, 1), got "
                 f"{self.world_model.collected_share}"
             )
-        _at_least(self.agent, "agent.", {"continued_learning_starts": 0})
+        _at_least(self.agent, "agent.", {"continued_learning_starts": 0, "start_stride": 1})
         if self.collect.noise_sigma < 0:
             raise ValueError(
                 f"dyna option collect.noise_sigma must be >= 0, got {self.collect.noise_sigma}"

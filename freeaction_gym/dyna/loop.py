@@ -199,7 +199,7 @@ class DynaLoop:
     def run_agent(self, iteration: int) -> dict:
         out = self.stage_dir(iteration, "agent")
         out.mkdir(parents=True, exist_ok=True)
-        bank = start_bank(self.dataset.root, self.cfg.task)
+        bank = start_bank(self.dataset.root, self.cfg.task, self.cfg.agent.start_stride)
         check_disjoint(bank, ResetBank.load(self.eval_bank), "imagined training", "evaluation")
         bank.save(out / "reset_bank.npz")
         env_kwargs = {

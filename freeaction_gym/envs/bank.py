@@ -157,11 +157,21 @@ class ResetBank:
         split: str = "test",
         tasks: list[str] | None = None,
         goal: str = "first_success",
+        stride: int | None = None,
     ) -> ResetBank:
         """One entry per episode: frame 0 and a goal frame (``first_success``: the frame
         after the first successful action, else the last frame; ``last``: the last frame).
         ``goal_pos`` comes from the episodes when each stores it, else from the layouts
-        through MetaWorld when it is installed (:meth:`with_goal_pos`)."""
+        through MetaWorld when it is installed (:meth:`with_goal_pos`).
+
+        With ``stride`` k, every episode gives an entry at frames 0, k, 2k, ... before its
+        last action (named ``{file}@{t}`` for t > 0), with the robot state there and the
+        episode's goal: starts along visited trajectories, for short imagined rollouts
+        branched from real states (MBPO-style)."""
+        if stride is not None and stride < 1:
+            raise ValueError(
+                f"reset bank stride must be >= 1 (or None: frame 0 only), got {stride}"
+            )
         from freeaction_gym.data.episodes import list_episodes, load_episode
 
         init, goals, task, names, layout, layout_seed = [], [], [], [], [], []
@@ -171,17 +181,18 @@ class ResetBank:
             k = len(ep.rgb) - 1
             if goal == "first_success" and np.any(ep.success):
                 k = int(np.argmax(ep.success)) + 1
-            init.append(ep.rgb[0])
-            goals.append(ep.rgb[k])
-            task.append(str(ep.task))
-            names.append(p.name)
-            layout.append(ep.layout)
-            layout_seed.append(int(ep.info.get("layout_seed", -1)))
-            if ep.state is not None and ep.keypoints is not None:
-                state.append(ep.state[0])
-                keypoints.append(ep.keypoints[0])
-            if ep.goal_pos is not None:
-                goal_pos.append(ep.goal_pos)
+            for t in range(0, max(len(ep.rgb) - 1, 1), stride) if stride else (0,):
+                init.append(ep.rgb[t])
+                goals.append(ep.rgb[k])
+                task.append(str(ep.task))
+                names.append(p.name if t == 0 else f"{p.name}@{t}")
+                layout.append(ep.layout)
+                layout_seed.append(int(ep.info.get("layout_seed", -1)))
+                if ep.state is not None and ep.keypoints is not None:
+                    state.append(ep.state[t])
+                    keypoints.append(ep.keypoints[t])
+                if ep.goal_pos is not None:
+                    goal_pos.append(ep.goal_pos)
         robot = len(state) == len(init) and bool(init)  # every episode knows its robot
         bank = cls(
             np.stack(init),
