@@ -26,14 +26,12 @@ from pathlib import Path  # noqa: E402
 import imageio.v2 as imageio  # noqa: E402
 import numpy as np  # noqa: E402
 
-from freeaction_gym.dyna.agent import IMAGINED_PRESET  # noqa: E402
 from freeaction_gym.dyna.config import load_dyna_config, merge  # noqa: E402
-from freeaction_gym.dyna.evaluate import eval_scenes  # noqa: E402
+from freeaction_gym.dyna.evaluate import eval_scenes, run_worlds  # noqa: E402
 from freeaction_gym.dyna.state import RunState  # noqa: E402
 from freeaction_gym.envs.bank import ResetBank  # noqa: E402
 from freeaction_gym.evaluation.figures import save_strip  # noqa: E402
 from freeaction_gym.evaluation.policies import SB3Policy, load_model  # noqa: E402
-from freeaction_gym.evaluation.worlds import ImaginedWorld, RealWorld  # noqa: E402
 from freeaction_gym.utils.args import parse_args, parse_assignments  # noqa: E402
 from freeaction_gym.utils.threads import configure_threads  # noqa: E402
 
@@ -76,20 +74,11 @@ def main(args: Args) -> dict:
     scenes = eval_scenes(ResetBank.load(bank_path), cfg.task, cfg.eval.episodes)
     scenes = scenes.subset(np.arange(min(args.scenes, len(scenes))))
 
-    def policy() -> SB3Policy:
-        return SB3Policy(f"{cfg.agent.algo} iter {k}", load_model(agent["policy"], cfg.agent.algo))
-
-    real = RealWorld(len(scenes), reset_bank=str(bank_path), task=cfg.task, data=cfg.data.base)
-    try:
-        real_roll = real.run(policy(), scenes, steps, cfg.seed, keep_frames=True)
-    finally:
-        real.close()
-    kwargs = {
-        **merge(agent["env_kwargs"], parse_assignments(args.env)),
-        "reset_bank": str(bank_path),
-    }
-    imagined = ImaginedWorld(IMAGINED_PRESET, len(scenes), **kwargs)
-    imag_roll = imagined.run(policy(), scenes, steps, cfg.seed, keep_frames=True)
+    policy = SB3Policy(f"{cfg.agent.algo} iter {k}", load_model(agent["policy"], cfg.agent.algo))
+    env = merge(agent["env_kwargs"], parse_assignments(args.env))
+    real_roll, imag_roll = run_worlds(
+        cfg, policy, bank_path, env, cfg.seed, scenes, True, steps, len(scenes)
+    )
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

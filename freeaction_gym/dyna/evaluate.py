@@ -51,6 +51,38 @@ def summarize(world: str, roll: Rollouts, seed: int) -> dict[str, Any]:
     }
 
 
+def run_worlds(
+    cfg: DynaConfig,
+    policy: Policy,
+    bank_path: str | Path,
+    imagined_kwargs: dict[str, Any] | None,
+    seed: int,
+    scenes: Scenes | None = None,
+    keep_frames: bool = False,
+    steps: int | None = None,
+    batch_size: int | None = None,
+) -> tuple[Rollouts, Rollouts | None]:
+    """``policy``'s rollouts on ``scenes`` (default: the evaluation's) in the real simulator
+    and, unless ``imagined_kwargs`` is None, in the agent's imagined env (those options)
+    started from the same bank, ``steps`` (default ``eval.steps``) actions each, in batches
+    of ``batch_size`` envs (default ``eval.batch_size``); with ``keep_frames`` the rollouts
+    keep their frames."""
+    if scenes is None:
+        scenes = eval_scenes(ResetBank.load(bank_path), cfg.task, cfg.eval.episodes)
+    steps = steps or cfg.eval.steps
+    batch = batch_size or cfg.eval.batch_size
+    real = RealWorld(batch, reset_bank=str(bank_path), task=cfg.task, data=cfg.data.base)
+    try:
+        real_roll = real.run(policy, scenes, steps, seed, keep_frames=keep_frames)
+    finally:
+        real.close()
+    if imagined_kwargs is None:
+        return real_roll, None
+    kwargs = {**imagined_kwargs, "reset_bank": str(bank_path)}
+    imagined = ImaginedWorld(IMAGINED_PRESET, batch, **kwargs)
+    return real_roll, imagined.run(policy, scenes, steps, seed, keep_frames=keep_frames)
+
+
 def evaluate_policy(
     cfg: DynaConfig,
     policy: Policy,
@@ -58,22 +90,17 @@ def evaluate_policy(
     imagined_kwargs: dict[str, Any],
     seed: int,
 ) -> dict[str, Any]:
-    """Real (and, with ``eval.imagined``, imagined) rollouts of ``policy``; the imagined env
-    is the agent's (``imagined_kwargs``) started from the evaluation bank."""
-    bank = ResetBank.load(bank_path)
-    scenes = eval_scenes(bank, cfg.task, cfg.eval.episodes)
-    real = RealWorld(
-        cfg.eval.batch_size, reset_bank=str(bank_path), task=cfg.task, data=cfg.data.base
+    """Real (and, with ``eval.imagined``, imagined) rollouts of ``policy`` on the
+    evaluation's scenes (:func:`run_worlds`), summarised."""
+    real_roll, roll = run_worlds(
+        cfg, policy, bank_path, imagined_kwargs if cfg.eval.imagined else None, seed
     )
-    try:
-        real_roll = real.run(policy, scenes, cfg.eval.steps, seed)
-    finally:
-        real.close()
-    out = {"episodes": len(scenes), "steps": cfg.eval.steps, **summarize("real", real_roll, seed)}
-    if cfg.eval.imagined:
-        kwargs = {**imagined_kwargs, "reset_bank": str(bank_path)}
-        imagined = ImaginedWorld(IMAGINED_PRESET, cfg.eval.batch_size, **kwargs)
-        roll = imagined.run(policy, scenes, cfg.eval.steps, seed)
+    out = {
+        "episodes": len(real_roll.succeeded),
+        "steps": cfg.eval.steps,
+        **summarize("real", real_roll, seed),
+    }
+    if roll is not None:
         out |= summarize("imagined", roll, seed)
         out["gap_success"] = out["imagined_success"] - out["real_success"]
         out["gap_return"] = out["imagined_return"] - out["real_return"]
