@@ -95,6 +95,10 @@ class RewardConfig:
     max_minutes: float | None = None
     batch_size: int = 64
     eval_every: int = 250
+    imagined_episodes: int = 0
+    """With ``refit``: also train on an imagined copy of this many train episodes (the
+    newest collected first) and of the task's val/test episodes, replayed through the
+    iteration's world model with the agent's sampler, real labels (0: real frames only)."""
 
 
 AGENT_ALGOS = ("ppo", "sac", "drq")
@@ -196,7 +200,11 @@ class DynaConfig:
         _at_least(self.data, "data.", {"base_train_episodes": 1})
         _at_least(self.collect, "collect.", {"episodes": 1, "steps": 1, "batch_size": 1})
         _at_least(self.world_model, "world_model.", {"steps": 1})
-        _at_least(self.reward, "reward.", {"steps": 1, "batch_size": 1, "eval_every": 1})
+        _at_least(
+            self.reward,
+            "reward.",
+            {"steps": 1, "batch_size": 1, "eval_every": 1, "imagined_episodes": 0},
+        )
         _at_least(self.agent, "agent.", {"timesteps": 1, "num_envs": 1})
         _at_least(self.eval, "eval.", {"episodes": 1, "steps": 1, "batch_size": 1})
         if not 0.0 <= self.world_model.ema_decay < 1.0:

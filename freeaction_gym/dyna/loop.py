@@ -194,7 +194,22 @@ class DynaLoop:
         if cfg.mode == "keep":
             return {"reward_head": str(init)}
         out = self.stage_dir(iteration, "reward")
-        return refit_reward_head(cfg, init, self.dataset.root, out, self.cfg.seed + iteration)
+        roots, imagined = [self.dataset.root], {}
+        if cfg.imagined_episodes > 0:
+            from freeaction_gym.dyna.reward import imagined_copy
+
+            env = {
+                **self.cfg.agent.env_kwargs,
+                "model": self.state.result(iteration, "world_model")["model"],
+                "task": self.cfg.task,
+            }
+            imagined = imagined_copy(
+                self.dataset, self.cfg.task, cfg.imagined_episodes, env, out,
+                self.cfg.seed + iteration, self.cfg.eval.steps,
+            )  # fmt: skip
+            roots.append(Path(imagined["out"]))
+        result = refit_reward_head(cfg, init, roots, out, self.cfg.seed + iteration)
+        return {**result, **({"imagined": imagined} if imagined else {})}
 
     def run_agent(self, iteration: int) -> dict:
         out = self.stage_dir(iteration, "agent")

@@ -35,7 +35,7 @@ def test_quick_dyna_loop_with_drq(tiny, base_root, tmp_path, capsys, load_experi
         "progress=false", "collect.episodes=2", "collect.steps=6", "collect.batch_size=2",
         "world_model.steps=2", "reward.steps=5", "reward.eval_every=5", "reward.batch_size=16",
         f"agent.timesteps={TIMESTEPS}", "agent.num_envs=2", TINY_DRQ,
-        "agent.continued_learning_starts=2",
+        "agent.continued_learning_starts=2", "reward.imagined_episodes=3",
         "eval.episodes=2", "eval.steps=6", "eval.batch_size=2",
     ]  # fmt: skip
     assert cli(argv) == 0
@@ -58,6 +58,19 @@ def test_quick_dyna_loop_with_drq(tiny, base_root, tmp_path, capsys, load_experi
     for a in agents:
         assert a["replay_buffer"] == "fresh" and a["replay_transitions"] == TIMESTEPS
         assert a["timesteps"] == TIMESTEPS
+
+    # the reward head of each iteration also read an imagined copy: the newest collected
+    # episodes first (iteration 1: its own 2, then one of iteration 0's), made with that
+    # iteration's fine-tuned world model
+    for it, s in enumerate(state):
+        imagined = s["reward"]["imagined"]
+        assert imagined["episodes"] == {"train": 3, "val": 1, "test": 2}
+        copies = sorted(Path(imagined["out"], "train").glob("*.npz"))
+        sources = sorted(str(np.load(p)["source"]) for p in copies)
+        newest = [f"reach-v3_{(it + 1) * 100000 + k}.npz" for k in range(2)]
+        assert set(newest) <= set(sources)
+        meta = json.loads(Path(imagined["out"], "meta.json").read_text())
+        assert meta["imagined"]["model"] == s["world_model"]["model"]
 
     # the imagined env started from the loop's train scenes
     for s in state:
