@@ -128,6 +128,29 @@ def test_branch_reruns_only_the_stages_the_change_feeds(source, tmp_path):
     assert snapshot(source) == before  # the source run is untouched
 
 
+def test_compare_script_tables_a_run_and_its_branch(source, tmp_path, load_experiment):
+    new = tmp_path / "branch"
+    cfg = load_branch_config(source, [f"output={new}", "reward.steps=7", "progress=false"])
+    branch_run(source, cfg, iteration=1)
+    FileLoop(cfg, []).run()  # the stub's evaluation: real success it / 10, return 2 it
+    compare = load_experiment("dyna_compare")
+    doc = tmp_path / "doc.md"
+    doc.write_text("# results\n")
+    summary = compare.main(compare.Args(
+        runs=[f"src={source}", f"b={new}"], from_iteration=1, out=str(tmp_path / "cmp"),
+        update_doc=str(doc),
+    ))  # fmt: skip
+    assert summary["src"] == {"iterations": [1], "real_success": 0.1, "real_return": 2.0}
+    assert summary["b"] == summary["src"]
+    text = doc.read_text()
+    assert "| b | 1 | 20 | 0.10 [0.00, 1.00] | 2 [0, 9] |" in text
+    assert "| src | 0 |" not in text  # before --from-iteration
+    assert f"b: branch of `{source}` at iteration 1 (reward onwards rerun): reward.steps" in text
+    assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
+    with pytest.raises(SystemExit, match="not a dyna run"):
+        compare.main(compare.Args(runs=[f"x={tmp_path}"], out=str(tmp_path / "cmp")))
+
+
 def test_branch_at_a_collect_change_drops_that_iterations_episodes(source, tmp_path):
     new = tmp_path / "b2"
     cfg = load_branch_config(source, [f"output={new}", "collect.noise_sigma=0.5"])
