@@ -49,16 +49,52 @@ class Args:
     """Actions per episode (default: the run's eval.steps)."""
     every: int = 5
     """Strip columns: every this many steps."""
+    strip_scenes: int = 8
+    """At most this many scenes in the strip (the video shows all)."""
+    disagreements_first: bool = False
+    """Strip the scenes where the two worlds disagree about success first."""
     env: list[str] = field(default_factory=list)
     """Imagined-env option overrides ``key=value`` over the agent's (e.g.
     ``sampling.truncation.mode=none``), to see what a setting changes."""
+    heads: list[str] = field(default_factory=list)
+    """Extra reward heads ``name=DIR`` that score the same real and imagined frames (the
+    iteration's own head is always scored, as ``iteration``): what would each credit?"""
     out: str = "outputs/dyna_frames"
+
+
+def score_heads(heads: dict[str, str], task: str, real, imagined) -> dict[str, dict]:
+    """Per head and world: mean summed reward, success rate (success at any step) and the
+    share of scenes whose success agrees with the real simulator's, from the frames after
+    each action."""
+    import torch
+
+    from freeaction_gym.rewards.learned import LearnedReward
+
+    out = {}
+    for name, path in heads.items():
+        head = LearnedReward.from_pretrained(path)
+        task_id = torch.tensor([head.head.config.tasks.index(task)])
+        out[name] = {}
+        for world, roll in (("real", real), ("imagined", imagined)):
+            frames = torch.from_numpy(roll.frames[:, 1:])  # (N, T, H, W, 3)
+            n, t = frames.shape[:2]
+            reward, success = head(frames.flatten(0, 1), None, None, task_id.expand(n * t))
+            succeeded = success.reshape(n, t).numpy().any(axis=1)
+            out[name][world] = {
+                "return": round(float(reward.reshape(n, t).sum(1).mean()), 1),
+                "success": float(succeeded.mean()),
+                "agrees_with_real_success": float(np.mean(succeeded == real.succeeded)),
+            }
+    return out
 
 
 def main(args: Args) -> dict:
     configure_threads()
     if not args.run:
         raise SystemExit("--run DIR is required (a freeaction dyna output directory)")
+    bad = [h for h in args.heads if "=" not in h]
+    if bad:
+        raise SystemExit(f"--heads entries are name=DIR, got {bad}")
     run = Path(args.run)
     cfg = load_dyna_config(run / "config.yaml", [])
     state = RunState(run / "state.json")
@@ -84,7 +120,11 @@ def main(args: Args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     cols = list(range(0, steps + 1, args.every))
     rows = []
-    for i in range(len(scenes)):
+    order = np.arange(len(scenes))
+    if args.disagreements_first:
+        agree = real_roll.succeeded == imag_roll.succeeded
+        order = np.concatenate([order[~agree], order[agree]])
+    for i in order[: args.strip_scenes]:
         for name, roll in (("real", real_roll), ("imagined", imag_roll)):
             label = (
                 f"scene {int(scenes.bank_index[i])} {name}\n"
@@ -107,6 +147,15 @@ def main(args: Args) -> dict:
         "real_return": real_roll.returns.round(1).tolist(),
         "imagined_return": imag_roll.returns.round(1).tolist(),
         "env_overrides": args.env,
+        "heads": score_heads(
+            {
+                "iteration": state.result(k, "reward")["reward_head"],
+                **dict(h.split("=", 1) for h in args.heads),
+            },
+            cfg.task,
+            real_roll,
+            imag_roll,
+        ),
         "strip": str(strip),
         "video": str(mp4),
     }

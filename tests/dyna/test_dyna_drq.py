@@ -84,7 +84,16 @@ def test_quick_dyna_loop_with_drq(tiny, base_root, tmp_path, capsys, load_experi
     # the same real episodes as the loop's evaluation (same scenes, seed and policy)
     frames = load_experiment("dyna_frames")
     shown = frames.main(frames.Args(run=str(out), iteration=1, scenes=2, every=3,
+                                    heads=[f"tiny={tiny.reward_head}"],
                                     out=str(tmp_path / "frames")))  # fmt: skip
+    # the iteration's own head, rescoring the imagined frames, credits what the env did
+    own = shown["heads"]["iteration"]["imagined"]
+    assert own["success"] == np.mean(shown["imagined_success"])
+    assert own["return"] == pytest.approx(np.mean(shown["imagined_return"]), abs=0.2)
+    assert own["agrees_with_real_success"] == np.mean(
+        np.array(shown["imagined_success"]) == np.array(shown["real_success"])
+    )
+    assert set(shown["heads"]["tiny"]) == {"real", "imagined"}
     assert shown["iteration"] == 1 and len(shown["real_return"]) == 2
     assert np.mean(shown["real_return"]) == pytest.approx(
         state[1]["evaluate"]["real_return"], abs=0.1
