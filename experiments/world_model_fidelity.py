@@ -323,6 +323,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(Args, argv)
     if args.quick:
         args.episodes, args.short_clips, args.strip_episodes = 3, 4, 2
+    for name in ("episodes", "short_clips", "strip_episodes"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     threads = configure_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -63,3 +65,10 @@ def test_world_model_fidelity_quick(tiny, tiny_world_two_context, state_dataset,
     text = doc.read_text()
     assert "hand-written text" in text and "<!-- world-model-fidelity:begin -->" in text
     assert "](fidelity/strip_test.png)" in text  # relative to the document
+
+
+def test_zero_clip_counts_are_refused(load_experiment):
+    script = load_experiment("world_model_fidelity")
+    for flag in ("--short-clips", "--episodes", "--strip-episodes"):
+        with pytest.raises(SystemExit, match=f"{flag} must be >= 1, got 0"):
+            script.main([flag, "0"])
