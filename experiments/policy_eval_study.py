@@ -79,6 +79,10 @@ class Args:
     """Override the preset's world model (directory or bundled:<name>)."""
     reward_head: str | None = None
     """Override the preset's reward head directory."""
+    reset_bank: str | None = None
+    """Override the preset's reset bank (``.npz``; e.g. the bundled model's, when ``--model``
+    is a directory without its own ``reset_bank.npz``, so both models start from the same
+    scenes)."""
     success: str | None = None
     """Override the preset's imagined success signal: ``reward`` (the reward function's, e.g.
     the learned head's) or ``state`` (MetaWorld's rule on the state probe's reading)."""
@@ -274,6 +278,10 @@ def main(args: Args) -> dict:
         env_kwargs["reward_head"] = args.reward_head
     if args.success:
         env_kwargs["success"] = args.success
+    if args.reset_bank:
+        env_kwargs["reset_bank"] = args.reset_bank
+    if len(args.tasks) == 1:  # a one-task model or reward head then fits a many-task bank
+        env_kwargs["task"] = args.tasks[0]
     base = ImaginedWorld(args.preset, batch_size=args.batch_size, **env_kwargs)
     scenes = scenes_from_bank(base.bank, args.tasks, args.per_task)
     real = RealWorld(batch_size=20, model=base.config.model, reset_bank=base.config.reset_bank)

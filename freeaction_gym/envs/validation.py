@@ -190,7 +190,8 @@ def check_against_model(cfg, world, bank, task_names: list[str], proprio=None):
     if bank is not None and cfg.task is not None:
         bank.indices(cfg.task)  # names the bank's tasks
     if bank is not None and cfg.reward == "learned":
-        unknown = sorted(set(bank.tasks) - set(task_names))
+        starts = [cfg.task] if cfg.task is not None else bank.tasks  # where episodes start
+        unknown = sorted(set(starts) - set(task_names))
         if unknown:
             raise ValueError(
                 f"the reward head knows tasks {task_names}, but the reset bank also starts "

@@ -169,7 +169,10 @@ class ImaginedWorld(_BatchedWorld):
         self.components = components or factory.build(self.config, preset)
         self.bank: ResetBank = self.components[1]
         if self.bank is None:
-            raise ValueError("ImaginedWorld needs a reset bank (scenes are bank entries)")
+            raise ValueError(
+                "ImaginedWorld needs a reset bank (scenes are bank entries): the model "
+                f"{self.config.model} has no reset_bank.npz beside it; pass reset_bank=<.npz>"
+            )
         self.batch_size = batch_size
         self._core: Any = None
         self._ended = np.zeros(0, bool)

@@ -414,6 +414,19 @@ def test_bank_of_the_wrong_frame_size_fails_at_make_time(tiny):
         make(tiny, reset_bank=str(tiny.irasim_bank))
 
 
+def test_one_task_reward_head_needs_the_task_option(tiny, tmp_path):
+    from freeaction_gym.rewards.learned import RewardHead, RewardHeadConfig
+
+    head = RewardHead(RewardHeadConfig(tasks=["reach-v3"], channels=(4,), hidden=8))
+    head.save_pretrained(tmp_path / "head")
+    with pytest.raises(ValueError, match=r"knows tasks \['reach-v3'\].*pass task="):
+        make(tiny, reward="learned", reward_head=str(tmp_path / "head"))
+    env = make(tiny, reward="learned", reward_head=str(tmp_path / "head"), task="reach-v3")
+    env.reset(seed=SEED)
+    _, reward, *_ = env.step(np.zeros(4, np.float32))
+    assert np.isfinite(reward)
+
+
 def test_valid_edge_options_still_run(tiny):
     env = make(
         tiny, action_chunk=2, sampling={"num_steps": np.int64(1)}, terminate_on_success=False

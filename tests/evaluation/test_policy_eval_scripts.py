@@ -139,3 +139,25 @@ def test_readme_demo_with_agent(tmp_path):
     assert (out / "agent" / "final_model.zip").is_file()
     assert (out / "agent" / "agent_real_vs_imagined.mp4").stat().st_size > 0
     assert "PPO trained 128 steps in imagination" in (out / "summary.md").read_text()
+
+
+def test_policy_eval_study_model_without_a_bank(tmp_path):
+    """A model directory without its own reset_bank.npz (e.g. a Dyna fine-tune) runs on the
+    scenes of ``--reset-bank``; one task, so a one-task head would fit too."""
+    import shutil
+
+    from freeaction_gym.assets import bundled_dir
+
+    model = tmp_path / "model"
+    shutil.copytree(bundled_dir(), model, ignore=shutil.ignore_patterns("reset_bank.npz"))
+    argv = ["experiments/policy_eval_study.py", "--quick", "--tasks", "reach-v3",
+            "--model", str(model), "--out", str(tmp_path / "o")]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, *argv], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode != 0 and "pass reset_bank=" in proc.stderr
+    run(*argv, "--reset-bank", str(bundled_dir() / "reset_bank.npz"))
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    real = res["real"]
+    assert set(real["random"]) == {"reach-v3"}
+    assert real["expert sigma=0"]["reach-v3"]["return"] > real["random"]["reach-v3"]["return"]
