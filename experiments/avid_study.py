@@ -49,7 +49,7 @@ model, against the seed's baselines, at 10%, 30% and 100% of the action-labelled
 Outputs in ``--out``: ``pretrain/``, ``runs/<variant>_f<fraction>/`` (training runs and
 their ``scores.json``), ``costs.json``, ``metrics.json`` (summaries), ``per_clip.json``,
 ``results.md`` and ``figures/``. ``--update-doc FILE`` replaces the block between
-``<!-- avid-study:begin/end -->`` there and copies the figures it links into
+``<!-- avid-study:begin/end -->`` (``--doc-key``) there and copies the figures it links into
 ``--doc-figures`` (default ``<FILE's folder>/figures/avid_study``, committed with FILE).
 """
 
@@ -201,7 +201,10 @@ class Args:
     batch: int = 8
     """Clips per denoiser batch."""
     update_doc: str | None = None
-    """Markdown file whose <!-- avid-study:begin/end --> block gets the tables."""
+    """Markdown file whose <!-- KEY:begin/end --> block gets the tables (``--doc-key``)."""
+    doc_key: str = "avid-study"
+    """The block's marker name: another study (e.g. on another frozen model) keeps its own
+    block beside the first (give it its own ``--doc-figures`` too)."""
     doc_figures: str | None = None
     """Folder the doc's figures are copied to (None: <--update-doc's
     folder>/figures/avid_study); the block links the copies."""
@@ -420,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.update_doc:  # link copies next to the doc: --out is not committed
         dest = doc_figures_dir(args.update_doc, "avid_study", args.doc_figures)
         links = image_links(args.update_doc, copy_for_doc({p.name: p for p in fig_paths}, dest))
-        update_block(args.update_doc, "avid-study", text + "\n\n" + "\n".join(links))
+        update_block(args.update_doc, args.doc_key, text + "\n\n" + "\n".join(links))
     print(text)
     return 0
 

@@ -93,9 +93,16 @@ def test_avid_study_quick_end_to_end(prompt_dataset, tmp_path):
     assert "figures/avid_study/psnr_vs_data.png" in links
     assert all((doc.parent / link).is_file() for link in links), links
 
-    second = run_study(args, tmp_path)  # resumable: finished runs are skipped, scores reused
+    # resumable: finished runs are skipped, scores reused; --doc-key writes a second block
+    # beside the first (its figures in --doc-figures), leaving the first as it was
+    block = text[text.index("<!-- avid-study:begin -->") : text.index("<!-- avid-study:end -->")]
+    extra = ["--doc-key", "avid-study-b", "--doc-figures", str(tmp_path / "figures_b")]
+    second = run_study(args + extra, tmp_path)
     assert "[train]" not in second.stdout and "[cost]" not in second.stdout
     assert json.loads((out / "metrics.json").read_text())["summary"] == summary
+    text = doc.read_text()
+    assert block in text and "<!-- avid-study-b:begin -->" in text
+    assert (tmp_path / "figures_b" / "mask_per_step.png").is_file()
 
 
 def test_missing_pretraining_data_names_the_command(tmp_path):
