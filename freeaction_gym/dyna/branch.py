@@ -159,7 +159,7 @@ def branch_run(source: str | Path, cfg: DynaConfig, iteration: int) -> dict[str,
         "iteration": iteration,
         "first_stage": first,
         "changed": {k: _lookup(cfg.to_dict(), k) for k in changed},
-        "was": {k: _lookup(saved, k) for k in changed},
+        "was": {k: _lookup(config_from_dict(saved).to_dict(), k) for k in changed},
         "kept_stages": len(keep),
         "collected_episodes_copied": episodes,
     }

@@ -369,7 +369,8 @@ RESUMABLE_CHANGES = ("iterations", "progress")
 
 def changed_settings(saved: dict[str, Any], cfg: DynaConfig) -> list[str]:
     """Settings (``key`` or ``section.key``) in which ``cfg`` differs from the ``saved``
-    config mapping, sorted; a section's nested mappings compare whole."""
+    config mapping, sorted; a section's nested mappings compare whole. ``saved`` is read
+    as a config first, so an option added since it was saved counts at its default."""
 
     def flat(d: dict, prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -380,7 +381,7 @@ def changed_settings(saved: dict[str, Any], cfg: DynaConfig) -> list[str]:
                 out[prefix + k] = v
         return out
 
-    old, new = flat(saved), flat(cfg.to_dict())
+    old, new = flat(config_from_dict(saved).to_dict()), flat(cfg.to_dict())
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 

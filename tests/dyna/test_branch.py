@@ -162,6 +162,20 @@ def test_branch_at_a_collect_change_drops_that_iterations_episodes(source, tmp_p
     assert (new / "banks" / "eval.npz").read_bytes() == b"bank"
 
 
+def test_an_option_newer_than_the_source_is_not_a_change(source, tmp_path):
+    """The source's config.yaml predates ``reward.imagined_episodes``: the branch counts
+    only what it sets, and records the default as what it was."""
+    saved = yaml.safe_load((source / "config.yaml").read_text())
+    del saved["reward"]["imagined_episodes"]
+    (source / "config.yaml").write_text(yaml.safe_dump(saved))
+    cfg = load_branch_config(source, [f"output={tmp_path / 'b'}", "agent.start_stride=2"])
+    record = branch_run(source, cfg, iteration=1)
+    assert record["changed"] == {"agent.start_stride": 2} and record["first_stage"] == "agent"
+    assert record["was"] == {"agent.start_stride": None}
+    cfg = load_branch_config(source, [f"output={tmp_path / 'c'}", "reward.imagined_episodes=9"])
+    assert branch_run(source, cfg, iteration=1)["was"] == {"reward.imagined_episodes": 0}
+
+
 def test_branch_refusals(source, tmp_path):
     same = load_branch_config(source, [f"output={tmp_path / 'x'}"])
     with pytest.raises(ValueError, match="changes no setting"):

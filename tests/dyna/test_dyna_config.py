@@ -10,6 +10,7 @@ import yaml
 
 from freeaction_gym.dyna.config import (
     DynaConfig,
+    changed_settings,
     check_same_run,
     config_from_dict,
     load_dyna_config,
@@ -109,3 +110,14 @@ def test_a_resumed_run_must_keep_its_settings():
     with pytest.raises(ValueError, match=r"different settings \(collect.episodes, seed\)"):
         check_same_run(saved, config_from_dict({"seed": 1, "collect": {"episodes": 3}}))
     json.dumps(saved)  # the saved config is plain data
+
+
+def test_an_option_added_since_the_run_was_saved_counts_at_its_default():
+    """A run saved before ``reward.imagined_episodes`` and ``agent.start_stride`` existed
+    resumes unchanged; setting them is a change (a branch says from what)."""
+    saved = yaml.safe_load(yaml.safe_dump(DynaConfig().to_dict()))
+    del saved["reward"]["imagined_episodes"], saved["agent"]["start_stride"]
+    check_same_run(saved, config_from_dict({}))
+    assert changed_settings(saved, config_from_dict({})) == []
+    changed = config_from_dict({"agent": {"start_stride": 5}})
+    assert changed_settings(saved, changed) == ["agent.start_stride"]
