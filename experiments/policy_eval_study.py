@@ -219,8 +219,10 @@ def markdown(results: dict, args: Args, command: str, minutes: float) -> str:
         f"Command: `{command}` ({minutes:.1f} min on this machine). {args.per_task} scenes per "
         f"task (held-out reset-bank entries), {args.steps} actions per episode, no early "
         "termination; success = success at any step; 95% percentile-bootstrap intervals "
-        f"({args.n_boot} resamples). Imagined: the bundled model, "
-        f"{results['meta']['num_steps']} DDIM steps, the reward head "
+        f"({args.n_boot} resamples). Imagined: "
+        + (f"the model `{args.model}`, " if args.model else "the bundled model, ")
+        + (f"scenes of `{args.reset_bank}`, " if args.reset_bank else "")
+        + f"{results['meta']['num_steps']} DDIM steps, the reward head "
         f"`{results['meta']['reward_head']}`"
         + (
             ", success from the state probe (`success: state`)." if args.success == "state" else "."

@@ -161,3 +161,5 @@ def test_policy_eval_study_model_without_a_bank(tmp_path):
     real = res["real"]
     assert set(real["random"]) == {"reach-v3"}
     assert real["expert sigma=0"]["reach-v3"]["return"] > real["random"]["reach-v3"]["return"]
+    table = (tmp_path / "o" / "table.md").read_text()
+    assert f"Imagined: the model `{model}`, scenes of `{bundled_dir() / 'reset_bank.npz'}`" in table
