@@ -129,6 +129,7 @@ def branch_run(source: str | Path, cfg: DynaConfig, iteration: int) -> dict[str,
         raise ValueError("the branch changes no setting; pass at least one section.key=value")
     if iteration < 0:
         raise ValueError(f"branch iteration must be >= 0, got {iteration}")
+    was = config_from_dict(saved).to_dict()  # the source's settings, defaults filled in
     first = first_affected(changed)
     state = RunState(source / "state.json")
     keep = kept_stages(state, iteration, first)
@@ -159,7 +160,7 @@ def branch_run(source: str | Path, cfg: DynaConfig, iteration: int) -> dict[str,
         "iteration": iteration,
         "first_stage": first,
         "changed": {k: _lookup(cfg.to_dict(), k) for k in changed},
-        "was": {k: _lookup(config_from_dict(saved).to_dict(), k) for k in changed},
+        "was": {k: _lookup(was, k) for k in changed},
         "kept_stages": len(keep),
         "collected_episodes_copied": episodes,
     }
