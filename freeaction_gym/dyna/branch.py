@@ -32,12 +32,11 @@ from freeaction_gym.dyna.config import (
     DynaConfig,
     changed_settings,
     config_from_dict,
-    merge,
+    load_dyna_config,
     save_config,
 )
 from freeaction_gym.dyna.dataset import COLLECTED_OFFSET, COLLECTED_PATTERN
 from freeaction_gym.dyna.state import STAGES, RunState
-from freeaction_gym.utils.args import parse_assignments
 
 FIRST_STAGE: dict[str, str] = {
     "collect": "collect",
@@ -182,5 +181,4 @@ def load_branch_config(source: str | Path, overrides: list[str]) -> DynaConfig:
     saved_path = Path(source) / "config.yaml"
     if not saved_path.is_file():
         raise FileNotFoundError(f"{source} is not a dyna run (no config.yaml)")
-    saved = yaml.safe_load(saved_path.read_text())
-    return config_from_dict(merge(saved, parse_assignments(overrides)))
+    return load_dyna_config(saved_path, overrides, check_paths=False)
