@@ -135,7 +135,7 @@ def train_pad(args: PADTrainArgs, resume: bool = True) -> Path:
                    stats=asdict(bank.stats))  # fmt: skip
         save_pad(ema, bank.stats, out / "policy", {"train": asdict(args), "step": step})
 
-    log = LossLog(out / "log.csv", args.log_every, fresh=step == 0)
+    log = LossLog(out / "log.csv", args.log_every, start_step=step)
     bar = tqdm(total=args.steps, initial=step, desc="train pad", mininterval=5)
     t0 = time.time()
     model.train()

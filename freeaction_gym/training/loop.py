@@ -29,15 +29,21 @@ def optimizer_step(
 
 
 class LossLog:
-    """Appends ``step, loss, lr, sec_per_step[, extra...]`` rows to ``log.csv`` every
-    ``every`` steps (one header per file, also after a resume)."""
+    """Writes ``step, loss, lr, sec_per_step[, extra...]`` rows to ``log.csv`` every
+    ``every`` steps. A run resumed at ``start_step`` keeps the rows up to that step and
+    drops the later ones (they belong to steps the run repeats); ``start_step=0`` starts a
+    new file. One header per file."""
 
-    def __init__(self, path: Path, every: int, extra: tuple[str, ...] = (), fresh: bool = True):
+    def __init__(self, path: Path, every: int, extra: tuple[str, ...] = (), start_step: int = 0):
         self.every = every
-        self.f = open(path, "a", newline="")
+        kept = [r for r in read_log(path) if int(r["step"]) <= start_step] if start_step else []
+        header = ["step", "loss", "lr", "sec_per_step", *extra]
+        self.f = open(path, "w", newline="")
         self.writer = csv.writer(self.f)
-        if fresh:
-            self.writer.writerow(["step", "loss", "lr", "sec_per_step", *extra])
+        self.writer.writerow(header)
+        for r in kept:
+            self.writer.writerow([r.get(k, "") for k in header])
+        self.f.flush()
         self.losses: list[float] = []
         self.t_last = time.time()
 
@@ -57,6 +63,15 @@ class LossLog:
         self.f.close()
 
 
+def read_log(path: Path) -> list[dict[str, str]]:
+    """The rows of a ``log.csv`` (empty if there is none); repeated header lines, which
+    logs written before resumes were handled could contain, are skipped."""
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="") as f:
+        return [r for r in csv.DictReader(f) if r.get("step", "").isdigit()]
+
+
 def plot_loss(out: Path) -> None:
     """``log.csv`` -> ``loss.png``."""
     import matplotlib
@@ -64,7 +79,7 @@ def plot_loss(out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = list(csv.DictReader(open(out / "log.csv")))
+    rows = read_log(out / "log.csv")
     if not rows:
         return
     steps = [int(r["step"]) for r in rows]

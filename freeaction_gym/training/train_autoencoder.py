@@ -73,7 +73,7 @@ def train_autoencoder(cfg: TrainConfig, resume: bool = True) -> Path:
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     ae, opt = accelerator.prepare(ae, opt)
     vae = accelerator.unwrap_model(ae).vae
-    log = LossLog(out / "log.csv", cfg.loop.log_every, fresh=step == 0)
+    log = LossLog(out / "log.csv", cfg.loop.log_every, start_step=step)
     t0 = time.time()
 
     def export() -> None:

@@ -194,7 +194,7 @@ def train_dit(cfg: TrainConfig, resume: bool = True) -> Path:
         flush=True,
     )
     val_clips = val.fixed_clips(cfg.loop.eval_clips, cfg.data.clip_frames, seed=7)
-    log = LossLog(out / "log.csv", cfg.loop.log_every, ("clip_frames",), fresh=step == 0)
+    log = LossLog(out / "log.csv", cfg.loop.log_every, ("clip_frames",), start_step=step)
     t_start = time.time()
 
     def checkpoint() -> None:
