@@ -25,6 +25,7 @@ model-free agent learns from scratch.
     python experiments/metaworld_k.py --update-doc docs/RESULTS.md     # the benchmark
     python experiments/metaworld_k_cost.py                             # its CPU time
     python experiments/metaworld_k.py --quick                          # tiny, end to end
+    python experiments/metaworld_k.py --report-only                    # table of what exists
 """
 
 from __future__ import annotations
@@ -111,6 +112,9 @@ class Args:
     """``metaworld_k_cost.py``: real (and imagined) steps of each measured run."""
     update_doc: str | None = None
     """Write the table between the metaworld-k markers of this markdown file."""
+    report_only: bool = False
+    """Tabulate the evaluation records already under ``--out`` (any seeds, e.g. while runs
+    are still going); train and evaluate nothing."""
 
 
 # -- quick settings ---------------------------------------------------------------------------
@@ -296,6 +300,7 @@ def report(args: Args, base: str, points: list[int]) -> dict:
             key = (r.method, r.task, r.seed)
             learned[key] = max(learned.get(key, 0.0), r.train_seconds)
     hours = sum(learned.values()) / 3600
+    seeds = ", ".join(str(s) for s in sorted({r.seed for r in records}))
     eval_hours = sum(r.eval_seconds for r in records) / 3600
     summary = se.summarize(records, args.n_boot)
     cells: dict[tuple, list] = {}
@@ -317,7 +322,7 @@ def report(args: Args, base: str, points: list[int]) -> dict:
     text = (
         f"Command: `{command.strip()}` ({hours:.1f} h of training and {eval_hours:.1f} h of "
         "evaluation recorded on this machine). "
-        f"Agent: {args.algo}; {len(args.seeds)} seeds; learners start from the train layouts "
+        f"Agent: {args.algo}; seeds {seeds}; learners start from the train layouts "
         f"of `{base}`, every method is evaluated in the real simulator on the same "
         f"{args.eval_episodes} held-out test scenes per task ({args.eval_steps} actions, "
         "success at any step). Cells: mean [95% bootstrap interval over the episodes of all "
@@ -341,8 +346,13 @@ def main(args: Args) -> dict:
     unknown = sorted(set(args.methods) - set(NAMES))
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; known: {sorted(NAMES)}")
-    base = prepare_base(args)
     points = se.curve_points(args.budgets, args.curve_every)
+    if args.report_only:
+        base = dyna_config(args, args.tasks[0], 0, Path(args.out) / "unused").data.base
+        results = report(args, base, points)
+        print((Path(args.out) / "table.md").read_text())
+        return {**results, "evaluated": 0, "trained": []}
+    base = prepare_base(args)
     trained, evaluated = [], 0
     for task in args.tasks:
         bank_path = held_out_bank(args, base, task)

@@ -27,13 +27,13 @@ TASK = "reach-v3"
 STEPS = 6  # --quick: actions per evaluation episode
 
 
-def run_quick(out: Path, base_root: Path, world: Path, doc: Path) -> None:
+def run_quick(out: Path, base_root: Path, world: Path, doc: Path, *extra: str) -> None:
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "FREEACTION_THREADS": "1",
            "MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa"}  # fmt: skip
     argv = [
         sys.executable, "experiments/metaworld_k.py", "--quick", "--no-progress",
         "--out", str(out), "--data", str(base_root), "--update-doc", str(doc),
-        "--dyna-overrides", f"world_model.init={world}",
+        "--dyna-overrides", f"world_model.init={world}", *extra,
     ]  # fmt: skip
     proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -120,3 +120,15 @@ def test_metaworld_k_quick(tiny, base_root, tmp_path):
     stamps = {p: t for p, t in stamps.items() if p.name != "results.json"}
     run_quick(out, base_root, tiny.world_dir, doc)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    # --report-only tabulates the records that exist and runs nothing, not even a missing one
+    (out / "evals" / TASK / "dyna_s1_24.json").unlink()
+    run_quick(out, base_root, tiny.world_dir, doc, "--report-only")
+    assert {p: p.stat().st_mtime_ns for p in stamps if p.exists()} == {
+        p: t for p, t in stamps.items() if p.exists()
+    }
+    assert not (out / "evals" / TASK / "dyna_s1_24.json").exists()
+    cells = json.loads((out / "results.json").read_text())["summary"]
+    assert cells[f"dyna|{TASK}|24"]["seeds"] == [0] and cells[f"dyna|{TASK}|12"]["seeds"] == [0, 1]
+    assert cells[f"dyna|{TASK}|24"]["episodes"] == 2
+    assert "seeds 0, 1;" in doc.read_text()
