@@ -148,13 +148,15 @@ def apply_quick(args: Args) -> None:
 
 
 # -- settings ---------------------------------------------------------------------------------
-def dyna_config(args: Args, task: str, seed: int, output: Path) -> DynaConfig:
+def dyna_config(
+    args: Args, task: str, seed: int, output: Path, check_paths: bool = True
+) -> DynaConfig:
     overrides = [
         f"task={task}", f"seed={seed}", f"output={output}", f"data.base_tasks=[{task}]",
         f"agent.algo={args.algo}", f"progress={str(args.progress).lower()}",
         *([f"data.base={args.data}"] if args.data else []), *args.dyna_overrides,
     ]  # fmt: skip
-    return load_dyna_config(args.dyna_config, overrides)
+    return load_dyna_config(args.dyna_config, overrides, check_paths)
 
 
 def prepare_base(args: Args) -> str:
@@ -348,7 +350,8 @@ def main(args: Args) -> dict:
         raise ValueError(f"unknown method(s) {unknown}; known: {sorted(NAMES)}")
     points = se.curve_points(args.budgets, args.curve_every)
     if args.report_only:
-        base = dyna_config(args, args.tasks[0], 0, Path(args.out) / "unused").data.base
+        # only names the base in the text: the runs' inputs need not be on this machine
+        base = dyna_config(args, args.tasks[0], 0, Path(args.out), check_paths=False).data.base
         results = report(args, base, points)
         print((Path(args.out) / "table.md").read_text())
         return {**results, "evaluated": 0, "trained": []}
