@@ -54,7 +54,12 @@ class EnvConfig:
     """model_action = action_offset + action_scale * env_action (default identity)."""
     action_offset: list[float] | None = None
     out_of_range: Literal["clip", "error"] = "clip"
-    """Actions outside [-1, 1]: clipped (default) or rejected."""
+    """Actions outside the action box (``action_bound``): clipped (default) or rejected."""
+    action_bound: list[float] | None = None
+    """The agent's action box Box(-b, b), b (A,) in (0, 1] per action dimension (None:
+    Box(-1, 1)). E.g. ``[0.4, 0.4, 0.4, 1.0]`` keeps MetaWorld hand motions near the
+    scripted data's speed (mean |a| 0.3), where the world model tracks the arm; SB3 agents
+    then act inside it in the real simulator too (their policy maps into this box)."""
     sampling: dict[str, Any] = field(default_factory=dict)
     """SamplingConfig overrides: scheduler, num_steps, guidance{...}, truncation{...}, norm{...}."""
     reward: Literal["learned", "goal_latent", "none"] = "learned"
@@ -106,7 +111,11 @@ class EnvConfig:
     step's timing is always in ``env.unwrapped.timing``."""
 
     def __post_init__(self) -> None:
-        from freeaction_gym.envs.validation import check_sampling, check_support
+        from freeaction_gym.envs.validation import (
+            check_action_bound,
+            check_sampling,
+            check_support,
+        )
 
         check_fields(self, "env option")
         for name in ("action_chunk", "max_episode_steps", "frame_stack", "render_fps"):
@@ -119,6 +128,7 @@ class EnvConfig:
         if self.model_format == "world_model" and not self.model:
             raise ValueError("env option model is empty; give a model directory or bundled:<name>")
         self.sampling = check_sampling(self.sampling)
+        check_action_bound(self.action_bound)
         if self.support is not None:
             self.support = check_support(self.support)
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.envs.config import check_fields, gym_make_time_limit, load_preset
-from freeaction_gym.envs.spaces import validate_actions
+from freeaction_gym.envs.spaces import action_space, validate_actions
+from freeaction_gym.envs.validation import check_action_bound
 
 # The bundled model's dataset (data/metaworld_default/meta.json); the world model's
 # config.json does not record it, so these mirror MetaWorldDataConfig's defaults.
@@ -64,11 +65,15 @@ class RealEnvConfig:
     max_episode_steps: int = 40
     terminate_on_success: bool = True
     out_of_range: Literal["clip", "error"] = "clip"
+    action_bound: list[float] | None = None
+    """The action box Box(-b, b), b (4,) in (0, 1] (None: Box(-1, 1)); as the imagined
+    env's option, e.g. for a model-free agent restricted like a Dyna one."""
     render_fps: int = 10
     action_chunk: ClassVar[int] = 1  # read by validate_actions
 
     def __post_init__(self) -> None:
         check_fields(self, "real env option")
+        check_action_bound(self.action_bound, 4)
         if self.data is not None:
             from freeaction_gym.data.metaworld_gen import config_from_meta
 
@@ -121,10 +126,11 @@ def default_bank(cfg: RealEnvConfig) -> ResetBank | None:
 class RealMetaWorldEnv(gym.Env):
     """One real MetaWorld episode seen through the world model's camera.
 
-    Observation uint8 (R, R, 3); action Box(-1, 1, (4,)) (xyz mocap delta, gripper effort),
-    held for ``action_repeat`` simulator steps. ``info``: ``success`` (this step),
-    ``is_success`` (any step so far), ``task``, ``layout``, ``layout_seed``, ``bank_index``
-    (-1 without a bank). :attr:`state` is MetaWorld's 39-D observation (scripted experts).
+    Observation uint8 (R, R, 3); action Box(-b, b, (4,)) (xyz mocap delta, gripper effort;
+    b = ``action_bound``, default 1), held for ``action_repeat`` simulator steps. ``info``:
+    ``success`` (this step), ``is_success`` (any step so far), ``task``, ``layout``,
+    ``layout_seed``, ``bank_index`` (-1 without a bank). :attr:`state` is MetaWorld's 39-D
+    observation (scripted experts).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -156,7 +162,7 @@ class RealMetaWorldEnv(gym.Env):
         if self.bank is not None:
             self.bank.indices(cfg.task)  # fail early for a task the bank does not have
         self._tasks = [cfg.task] if cfg.task else list(cfg.tasks)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
+        self.action_space = action_space(cfg, 4)
         self.observation_space = gym.spaces.Box(0, 255, shape=(r, r, 3), dtype=np.uint8)
         self._sims: dict[str, tuple[Any, Any]] = {}  # task -> (MetaWorld env, SceneRenderer)
         self._sim: Any = None
@@ -242,7 +248,7 @@ class RealMetaWorldEnv(gym.Env):
             raise RuntimeError(
                 "step() called before reset() or after the episode ended; call reset()"
             )
-        a = validate_actions(action, self.config, 4, None)[0, 0]  # (4,) float32 in [-1, 1]
+        a = validate_actions(action, self.config, 4, None)[0, 0]  # (4,) float32 in the box
         reward, success = 0.0, False
         for _ in range(self.config.action_repeat):
             state, r, _, _, sim_info = self._sim.step(a)

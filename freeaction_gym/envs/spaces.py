@@ -8,10 +8,18 @@ from gymnasium import spaces
 from freeaction_gym.envs.config import EnvConfig
 
 
+def action_bound(cfg, action_dim: int) -> np.ndarray:
+    """(A,) float32: the half-width of the action box per dimension (``cfg.action_bound``,
+    default 1)."""
+    bound = getattr(cfg, "action_bound", None)
+    return np.ones(action_dim, np.float32) if bound is None else np.asarray(bound, np.float32)
+
+
 def action_space(cfg: EnvConfig, action_dim: int) -> spaces.Box:
-    """Box(-1, 1): (A,) for chunk 1, else (K, A)."""
+    """Box(-b, b) with b = ``cfg.action_bound`` (default 1): (A,) for chunk 1, else (K, A)."""
     shape = (action_dim,) if cfg.action_chunk == 1 else (cfg.action_chunk, action_dim)
-    return spaces.Box(-1.0, 1.0, shape=shape, dtype=np.float32)
+    b = np.broadcast_to(action_bound(cfg, action_dim), shape)
+    return spaces.Box(-b, b, shape=shape, dtype=np.float32)
 
 
 def observation_space(cfg: EnvConfig, frame_shape: tuple[int, ...], latent_shape) -> spaces.Box:
@@ -22,12 +30,13 @@ def observation_space(cfg: EnvConfig, frame_shape: tuple[int, ...], latent_shape
 
 
 def validate_actions(actions, cfg, action_dim: int, num_envs: int | None) -> np.ndarray:
-    """Check and convert policy actions to (N, K, A) float32 in [-1, 1].
+    """Check and convert policy actions to (N, K, A) float32 in the action box [-b, b]
+    (b = ``cfg.action_bound``, default 1).
 
     Accepts per env (A,), (K, A) or the flat (K*A,) of a floating dtype; raises
     ``ValueError`` naming the problem for a wrong shape, a non-float dtype (integers too:
     cast with ``.astype(np.float32)``), NaN/inf, or (``out_of_range='error'``) values outside
-    [-1, 1]; clips otherwise (before the float32 cast, so 1e300 clips to 1)."""
+    the box; clips otherwise (before the float32 cast, so 1e300 clips to b)."""
     a = np.asarray(actions)
     if not np.issubdtype(a.dtype, np.floating):
         raise ValueError(f"actions must be a float array, got dtype {a.dtype}")
@@ -39,11 +48,14 @@ def validate_actions(actions, cfg, action_dim: int, num_envs: int | None) -> np.
         raise ValueError(f"action has shape {a.shape}; expected {expect}")
     if not np.isfinite(a).all():
         raise ValueError("action contains NaN or inf")
-    if np.abs(a).max(initial=0.0) > 1.0:
+    a = a.reshape(num_envs or 1, k, action_dim)
+    b = action_bound(cfg, action_dim).astype(a.dtype)
+    if (np.abs(a) > b).any():
         if cfg.out_of_range == "error":
+            box = "[-1, 1]" if cfg.action_bound is None else f"[-b, b], b = {cfg.action_bound}"
             raise ValueError(
-                f"action outside [-1, 1] (max |a| = {np.abs(a).max():.3g}); "
+                f"action outside {box} (max |a| = {np.abs(a).max():.3g}); "
                 "set out_of_range='clip' to clip instead"
             )
-        a = np.clip(a, -1.0, 1.0)
-    return a.astype(np.float32).reshape(num_envs or 1, k, action_dim)
+        a = np.clip(a, -b, b)
+    return a.astype(np.float32)

@@ -5,10 +5,11 @@
   ``num_steps``, finite floats), scheduler names from
   :data:`freeaction_gym.diffusion.schedule.SCHEDULERS`, and ranges (``num_steps >= 1``,
   ``0 < tau_min <= tau_max``, ``fixed_tau > 0``, ``0 <= cutoff <= 1``).
-* :func:`check_support` - the ``support`` box.
+* :func:`check_support` - the ``support`` box; :func:`check_action_bound` - the
+  ``action_bound`` box.
 * :func:`check_against_model` - what needs the loaded model: the action chunk fits the
   model's window, the sampler accepts ``num_steps`` for this model's schedule, action
-  scales/support have the model's action dimension, reset-bank frames have the model's
+  scales/bound/support have the model's action dimension, reset-bank frames have the model's
   frame size, and the learned reward head knows every task the bank starts from.
 * :func:`check_conditioning` - ``conditioning`` fits the model (``vap`` needs a prompt
   input, ``action`` forbids one), the camera preset exists and the reset bank stores the
@@ -105,6 +106,18 @@ def check_support(support: Any) -> dict[str, Any]:
     return {"low": low, "high": high, "penalty": penalty}
 
 
+def check_action_bound(bound: list[float] | None, action_dim: int | None = None) -> None:
+    """``ValueError`` unless ``bound`` is None or (``action_dim``,) entries in (0, 1]."""
+    if bound is None:
+        return
+    if not bound or not all(0.0 < b <= 1.0 for b in bound):
+        raise ValueError(f"env option action_bound needs entries in (0, 1], got {bound}")
+    if action_dim is not None and len(bound) != action_dim:
+        raise ValueError(
+            f"env option action_bound has {len(bound)} entries; the actions have {action_dim}"
+        )
+
+
 def check_conditioning(cfg, world, bank) -> None:
     """``conditioning`` against the model and the bank (before a proprio model is loaded)."""
     from freeaction_gym.data.metaworld_gen import CAMERA_PRESETS
@@ -177,6 +190,7 @@ def check_against_model(cfg, world, bank, task_names: list[str], proprio=None):
         value = getattr(cfg, name)
         if value is not None and len(value) != a:
             raise ValueError(f"env option {name} has {len(value)} entries; the model's actions {a}")
+    check_action_bound(cfg.action_bound, a)
     if cfg.support is not None and len(cfg.support["low"]) != a:
         raise ValueError(
             f"env option support bounds have {len(cfg.support['low'])} entries; the model's "

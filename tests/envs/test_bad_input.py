@@ -90,6 +90,26 @@ def test_huge_finite_action_is_clipped_not_called_nan(tiny):
         strict.step(huge)
 
 
+def test_action_bound_is_the_action_box(tiny):
+    bound = [0.4, 0.4, 0.2, 1.0]
+    env = make(tiny, action_bound=bound)
+    np.testing.assert_allclose(env.action_space.high, bound)
+    np.testing.assert_allclose(env.action_space.low, -np.array(bound))
+    env.reset(seed=SEED)
+    big = np.array([0.9, -0.6, 0.1, -3.0], np.float32)
+    # the model sees the action clipped into the box: as an unbounded env given it clipped
+    assert_same(env.step(big), reference(tiny, [np.array([0.4, -0.4, 0.1, -1.0], np.float32)]))
+    strict = make(tiny, action_bound=bound, out_of_range="error")
+    strict.reset(seed=SEED)
+    with pytest.raises(ValueError, match=r"outside \[-b, b\], b = \[0.4, 0.4, 0.2, 1.0\]"):
+        strict.step(A0)  # 0.5 > 0.4
+    ok = np.array([0.4, -0.2, 0.1, 0.3], np.float32)  # on the edge: accepted, state intact
+    assert_same(strict.step(ok), reference(tiny, [ok]))
+    chunked = make(tiny, action_bound=bound, action_chunk=2)
+    assert chunked.action_space.shape == (2, 4)
+    np.testing.assert_allclose(chunked.action_space.high, [bound, bound])
+
+
 def test_out_of_range_clip_mode_is_the_default(tiny):
     env = make(tiny)
     assert env.unwrapped.config.out_of_range == "clip"
@@ -366,6 +386,12 @@ BAD_OPTIONS = [
     pytest.param(
         {"action_scale": [1, "x", 1, 1]}, r"action_scale\[1\] must be a finite", id="scale-str"
     ),
+    pytest.param(
+        {"action_bound": [0.5, 1.5, 0.5, 1]},
+        r"action_bound needs entries in \(0, 1\]",
+        id="bound>1",
+    ),
+    pytest.param({"action_bound": []}, r"action_bound needs entries in \(0, 1\]", id="bound-empty"),
     pytest.param({"model": None}, "env option model must be a string, got None", id="model-none"),
     pytest.param({"model": 3}, "env option model must be a string, got 3", id="model-int"),
     pytest.param({"task": 7}, "env option task must be a string", id="task-int"),
@@ -396,6 +422,11 @@ MODEL_BOUND_OPTIONS = [  # need the loaded model; the tiny model's window is 2 f
         {"action_scale": [1.0, 1.0]},
         "action_scale has 2 entries; the model's actions 4",
         id="scale-dim",
+    ),
+    pytest.param(
+        {"action_bound": [0.5, 0.5]},
+        "action_bound has 2 entries; the actions have 4",
+        id="bound-dim",
     ),
     pytest.param(
         {"task": "drawer-open-v3"}, "no entry for task 'drawer-open-v3'", id="task-not-in-bank"

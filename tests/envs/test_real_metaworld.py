@@ -241,6 +241,35 @@ def test_actions_are_validated(bank_path):
         RealMetaWorldEnv(reset_bank=str(bank_path), resolution=32)
 
 
+def test_action_bound_shrinks_the_box_and_clips_into_it(bank_path):
+    bound = [0.3, 0.5, 0.2, 1.0]
+    small = RealMetaWorldEnv(reset_bank=str(bank_path), action_bound=bound)
+    full = RealMetaWorldEnv(reset_bank=str(bank_path))
+    strict = RealMetaWorldEnv(reset_bank=str(bank_path), action_bound=bound, out_of_range="error")
+    try:
+        np.testing.assert_allclose(small.action_space.high, bound)
+        np.testing.assert_allclose(small.action_space.low, -np.array(bound))
+        big = np.array([0.9, -0.9, 0.1, -1.0], np.float32)
+        small.reset(seed=4)
+        full.reset(seed=4)
+        o_small, r_small, *_ = small.step(big)
+        o_full, r_full, *_ = full.step(np.clip(big, -np.array(bound), bound).astype(np.float32))
+        np.testing.assert_array_equal(o_small, o_full)
+        np.testing.assert_array_equal(small.state, full.state)
+        assert r_small == pytest.approx(r_full)
+        strict.reset(seed=4)
+        with pytest.raises(ValueError, match=r"outside \[-b, b\], b = \[0.3, 0.5, 0.2, 1.0\]"):
+            strict.step(big)
+        strict.step(np.array([0.3, -0.5, 0.1, -1.0], np.float32))  # on the edge: accepted
+    finally:
+        for env in (small, full, strict):
+            env.close()
+    with pytest.raises(ValueError, match=r"action_bound needs entries in \(0, 1\]"):
+        RealMetaWorldEnv(reset_bank=str(bank_path), action_bound=[0.5, 0.0, 0.5, 1.0])
+    with pytest.raises(ValueError, match="action_bound has 3 entries; the actions have 4"):
+        RealMetaWorldEnv(reset_bank=str(bank_path), action_bound=[0.5, 0.5, 0.5])
+
+
 def test_check_env_real_ids(bank_path):
     from gymnasium.utils.env_checker import check_env as gym_check_env
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
