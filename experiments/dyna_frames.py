@@ -149,7 +149,11 @@ def main(args: Args) -> dict:
         "env_overrides": args.env,
         "heads": score_heads(
             {
-                "iteration": state.result(k, "reward")["reward_head"],
+                **(
+                    {"iteration": head}
+                    if (head := state.result(k, "reward")["reward_head"])
+                    else {}  # reward.mode state: no head
+                ),
                 **dict(h.split("=", 1) for h in args.heads),
             },
             cfg.task,

@@ -37,11 +37,12 @@ from freeaction_gym.prompts.proprio import (  # noqa: E402
     HAND,
     ProprioModel,
     integrate,
+    mocap_track,
     pose_errors,
     split_pose,
 )
 from freeaction_gym.prompts.skeleton import gripper_region, render_prompts  # noqa: E402
-from freeaction_gym.training.train_proprio import load_pose_episodes, mocap_track  # noqa: E402
+from freeaction_gym.training.train_proprio import load_pose_episodes  # noqa: E402
 from freeaction_gym.utils.args import parse_args  # noqa: E402
 
 

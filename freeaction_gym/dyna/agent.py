@@ -63,14 +63,19 @@ def support_option(cfg: DynaConfig, data_root: str | Path) -> dict[str, Any]:
 
 
 def imagined_env_kwargs(
-    cfg: DynaConfig, model: str | Path, reward_head: str | Path, reset_bank: str | Path
+    cfg: DynaConfig, model: str | Path, reward_head: str | Path | None, reset_bank: str | Path
 ) -> dict[str, Any]:
-    """Options of the imagined env of one iteration (``agent.env_kwargs`` first)."""
+    """Options of the imagined env of one iteration (``agent.env_kwargs`` first): the
+    learned head's reward, or with ``reward.mode: state`` MetaWorld's on the integrated
+    robot state (``reward_head`` None)."""
+    if cfg.reward.mode == "state":
+        signal = {"reward": "state", "state_source": "proprio", "proprio_model": cfg.reward.proprio}
+    else:
+        signal = {"reward": "learned", "reward_head": str(reward_head)}
     return {
         **cfg.agent.env_kwargs,
         "model": str(model),
-        "reward": "learned",
-        "reward_head": str(reward_head),
+        **signal,
         "reset_bank": str(reset_bank),
         "task": cfg.task,
     }

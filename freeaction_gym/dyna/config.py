@@ -85,9 +85,14 @@ class WorldModelConfig:
 class RewardConfig:
     """Step (c): the reward/success signal of the imagined env (``reward:``)."""
 
-    mode: Literal["refit", "keep"] = "refit"
+    mode: Literal["refit", "keep", "state"] = "refit"
     """``refit``: retrain the learned head on the grown dataset every iteration; ``keep``:
-    use ``init`` unchanged."""
+    use ``init`` unchanged; ``state``: no head - the imagined env scores MetaWorld's own
+    reward and success rule (reach-v3) on the robot state the proprio model ``proprio``
+    integrates over the agent's actions (env options ``reward: state``, ``state_source:
+    proprio``), which follows the hand far closer than imagined frames do; nothing is fit."""
+    proprio: str = "bundled:metaworld_vap/proprio"
+    """``state``: the proprio model directory (``freeaction train-proprio``) or bundle path."""
     init: str | None = None
     """Reward head directory to keep, or whose architecture a refit copies. Default:
     ``<world_model.init>/reward_head`` if there is one, else the bundled head."""
@@ -233,6 +238,11 @@ class DynaConfig:
             raise ValueError(
                 "dyna option agent.support_quantile must be in [0, 0.5), got "
                 f"{self.agent.support_quantile}"
+            )
+        if self.reward.mode == "state" and self.reward.imagined_episodes > 0:
+            raise ValueError(
+                "dyna option reward.imagined_episodes trains the learned head: it needs "
+                "reward.mode refit, not state"
             )
         for name in ("world_model.max_minutes", "reward.max_minutes"):
             section, key = name.split(".")

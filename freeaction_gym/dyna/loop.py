@@ -190,6 +190,8 @@ class DynaLoop:
         from freeaction_gym.dyna.reward import default_head, refit_reward_head
 
         cfg = self.cfg.reward
+        if cfg.mode == "state":  # nothing to fit: the env reads the integrated robot state
+            return {"reward_head": None, "proprio": cfg.proprio}
         init = Path(cfg.init) if cfg.init else default_head(self.cfg.world_model.init)
         if cfg.mode == "keep":
             return {"reward_head": str(init)}

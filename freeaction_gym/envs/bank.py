@@ -11,7 +11,10 @@ the robot's state and arm keypoints at the initial frame (``metaworld_gen.STATE_
 from (``conditioning: vap``), and ``goal_pos`` float32 (N, 3): each scene's goal position
 (m, MetaWorld's ``_target_pos``), which ``success: state`` measures the predicted object or
 hand against (:meth:`ResetBank.with_goal_pos` computes it from the layouts when a bank lacks
-it). Banks built before they were stored load without them.
+it), and with the robot ``prev_state`` (N, 7) / ``prev_keypoints`` (N, K, 3) one frame
+earlier and ``mocap`` (N, 3), MetaWorld's mocap target (m): how the arm moves at the frame,
+for proprio trackers started mid-episode (``ResetBank.robot``). Banks built before they
+were stored load without them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+
+FLOAT_FIELDS = (
+    ("state", 2),
+    ("keypoints", 3),
+    ("goal_pos", 2),
+    ("prev_state", 2),
+    ("prev_keypoints", 3),
+    ("mocap", 2),
+)
+"""Optional float32 arrays of a bank and their dimensions."""
 
 
 @dataclass(frozen=True)
@@ -34,17 +47,20 @@ class ResetBank:
     state: np.ndarray | None = None  # (N, 7) float32 robot state at the initial frame
     keypoints: np.ndarray | None = None  # (N, K, 3) float32 arm keypoints (m) there
     goal_pos: np.ndarray | None = None  # (N, 3) float32 goal position (m) of each scene
+    prev_state: np.ndarray | None = None  # (N, 7) float32 robot state one frame earlier
+    prev_keypoints: np.ndarray | None = None  # (N, K, 3) float32 keypoints one frame earlier
+    mocap: np.ndarray | None = None  # (N, 3) float32 MetaWorld's mocap target (m) at the frame
 
     def __post_init__(self) -> None:
         n = len(self.initial)
-        for name, ndim in (("state", 2), ("keypoints", 3), ("goal_pos", 2)):
+        for name, ndim in FLOAT_FIELDS:
             value = getattr(self, name)
             if value is not None:
                 value = np.asarray(value, np.float32)
                 if value.ndim != ndim or len(value) != n:
                     raise ValueError(f"reset bank {name} must have {ndim} dims and {n} rows")
-                if name == "goal_pos" and value.shape[1] != 3:
-                    raise ValueError(f"reset bank goal_pos must be (N, 3), got {value.shape}")
+                if name in ("goal_pos", "mocap") and value.shape[1] != 3:
+                    raise ValueError(f"reset bank {name} must be (N, 3), got {value.shape}")
                 object.__setattr__(self, name, value)
         for name in ("layout", "layout_seed"):
             value = getattr(self, name)
@@ -77,6 +93,26 @@ class ResetBank:
     def has_robot_state(self) -> bool:
         """Every entry stores its initial robot ``state`` and ``keypoints``."""
         return self.state is not None and self.keypoints is not None
+
+    @property
+    def has_motion(self) -> bool:
+        """Every entry also stores how its robot moves there (``prev_state``,
+        ``prev_keypoints``, ``mocap``), for starts mid-episode."""
+        return self.has_robot_state and all(
+            getattr(self, k) is not None for k in ("prev_state", "prev_keypoints", "mocap")
+        )
+
+    def robot(self, j: int) -> tuple:
+        """Entry ``j``'s robot for a proprio tracker: ``(state, keypoints, previous, mocap)``
+        (previous = (prev_state, prev_keypoints); both None without motion: at rest)."""
+        if not self.has_motion:
+            return self.state[j], self.keypoints[j], None, None
+        return (
+            self.state[j],
+            self.keypoints[j],
+            (self.prev_state[j], self.prev_keypoints[j]),
+            self.mocap[j],
+        )
 
     def with_goal_pos(self) -> ResetBank:
         """This bank with ``goal_pos``: as stored, or computed from the layouts through
@@ -121,7 +157,7 @@ class ResetBank:
                 missing = [k for k in ("initial", "goal", "task", "episode") if k not in z.files]
                 if missing:
                     raise ValueError(f"lacks the array(s) {missing}")
-                names = ("layout", "layout_seed", "state", "keypoints", "goal_pos")
+                names = ("layout", "layout_seed") + tuple(k for k, _ in FLOAT_FIELDS)
                 optional = {k: z[k] for k in names if k in z.files}
                 arrays = [z["initial"], z["goal"], z["task"].astype(str), z["episode"].astype(str)]
             return cls(*arrays, **optional)
@@ -138,6 +174,10 @@ class ResetBank:
         robot = {"state": self.state, "keypoints": self.keypoints} if self.has_robot_state else {}
         if self.goal_pos is not None:
             robot["goal_pos"] = self.goal_pos
+        if self.has_motion:
+            robot.update(
+                prev_state=self.prev_state, prev_keypoints=self.prev_keypoints, mocap=self.mocap
+            )
         np.savez_compressed(
             tmp,
             initial=self.initial,
@@ -167,7 +207,11 @@ class ResetBank:
         With ``stride`` k, every episode gives an entry at frames 0, k, 2k, ... before its
         last action (named ``{file}@{t}`` for t > 0), with the robot state there and the
         episode's goal: starts along visited trajectories, for short imagined rollouts
-        branched from real states (MBPO-style)."""
+        branched from real states (MBPO-style). With the robot known, each entry also stores
+        its motion (``prev_state``/``prev_keypoints`` one frame earlier - frame 0's own at
+        t = 0 - and MetaWorld's mocap target there, from the episode's actions by
+        :func:`~freeaction_gym.prompts.proprio.mocap_track`), so a proprio tracker started
+        mid-episode continues the moving arm instead of one at rest."""
         if stride is not None and stride < 1:
             raise ValueError(
                 f"reset bank stride must be >= 1 (or None: frame 0 only), got {stride}"
@@ -175,12 +219,15 @@ class ResetBank:
         from freeaction_gym.data.episodes import list_episodes, load_episode
 
         init, goals, task, names, layout, layout_seed = [], [], [], [], [], []
-        state, keypoints, goal_pos = [], [], []
+        state, keypoints, goal_pos, prev_state, prev_keypoints, mocap = [], [], [], [], [], []
         for p in list_episodes(root, split, tasks):
             ep = load_episode(p, load_depth=False)
             k = len(ep.rgb) - 1
             if goal == "first_success" and np.any(ep.success):
                 k = int(np.argmax(ep.success)) + 1
+            track = None
+            if ep.state is not None and ep.keypoints is not None:
+                track = _mocap_track(ep.state, ep.keypoints, ep.action)  # (T + 1, 3)
             for t in range(0, max(len(ep.rgb) - 1, 1), stride) if stride else (0,):
                 init.append(ep.rgb[t])
                 goals.append(ep.rgb[k])
@@ -188,9 +235,12 @@ class ResetBank:
                 names.append(p.name if t == 0 else f"{p.name}@{t}")
                 layout.append(ep.layout)
                 layout_seed.append(int(ep.info.get("layout_seed", -1)))
-                if ep.state is not None and ep.keypoints is not None:
+                if track is not None:
                     state.append(ep.state[t])
                     keypoints.append(ep.keypoints[t])
+                    prev_state.append(ep.state[max(t - 1, 0)])
+                    prev_keypoints.append(ep.keypoints[max(t - 1, 0)])
+                    mocap.append(track[t])
                 if ep.goal_pos is not None:
                     goal_pos.append(ep.goal_pos)
         robot = len(state) == len(init) and bool(init)  # every episode knows its robot
@@ -204,6 +254,9 @@ class ResetBank:
             np.stack(state) if robot else None,
             np.stack(keypoints) if robot else None,
             np.stack(goal_pos) if len(goal_pos) == len(init) else None,
+            np.stack(prev_state) if robot else None,
+            np.stack(prev_keypoints) if robot else None,
+            np.stack(mocap) if robot else None,
         )
         if bank.goal_pos is None and bank.has_layouts:
             try:
@@ -229,6 +282,20 @@ class ResetBank:
         return cls(
             np.stack(init), np.stack(goals), np.array([dataset] * len(init)), np.array(names)
         )
+
+
+def _mocap_track(state: np.ndarray, keypoints: np.ndarray, action: np.ndarray) -> np.ndarray:
+    """float32 (T + 1, 3): MetaWorld's mocap target at each frame of an episode that starts
+    at rest (MetaWorld's constants: :class:`~freeaction_gym.prompts.proprio.ProprioConfig`)."""
+    import torch
+
+    from freeaction_gym.prompts.proprio import ProprioConfig, ProprioModel, mocap_track, pose_of
+
+    rule = ProprioModel(ProprioConfig(num_keypoints=keypoints.shape[1], hidden=1, depth=1))
+    with torch.inference_mode():
+        pose = pose_of(np.array(state[:1]), np.array(keypoints[:1]))  # writable copies
+        track = mocap_track(rule, pose, torch.tensor(action[:, :4], dtype=torch.float32))
+    return track.numpy().astype(np.float32)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,7 +62,13 @@ class EnvConfig:
     then act inside it in the real simulator too (their policy maps into this box)."""
     sampling: dict[str, Any] = field(default_factory=dict)
     """SamplingConfig overrides: scheduler, num_steps, guidance{...}, truncation{...}, norm{...}."""
-    reward: Literal["learned", "goal_latent", "none"] = "learned"
+    reward: Literal["learned", "goal_latent", "state", "none"] = "learned"
+    """``learned``: the reward head (``reward_head``); ``goal_latent``: latent distance to
+    the goal frame; ``state``: MetaWorld's own reward of the task
+    (:mod:`~freeaction_gym.rewards.state_reward`, reach-v3) on the predicted state
+    (``state_source``), counted ``sim_steps_per_action`` times as the real env sums it over
+    its simulator steps; its success is MetaWorld's rule on that state (as ``success:
+    state``); ``none``: 0."""
     reward_head: str | None = None
     """Learned reward head directory, a path or ``bundled:<name>/<dir>`` (e.g.
     ``bundled:metaworld_default/reward_head``). Default: the model directory's
@@ -77,6 +83,16 @@ class EnvConfig:
     (the reset bank's ``goal_pos``, computed from its layouts when absent; with
     ``reset(options={"initial_frame": ...})`` pass ``goal_pos`` too); the reward is
     unchanged and ``info["predicted_state"]`` (N, 7) holds the probe's reading."""
+    state_source: Literal["probe", "proprio"] = "probe"
+    """Where ``success: state`` / ``reward: state`` read the robot state. ``probe``: a state
+    probe (``state_probe``) on each imagined frame. ``proprio``: the learned proprioceptive
+    model (``proprio_model``) integrated open loop over the actions from the reset-bank
+    entry's robot state (with ``reset(options={"initial_frame": ...})`` pass
+    ``initial_state`` and ``initial_keypoints``); it does not look at the frames, and
+    tracks the hand far closer than a probe on imagined frames can (docs/RESULTS.md)."""
+    sim_steps_per_action: int = 4
+    """``reward: state``: simulator steps one action stands for in the model's data (the
+    MetaWorld datasets' ``action_repeat``)."""
     state_probe: str | None = None
     """``success: state``: a StateProbe directory (``freeaction train-probe``) or
     ``bundled:<name>/<dir>``; default ``bundled:metaworld_default/state_probe``."""
@@ -96,8 +112,9 @@ class EnvConfig:
     state after the step (hand xyz m, gripper opening, object xyz m). ``vap`` needs a model
     with a prompt input, ``action`` one without."""
     proprio_model: str | None = None
-    """``vap``: a ProprioModel directory (``freeaction train-proprio``) or
-    ``bundled:<name>/<dir>``; default: the world model directory's ``proprio/``."""
+    """``vap`` / ``state_source: proprio``: a ProprioModel directory (``freeaction
+    train-proprio``) or ``bundled:<name>/<dir>`` (e.g. ``bundled:metaworld_vap/proprio``);
+    default: the world model directory's ``proprio/``."""
     prompt_camera: str = "workspace"
     """``vap``: the camera preset (``metaworld_gen.CAMERA_PRESETS``) prompts are drawn
     through; the model's training data must have been rendered through it."""
@@ -118,7 +135,13 @@ class EnvConfig:
         )
 
         check_fields(self, "env option")
-        for name in ("action_chunk", "max_episode_steps", "frame_stack", "render_fps"):
+        for name in (
+            "action_chunk",
+            "max_episode_steps",
+            "frame_stack",
+            "render_fps",
+            "sim_steps_per_action",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"env option {name} must be >= 1, got {getattr(self, name)}")
         if self.goal_success_distance < 0:

@@ -37,10 +37,11 @@ from gymnasium.utils import seeding
 from freeaction_gym.diffusion.truncation import truncated_initial_noise
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.envs.config import EnvConfig
-from freeaction_gym.envs.prompting import PromptTracker, preset_camera
+from freeaction_gym.envs.prompting import PromptTracker, ProprioTracker, preset_camera
 from freeaction_gym.envs.spaces import action_space, observation_space
 from freeaction_gym.envs.validation import check_against_model, frame_shape, latent_shape
 from freeaction_gym.rewards import GoalLatentReward
+from freeaction_gym.rewards.state_reward import state_reward
 from freeaction_gym.world_model.model import WorldModel
 
 RESET_OPTIONS = (
@@ -92,10 +93,10 @@ class ImaginationCore:
         state_success=None,
     ) -> None:
         """``proprio``: the :class:`~freeaction_gym.prompts.proprio.ProprioModel` of
-        ``conditioning: vap``; ``state_success``: the
+        ``conditioning: vap`` or ``state_source: proprio``; ``state_success``: the
         :class:`~freeaction_gym.rewards.state_success.StateSuccess` of ``success: state``
-        (it replaces the reward function's success; the bank must hold ``goal_pos``).
-        None otherwise."""
+        or ``reward: state`` (it replaces the reward function's success; the bank must hold
+        ``goal_pos``). None otherwise."""
         self.sampling = check_against_model(config, world, bank, task_names, proprio)
         self.world, self.config, self.bank, self.reward_fn = world, config, bank, reward_fn
         self.state_success = state_success
@@ -122,9 +123,13 @@ class ImaginationCore:
         self.rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]  # batched adapters
         self.timing: dict[str, float] = {}
         self.prompter: PromptTracker | None = None
+        self.robot: ProprioTracker | None = None  # the integrated robot state
         if config.conditioning == "vap":
             camera = preset_camera(config.prompt_camera, *self.frame_shape[:2])
             self.prompter = PromptTracker(proprio, camera, num_envs, self.n_ctx)
+            self.robot = self.prompter.robot
+        elif proprio is not None:
+            self.robot = ProprioTracker(proprio, num_envs)
 
     # -- reset ---------------------------------------------------------------------------
     def check_reset(self, options: dict | None) -> dict:
@@ -172,33 +177,40 @@ class ImaginationCore:
 
     def _check_robot_options(self, options: dict) -> None:
         """``initial_state`` (7,) / ``initial_keypoints`` (K, 3): the robot at a user-given
-        ``initial_frame``, needed there by (and only accepted with) ``conditioning: vap``."""
+        ``initial_frame``, needed there by (and only accepted with) ``conditioning: vap`` or
+        ``state_source: proprio``."""
         given = [k for k in ("initial_state", "initial_keypoints") if k in options]
-        if self.prompter is None:
+        if self.robot is None:
             if given:
-                raise ValueError(f"reset option(s) {given} need env option conditioning='vap'")
+                raise ValueError(
+                    f"reset option(s) {given} need env option conditioning='vap' or "
+                    "state_source='proprio' (with success or reward 'state')"
+                )
             return
         if "initial_frame" not in options:
             if given:
                 raise ValueError(f"reset option(s) {given} need initial_frame (a bank entry "
                                  "brings its own robot state)")  # fmt: skip
             return
-        shapes = {"initial_state": (7,), "initial_keypoints": (self.prompter.num_keypoints, 3)}
+        shapes = {"initial_state": (7,), "initial_keypoints": (self.robot.num_keypoints, 3)}
+        why = "conditioning='vap'" if self.prompter else "state_source='proprio'"
         for name, shape in shapes.items():
             value = options.get(name)
             if value is None or np.shape(value) != shape:
                 raise ValueError(
-                    f"conditioning='vap' with initial_frame needs reset option {name} of shape "
+                    f"{why} with initial_frame needs reset option {name} of shape "
                     f"{shape} (the robot in that frame), got "
                     f"{None if value is None else np.shape(value)}"
                 )
 
     def _check_goal_pos(self, options: dict) -> None:
         """``goal_pos`` (3,) m: the goal position at a user-given ``initial_frame``, needed
-        there by (and only accepted with) ``success: state``."""
+        there by (and only accepted with) ``success: state`` / ``reward: state``."""
         if self.state_success is None:
             if "goal_pos" in options:
-                raise ValueError("reset option goal_pos needs env option success='state'")
+                raise ValueError(
+                    "reset option goal_pos needs env option success='state' or reward='state'"
+                )
             return
         if "initial_frame" not in options:
             if "goal_pos" in options:
@@ -209,7 +221,7 @@ class ImaginationCore:
         value = options.get("goal_pos")
         if value is None or np.shape(value) != (3,) or not np.isfinite(value).all():
             raise ValueError(
-                "success='state' with initial_frame needs reset option goal_pos: the goal's "
+                "success/reward 'state' with initial_frame needs reset option goal_pos: the goal's "
                 f"xyz (3,) in m (MetaWorld's _target_pos), got {value!r}"
             )
 
@@ -224,17 +236,19 @@ class ImaginationCore:
         task = options.get("task", self.config.task)
         if "initial_frame" in options:
             init, goal = options["initial_frame"], options.get("goal_frame")
-            robot = options.get("initial_state"), options.get("initial_keypoints")
+            robot = options.get("initial_state"), options.get("initial_keypoints"), None, None
             goal_pos = options.get("goal_pos")
         else:
             idx = self.bank.indices(task)
             j = int(options.get("bank_index", idx[rng.integers(len(idx))]))
             init, goal = self.bank.initial[j], self.bank.goal[j]
             task = task or str(self.bank.task[j])
-            robot = (self.bank.state[j], self.bank.keypoints[j]) if self.prompter else None
+            robot = self.bank.robot(j) if self.robot else None
             goal_pos = self.bank.goal_pos[j] if self.state_success is not None else None
         if self.prompter is not None:
             self.prompter.reset(i, *robot)
+        elif self.robot is not None:
+            self.robot.reset(i, *robot)
         self.generators[i].manual_seed(int(rng.integers(2**63 - 1)))
         frames = torch.from_numpy(np.stack([init] + ([goal] if goal is not None else [])))
         z = self.world.encode(frames[None])[0]  # (1|2, C, h, w)
@@ -290,6 +304,8 @@ class ImaginationCore:
         prompts = None  # (N, n + K, H, W, 3) uint8: the robot drawn from the actions
         if self.prompter is not None:
             prompts = torch.from_numpy(self.prompter.step(a, active))
+        elif self.robot is not None:
+            self.robot.step(a, active)
         latents, info = self.world.predict(
             self.context,
             full,
@@ -359,16 +375,24 @@ class ImaginationCore:
 
     def _reward(self, frames: np.ndarray, latents: torch.Tensor):
         """Reward summed and success or-ed over the K predicted frames: float32, bool (N,),
-        and None or, with ``success: state`` (whose rule on each frame replaces the reward
-        function's success), the last frame's predicted states float32 (N, 7)."""
+        and None or, with ``success``/``reward: state`` (whose rule on the state after each
+        frame replaces the reward function's success), the last predicted states float32
+        (N, 7): the probe's reading of the frame, or (``state_source: proprio``) the
+        integrated state."""
         reward, success, states = np.zeros(self.n, np.float32), np.zeros(self.n, bool), None
         task = torch.from_numpy(self.task_id)
         for k in range(frames.shape[1]):
             frame = torch.from_numpy(frames[:, k])  # (N, H, W, 3)
             r, s = self.reward_fn(frame, latents[:, k], self.goal, task)
             if self.state_success is not None:
-                s, states = self.state_success(frame, self.goal_pos, task)
-                states = states.numpy().astype(np.float32)  # (N, 7)
+                given = None
+                if self.config.state_source == "proprio":
+                    given = torch.from_numpy(self.robot.chunk_states[:, k])
+                s, st = self.state_success(frame, self.goal_pos, task, given)
+                if self.config.reward == "state":
+                    per_sim_step = state_reward(st, self.goal_pos, self.task_names, task)
+                    r = per_sim_step.numpy() * self.config.sim_steps_per_action
+                states = st.numpy().astype(np.float32)  # (N, 7)
             reward += np.asarray(r, np.float32)
             success |= np.asarray(s, bool)
         return reward, success, states

@@ -69,7 +69,7 @@ def load_reward(cfg: EnvConfig, bank: ResetBank | None):
     from freeaction_gym.rewards import GoalLatentReward, LearnedReward, ZeroReward
 
     tasks = bank.tasks if bank is not None else []
-    if cfg.reward == "none":
+    if cfg.reward in ("none", "state"):  # state: the core adds MetaWorld's reward
         return ZeroReward(), tasks
     if cfg.reward == "goal_latent":
         return GoalLatentReward(success_distance=cfg.goal_success_distance), tasks
@@ -87,11 +87,17 @@ def load_reward(cfg: EnvConfig, bank: ResetBank | None):
     return LearnedReward(head), list(head.config.tasks)
 
 
+def uses_state(cfg: EnvConfig) -> bool:
+    """Whether success (and reward) come from a predicted state."""
+    return cfg.success == "state" or cfg.reward == "state"
+
+
 def load_proprio(cfg: EnvConfig, world, bank: ResetBank | None):
-    """The proprioceptive model of ``conditioning: vap`` (None otherwise), loaded after the
-    checks that need only the world model and the bank (so a model without a prompt input
-    is named before a missing proprio model)."""
-    if cfg.conditioning != "vap":
+    """The proprioceptive model of ``conditioning: vap`` or ``state_source: proprio`` (None
+    otherwise), loaded after the checks that need only the world model and the bank (so a
+    model without a prompt input is named before a missing proprio model)."""
+    proprio_state = uses_state(cfg) and cfg.state_source == "proprio"
+    if cfg.conditioning != "vap" and not proprio_state:
         return None
     from freeaction_gym.envs.prompting import proprio_dir
     from freeaction_gym.envs.validation import check_conditioning
@@ -106,20 +112,36 @@ DEFAULT_STATE_PROBE = "bundled:metaworld_default/state_probe"
 
 
 def load_state_success(cfg: EnvConfig, bank: ResetBank | None, tasks: list[str]):
-    """``success: state``: (the :class:`~freeaction_gym.rewards.state_success.StateSuccess`,
-    the bank with ``goal_pos``); ``(None, bank)`` otherwise. Errors name the option: a bank
-    with neither goal positions nor layouts, a task without a MetaWorld success rule."""
-    if cfg.success != "state":
+    """``success: state`` / ``reward: state``: (the
+    :class:`~freeaction_gym.rewards.state_success.StateSuccess` - with the state probe for
+    ``state_source: probe`` - and the bank with ``goal_pos``); ``(None, bank)`` otherwise.
+    Errors name the option: a bank with neither goal positions nor layouts, a task without a
+    MetaWorld success (or, for ``reward: state``, reward) rule."""
+    if not uses_state(cfg):
         return None, bank
     from freeaction_gym.rewards.state_probe import StateProbe
+    from freeaction_gym.rewards.state_reward import STATE_REWARD_TASKS
     from freeaction_gym.rewards.state_success import StateSuccess
 
+    option = "success='state'" if cfg.success == "state" else "reward='state'"
     if bank is not None:
         try:
             bank = bank.with_goal_pos()
         except ValueError as err:
-            raise ValueError(f"env option success='state': {err}") from err
-    probe = StateProbe.from_pretrained(resolve_asset_path(cfg.state_probe or DEFAULT_STATE_PROBE))
+            raise ValueError(f"env option {option}: {err}") from err
+    if cfg.reward == "state":
+        starts = [cfg.task] if cfg.task is not None else tasks
+        unknown = sorted(set(starts) - set(STATE_REWARD_TASKS))
+        if unknown or not starts:
+            raise ValueError(
+                f"env option reward='state' has MetaWorld's reward only for "
+                f"{list(STATE_REWARD_TASKS)}; this env starts from {unknown or starts}: pass "
+                "task=... or use reward='learned'"
+            )
+    probe = None
+    if cfg.state_source == "probe":
+        path = resolve_asset_path(cfg.state_probe or DEFAULT_STATE_PROBE)
+        probe = StateProbe.from_pretrained(path)
     return StateSuccess(probe, tasks), bank
 
 

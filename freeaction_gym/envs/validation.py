@@ -13,8 +13,9 @@
   frame size, and the learned reward head knows every task the bank starts from.
 * :func:`check_conditioning` - ``conditioning`` fits the model (``vap`` needs a prompt
   input, ``action`` forbids one), the camera preset exists and the reset bank stores the
-  robot state ``vap`` starts from; with the proprio model loaded, its keypoints and actions
-  fit (:func:`check_proprio`).
+  robot state ``vap`` starts from; with the proprio model loaded (``vap`` or
+  ``state_source: proprio``), its keypoints and actions fit and the bank has robot states
+  (:func:`check_proprio`).
 
 Every error is a ``ValueError`` that names the option (``sampling.truncation.tau_min``).
 """
@@ -155,15 +156,23 @@ def check_conditioning(cfg, world, bank) -> None:
 
 
 def check_proprio(cfg, world, bank, proprio) -> None:
-    """The loaded proprio model fits the world model's actions and the bank's keypoints."""
+    """The loaded proprio model fits the world model's actions and the bank's keypoints, and
+    (``state_source: proprio``) the bank stores the robot state it starts from."""
+    why = "conditioning='vap'" if cfg.conditioning == "vap" else "state_source='proprio'"
     if proprio is None:
         if cfg.conditioning == "vap":
             raise ValueError("env option conditioning='vap' needs a proprio model")
         return
     if world.action_dim != 4:
         raise ValueError(
-            f"env option conditioning='vap' integrates MetaWorld actions (4-D); the model's "
+            f"env option {why} integrates MetaWorld actions (4-D); the model's "
             f"actions are {world.action_dim}-D"
+        )
+    if bank is not None and not bank.has_robot_state:
+        raise ValueError(
+            f"env option {why} starts from each reset-bank entry's robot state, but the reset "
+            f"bank {cfg.reset_bank or '(the model directory default)'} stores none: rebuild it "
+            "with `freeaction bank --data <root> --split test --out bank.npz`"
         )
     k = proprio.config.num_keypoints
     if bank is not None and bank.keypoints.shape[1:] != (k, 3):

@@ -120,7 +120,12 @@ class ProprioState:
 
 def pose_of(state: np.ndarray | torch.Tensor, keypoints: np.ndarray | torch.Tensor) -> torch.Tensor:
     """(..., 7) state and (..., K, 3) keypoints -> (..., 7 + 3K) float32 pose."""
-    state, keypoints = torch.as_tensor(state), torch.as_tensor(keypoints)
+    state, keypoints = (
+        torch.from_numpy(np.array(x, np.float32))
+        if isinstance(x, np.ndarray)
+        else torch.as_tensor(x)
+        for x in (state, keypoints)
+    )  # numpy: copied (arrays from np.load may be read-only)
     flat = keypoints.reshape(*keypoints.shape[:-2], -1)
     return torch.cat([state, flat], -1).float()
 
@@ -155,11 +160,24 @@ class ProprioModel(nn.Module):
         ):
             self.register_buffer(name, torch.tensor(getattr(cfg, name)), persistent=False)
 
-    def initial_state(self, state: torch.Tensor, keypoints: torch.Tensor) -> ProprioState:
-        """The integrator state of an arm at rest: (B, 7) state and (B, K, 3) keypoints
-        (e.g. right after ``env.reset()``)."""
+    def initial_state(
+        self,
+        state: torch.Tensor,
+        keypoints: torch.Tensor,
+        previous: tuple[torch.Tensor, torch.Tensor] | None = None,
+        mocap: torch.Tensor | None = None,
+    ) -> ProprioState:
+        """The integrator state at (B, 7) state and (B, K, 3) keypoints: of an arm at rest
+        (e.g. right after ``env.reset()``), or, mid-episode, moving from ``previous`` (the
+        state and keypoints one frame earlier) towards MetaWorld's ``mocap`` target (B, 3) m
+        (:func:`mocap_track` of the episode's actions)."""
         pose = pose_of(state, keypoints).to(self.pose_mean.device)  # (B, P)
-        return ProprioState(pose, torch.zeros_like(pose), pose[:, HAND] - self.rest_offset)
+        velocity = torch.zeros_like(pose)
+        if previous is not None:
+            velocity = pose - pose_of(*previous).to(pose.device)
+        if mocap is None:
+            mocap = pose[:, HAND] - self.rest_offset
+        return ProprioState(pose, velocity, torch.as_tensor(mocap).float().to(pose.device))
 
     def next_mocap(self, mocap: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """MetaWorld's ``set_xyz_action`` over ``action_repeat`` steps: (B, 3), (B, 4) -> (B, 3)."""
@@ -212,6 +230,16 @@ def rollout(model: ProprioModel, initial: ProprioState, actions: torch.Tensor) -
         s = model.step(s, actions[:, k])
         poses.append(s.pose)
     return torch.stack(poses, 1)
+
+
+def mocap_track(model: ProprioModel, pose: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """MetaWorld's mocap target at every frame of an episode that starts at rest: poses
+    (T + 1, P) (or at least the first), actions (T, 4) -> (T + 1, 3) m."""
+    s0 = model.initial_state(*split_pose(pose[:1]))
+    track = [s0.mocap]
+    for a in action:
+        track.append(model.next_mocap(track[-1], a[None]))
+    return torch.cat(track)
 
 
 @torch.inference_mode()

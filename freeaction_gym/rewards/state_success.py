@@ -69,13 +69,14 @@ def rule_success(
 
 
 class StateSuccess:
-    """Success of the frames ``(B, H, W, 3)`` uint8 from a state probe and
-    :func:`rule_success`; ``tasks`` are the env's task names (``task_ids`` index them),
-    each must have a rule in :data:`METAWORLD_SUCCESS_RULES`."""
+    """Success from predicted states by :func:`rule_success`: states given, or read off the
+    frames ``(B, H, W, 3)`` uint8 by a state probe (None: states must be given). ``tasks``
+    are the env's task names (``task_ids`` index them), each must have a rule in
+    :data:`METAWORLD_SUCCESS_RULES`."""
 
-    def __init__(self, probe: torch.nn.Module, tasks: list[str]) -> None:
+    def __init__(self, probe: torch.nn.Module | None, tasks: list[str]) -> None:
         names = tuple(getattr(getattr(probe, "config", None), "names", ()))
-        if names != STATE_NAMES:
+        if probe is not None and names != STATE_NAMES:
             raise ValueError(f"success='state' needs a probe of {STATE_NAMES}, got {names}")
         unknown = [t for t in tasks if t not in METAWORLD_SUCCESS_RULES]
         if unknown or not tasks:
@@ -83,11 +84,19 @@ class StateSuccess:
                 f"success='state' has no success rule for task(s) {unknown or tasks}; rules "
                 f"exist for {sorted(METAWORLD_SUCCESS_RULES)}"
             )
-        self.probe, self.tasks = probe.eval(), list(tasks)
+        self.probe = probe.eval() if probe is not None else None
+        self.tasks = list(tasks)
 
     @torch.inference_mode()
-    def __call__(self, frames: Tensor, goal_pos: Tensor, task_ids: Tensor) -> tuple[Tensor, Tensor]:
-        """-> (success bool (B,), predicted states float32 (B, 7))."""
-        states = self.probe(frames).float()  # (B, 7) m
+    def __call__(
+        self, frames: Tensor, goal_pos: Tensor, task_ids: Tensor, states: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """-> (success bool (B,), the states float32 (B, 7) judged: ``states`` if given,
+        else the probe's reading of ``frames``)."""
+        if states is None:
+            if self.probe is None:
+                raise ValueError("StateSuccess without a probe needs the states")
+            states = self.probe(frames)
+        states = states.float()  # (B, 7) m
         success, _ = rule_success(states, goal_pos, self.tasks, task_ids)
         return success, states

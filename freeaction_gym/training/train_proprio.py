@@ -32,6 +32,7 @@ from freeaction_gym.prompts.proprio import (
     ProprioConfig,
     ProprioModel,
     ProprioState,
+    mocap_track,
     pose_of,
     rollout,
     split_pose,
@@ -116,15 +117,6 @@ def fit_normalisation(cfg: ProprioConfig, data: PoseEpisodes) -> ProprioConfig:
             "pull_std": max(pull_std, STD_FLOOR),
         }
     )
-
-
-def mocap_track(model: ProprioModel, pose: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-    """MetaWorld's mocap target at every frame of an episode that starts at rest: (T+1, 3)."""
-    s0 = model.initial_state(*split_pose(pose[:1]))
-    track = [s0.mocap]
-    for a in action:
-        track.append(model.next_mocap(track[-1], a[None]))
-    return torch.cat(track)
 
 
 class WindowSampler:

@@ -18,6 +18,7 @@ pytest.importorskip("metaworld")
 from freeaction_gym.cli import main as cli  # noqa: E402
 from freeaction_gym.data.episodes import load_episode  # noqa: E402
 from freeaction_gym.dyna.dataset import LoopDataset  # noqa: E402
+from freeaction_gym.envs.bank import ResetBank  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_PPO = (
@@ -82,3 +83,31 @@ def test_quick_dyna_loop_end_to_end(tiny, base_root, tmp_path, fingerprint):
     before = (out / "state.json").read_text()
     assert cli(argv) == 0
     assert (out / "state.json").read_text() == before
+
+
+def test_quick_dyna_loop_with_the_state_reward(tiny, base_root, tmp_path):
+    """``reward.mode=state``: no head is fit; the agent trains and is evaluated in an
+    imagined env that scores MetaWorld's reach reward on the integrated robot state, started
+    from strided bank entries that carry the arm's motion."""
+    out = tmp_path / "run"
+    argv = [
+        "dyna", "--config", str(REPO / "configs/dyna/quick.yaml"),
+        f"output={out}", f"data.base={base_root}", f"world_model.init={tiny.world_dir}",
+        "progress=false", "iterations=1", "collect.episodes=2", "collect.steps=6",
+        "collect.batch_size=2", "world_model.steps=2", "reward.mode=state",
+        "agent.timesteps=32", "agent.num_envs=2", "agent.start_stride=2", TINY_PPO,
+        "eval.episodes=2", "eval.steps=6", "eval.batch_size=2",
+    ]  # fmt: skip
+    assert cli(argv) == 0
+    state = json.loads((out / "state.json").read_text())["iterations"][0]
+    assert state["reward"]["reward_head"] is None
+    assert state["reward"]["proprio"] == "bundled:metaworld_vap/proprio"
+    assert not (out / "iter_000/reward").exists()
+    env = state["agent"]["env_kwargs"]
+    assert env["reward"] == "state" and env["state_source"] == "proprio"
+    assert "reward_head" not in env
+    bank = ResetBank.load(out / "iter_000/agent/reset_bank.npz")
+    assert bank.has_motion and any("@" in str(e) for e in bank.episode)  # mid-episode starts
+    row = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert 0.0 <= row["imagined_success"] <= 1.0 and row["imagined_return"] >= 0.0
+    assert row["imagined_return"] <= 40.0 * 6  # at most MetaWorld's 4 x 10 per step

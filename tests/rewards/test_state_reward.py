@@ -1,0 +1,74 @@
+"""MetaWorld's reach-v3 reward from a state (``reward: state``): the tolerance against
+metaworld's own ``reward_utils.tolerance``, the reward against the real simulator's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from freeaction_gym.rewards.state_reward import (
+    long_tail_tolerance,
+    reach_reward,
+    state_reward,
+)
+
+
+def test_long_tail_tolerance_is_metaworlds():
+    pytest.importorskip("metaworld")
+    from metaworld.utils import reward_utils
+
+    x = np.linspace(0.0, 0.6, 61)
+    for margin in (0.0, 0.05, 0.2, 0.37):
+        ours = long_tail_tolerance(
+            torch.tensor(x, dtype=torch.float64),
+            0.05,
+            torch.full((61,), margin, dtype=torch.float64),
+        ).numpy()
+        ref = reward_utils.tolerance(x, bounds=(0, 0.05), margin=margin, sigmoid="long_tail")
+        np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
+    assert ours[0] == 1.0 and 0 < ours[-1] < 0.2  # in bounds 1, far out a small tail
+
+
+def test_reach_reward_is_the_simulators(tmp_path):
+    """Per simulator step, reach_reward equals the env's reward over random actions on
+    several layouts (hand far from and near the goal): exactly for the env's own tcp, within
+    4% for the observed hand (the hand-to-tcp offset drifts ~2 mm from TCP_OFFSET while the
+    arm moves)."""
+    metaworld = pytest.importorskip("metaworld")
+    from freeaction_gym.data.metaworld_env import set_layout
+    from freeaction_gym.rewards.state_success import TCP_OFFSET
+
+    env = metaworld.env_dict.ALL_V3_ENVIRONMENTS["reach-v3"]()
+    rng = np.random.default_rng(0)
+    from_tcp, from_obs, theirs = [], [], []
+    for layout in range(3):
+        set_layout(env, "reach-v3", 1000, layout)
+        obs, _ = env.reset()
+        goal = torch.tensor(env._target_pos[None], dtype=torch.float64)
+        for _ in range(30):
+            toward = np.clip((env._target_pos - obs[:3]) * 30, -1, 1)  # mostly head there
+            a = np.append(toward + rng.normal(0, 0.3, 3), 0.0).astype(np.float32)
+            obs, r, *_ = env.step(np.clip(a, -1, 1))
+            state = torch.tensor(obs[None, :7], dtype=torch.float64)  # STATE_NAMES
+            exact = state.clone()
+            exact[0, :3] = torch.tensor(env.tcp_center) - torch.tensor(TCP_OFFSET)
+            from_tcp.append(float(reach_reward(exact.double(), goal)[0]))
+            from_obs.append(float(reach_reward(state, goal)[0]))
+            theirs.append(r)
+    env.close()
+    theirs = np.array(theirs)
+    np.testing.assert_allclose(from_tcp, theirs, rtol=1e-5)
+    np.testing.assert_allclose(from_obs, theirs, rtol=0.04)
+    assert theirs.min() < 5 and theirs.max() == pytest.approx(10.0)  # far and at the goal
+
+
+def test_state_reward_names_tasks_without_a_rule_and_zeroes_a_missing_goal():
+    s = torch.zeros(2, 7)
+    goal = torch.tensor([[0.0, 0.6, 0.155], [float("nan")] * 3])
+    r = state_reward(
+        s + torch.tensor([0, 0.6, 0.2, 0, 0, 0, 0]), goal, ["reach-v3"], torch.zeros(2)
+    )
+    assert r[0] == pytest.approx(10.0) and r[1] == 0.0  # tcp exactly at the goal; no goal
+    with pytest.raises(ValueError, match=r"no reward rule for task\(s\) \['push-v3'\]"):
+        state_reward(s, goal, ["reach-v3", "push-v3"], torch.zeros(2))
