@@ -85,7 +85,13 @@ class Args:
     scenes)."""
     success: str | None = None
     """Override the preset's imagined success signal: ``reward`` (the reward function's, e.g.
-    the learned head's) or ``state`` (MetaWorld's rule on the state probe's reading)."""
+    the learned head's) or ``state`` (MetaWorld's rule on a predicted state)."""
+    state_source: str | None = None
+    """With ``success: state``: where the state comes from - ``probe`` (read off each
+    imagined frame, the default) or ``proprio`` (the proprio model integrated over the
+    actions)."""
+    proprio_model: str = "bundled:metaworld_vap/proprio"
+    """``state_source: proprio``: the proprio model."""
     tasks: list[str] = field(default_factory=lambda: ["reach-v3", "push-v3"])
     per_task: int = 20
     """Scenes per task (the first N reset-bank entries of the task)."""
@@ -109,7 +115,8 @@ class Args:
     quick: bool = False
     """Tiny run (2 scenes per task, 6 steps, two sigmas, plain variant)."""
     update_doc: str | None = None
-    """Write the tables between the policy-eval markers of this markdown file."""
+    """Write the tables between the ``doc_key`` markers of this markdown file."""
+    doc_key: str = "policy-eval"
 
 
 def build_family(args: Args, real: RealWorld, scenes) -> list:
@@ -213,6 +220,17 @@ def disagreement_videos(real: dict, imag: dict, k: int, out: Path, scale: int = 
     return written
 
 
+def success_source(args: Args) -> str:
+    """How the imagined success was read, for the table's caption."""
+    if args.state_source == "proprio":
+        return (
+            ", success by MetaWorld's rule on the robot state the proprio model "
+            f"`{args.proprio_model}` integrates over the actions (`success: state`, "
+            "`state_source: proprio`)."
+        )
+    return ", success from the state probe (`success: state`)."
+
+
 def markdown(results: dict, args: Args, command: str, minutes: float) -> str:
     tasks, variants = args.tasks, args.variants
     lines = [
@@ -224,9 +242,7 @@ def markdown(results: dict, args: Args, command: str, minutes: float) -> str:
         + (f"scenes of `{args.reset_bank}`, " if args.reset_bank else "")
         + f"{results['meta']['num_steps']} DDIM steps, the reward head "
         f"`{results['meta']['reward_head']}`"
-        + (
-            ", success from the state probe (`success: state`)." if args.success == "state" else "."
-        ),
+        + (success_source(args) if args.success == "state" else "."),
         "",
         "Agreement between imagined and real over the (policy, task) points "
         f"({results['agreement'][variants[0]]['success']['points']} points; intervals resample "
@@ -280,6 +296,10 @@ def main(args: Args) -> dict:
         env_kwargs["reward_head"] = args.reward_head
     if args.success:
         env_kwargs["success"] = args.success
+    if args.state_source:
+        env_kwargs["state_source"] = args.state_source
+        if args.state_source == "proprio":
+            env_kwargs["proprio_model"] = args.proprio_model
     if args.reset_bank:
         env_kwargs["reset_bank"] = args.reset_bank
     if len(args.tasks) == 1:  # a one-task model or reward head then fits a many-task bank
@@ -344,7 +364,7 @@ def main(args: Args) -> dict:
     (out / "table.md").write_text(table)
     print(table)
     if args.update_doc:
-        update_block(args.update_doc, "policy-eval", table)
+        update_block(args.update_doc, args.doc_key, table)
     return results
 
 

@@ -68,20 +68,30 @@ def test_policy_eval_study_quick(tmp_path):
 
 
 def test_policy_eval_study_success_from_state(tmp_path):
-    """--success state: imagined success from MetaWorld's rule on the state probe's reading;
-    the frames (so the returns) are the learned-head run's, only success may differ."""
+    """--success state: imagined success from MetaWorld's rule on the state probe's reading,
+    or (--state-source proprio) on the integrated robot state; the frames (so the returns)
+    are the learned-head run's, only success may differ. --doc-key picks the block."""
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text("<!-- pe-proprio:begin -->\nold\n<!-- pe-proprio:end -->\n")
     runs = {}
-    for name, extra in (("head", []), ("state", ["--success", "state"])):
+    proprio = ["--success", "state", "--state-source", "proprio"]
+    proprio += ["--update-doc", str(doc), "--doc-key", "pe-proprio"]
+    for name, extra in (("head", []), ("state", ["--success", "state"]), ("proprio", proprio)):
         out = tmp_path / name
         run("experiments/policy_eval_study.py", "--quick", "--out", str(out), *extra)
         runs[name] = json.loads((out / "results.json").read_text())
         runs[name]["table"] = (out / "table.md").read_text()
     assert "success from the state probe" in runs["state"]["table"]
     assert "success from the state probe" not in runs["head"]["table"]
-    for p, tasks in runs["state"]["plain"].items():
-        for t, cell in tasks.items():
-            assert cell["return"] == runs["head"]["plain"][p][t]["return"], (p, t)
-            assert 0.0 <= cell["success"] <= 1.0
+    assert (
+        "the proprio model `bundled:metaworld_vap/proprio` integrates" in runs["proprio"]["table"]
+    )
+    assert "| plain |" in doc.read_text() and "old" not in doc.read_text()
+    for name in ("state", "proprio"):
+        for p, tasks in runs[name]["plain"].items():
+            for t, cell in tasks.items():
+                assert cell["return"] == runs["head"]["plain"][p][t]["return"], (name, p, t)
+                assert 0.0 <= cell["success"] <= 1.0
 
 
 def test_imagination_agent_quick(tmp_path):
