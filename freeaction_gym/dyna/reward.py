@@ -4,10 +4,9 @@ The signal is the learned head (:class:`~freeaction_gym.rewards.learned.RewardHe
 imagined MetaWorld envs' ``reward: learned``), retrained from scratch each iteration by
 its own trainer (:func:`~freeaction_gym.training.train_reward_head.train_reward_head`) on
 every train transition of the loop dataset (base + collected) with the conv and MLP
-widths of the head it replaces; val/test are the base's splits. Reward from a predicted robot state
-would need a state read-out of imagined frames that the env does not have yet (the state
-probe of ``freeaction train-probe`` is an evaluation tool, and MetaWorld's reward also
-needs the goal position), so the head it is.
+widths of the head it replaces; val/test are the base's splits. (``reward.mode: state``
+fits nothing: the imagined env then scores MetaWorld's own reward on the robot state the
+proprio model integrates over the actions, :mod:`freeaction_gym.rewards.state_reward`.)
 
 A head trained on real frames alone has never seen the world model's blur, and an agent in
 imagination finds the blurred frames it overpays. With ``reward.imagined_episodes`` N the
