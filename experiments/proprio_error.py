@@ -39,6 +39,7 @@ from freeaction_gym.prompts.proprio import (  # noqa: E402
     integrate,
     mocap_track,
     pose_errors,
+    rollout,
     split_pose,
 )
 from freeaction_gym.prompts.skeleton import gripper_region, render_prompts  # noqa: E402
@@ -57,6 +58,14 @@ class Args:
     split: str = "test"
     out: str = "docs/figures/prompts"
     """Output directory (proprio_error.json, proprio_rollout.png)."""
+    mid_starts: list[int] = field(default_factory=list)
+    """Also start each model at these frames mid-episode - from an arm at rest, and with the
+    arm's motion there (the previous frame's pose and the exact mocap target: what a strided
+    reset bank stores) - and score the hand over the next ``MID_HORIZON`` actions."""
+
+
+MID_HORIZON = 10
+MID_STEPS = (1, 5, 10)
 
 
 def mocap_rule(model: ProprioModel, states: np.ndarray, keypoints: np.ndarray, actions: np.ndarray):
@@ -97,6 +106,33 @@ def score(
     return row
 
 
+@torch.inference_mode()
+def mid_start_errors(
+    model: ProprioModel, pose: np.ndarray, actions: np.ndarray, start: int
+) -> dict[str, dict]:
+    """Hand error (cm, mean and 95% t-interval over episodes) ``MID_STEPS`` actions after
+    frame ``start`` of every episode (poses (E, T + 1, P), actions (E, T, 4)), the model
+    started there at rest and with the arm's motion."""
+    pose_t, act_t = torch.as_tensor(pose), torch.as_tensor(actions)
+    state, kp = split_pose(pose_t[:, start])
+    inits = {"rest": model.initial_state(state, kp)}
+    if start > 0:
+        track = torch.stack([mocap_track(model, p, a) for p, a in zip(pose_t, act_t, strict=True)])
+        previous = split_pose(pose_t[:, start - 1])
+        inits["motion"] = model.initial_state(state, kp, previous, track[:, start])
+    window = act_t[:, start : start + MID_HORIZON]
+    true = pose_t[:, start : start + MID_HORIZON + 1, HAND]
+    out = {}
+    for how, s0 in inits.items():
+        hand = rollout(model, s0, window)[:, :, HAND]  # (E, H + 1, 3)
+        cm = (hand - true).norm(dim=-1).numpy() * 100
+        out[how] = {
+            str(k): dict(zip(("mean", "lo", "hi"), mean_ci(cm[:, k]), strict=True))
+            for k in MID_STEPS
+        }
+    return out
+
+
 def main(args: Args) -> dict:
     torch.set_num_threads(1)
     models = {m: ProprioModel.from_pretrained(m) for m in args.models}
@@ -131,6 +167,22 @@ def main(args: Args) -> dict:
                 tasks = [p.stem.rsplit("_", 1)[0] for p in data.paths]
                 picks = [tasks.index(task) for task in dict.fromkeys(tasks)]
                 figure = rollout_figure(pred[1][picks], keypoints[picks], camera)
+        mids = {}
+        for name, model in models.items():
+            for start in args.mid_starts:
+                if start + MID_HORIZON > t:
+                    raise ValueError(f"--mid-starts {start}: episodes have only {t} actions")
+                e = mid_start_errors(model, pose, actions, start)
+                mids.setdefault(name, {})[str(start)] = e
+                print(
+                    f"{name} from frame {start}: hand cm after {list(MID_STEPS)} actions - "
+                    + " | ".join(
+                        f"{how} " + " ".join(f"{v[str(k)]['mean']:.2f}" for k in MID_STEPS)
+                        for how, v in e.items()
+                    )
+                )
+        if mids:
+            rows["mid_starts"] = mids
         results["data"][root] = rows
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -78,15 +78,28 @@ def test_prompt_alignment_script(prompt_root, tmp_path):
 
 
 def test_proprio_error_script(prompt_root, tmp_path):
+    from freeaction_gym.assets import resolve_asset_path
     from freeaction_gym.prompts.proprio import ProprioConfig, ProprioModel
 
     ProprioModel(ProprioConfig(hidden=8, depth=1)).save_pretrained(tmp_path / "m")
+    bundled = str(resolve_asset_path("bundled:metaworld_vap/proprio"))
     script = load_script("proprio_error")
     results = script.main(
-        script.Args(models=[str(tmp_path / "m")], data=[str(prompt_root)], out=str(tmp_path))
+        script.Args(
+            models=[str(tmp_path / "m"), bundled],
+            data=[str(prompt_root)],
+            out=str(tmp_path),
+            mid_starts=[5],
+        )
     )
     rows = results["data"][str(prompt_root)]
-    assert set(rows) == {"hold", "mocap rule", str(tmp_path / "m")}
-    # an untrained (zero-initialised) model is the hold baseline
+    assert set(rows) == {"hold", "mocap rule", str(tmp_path / "m"), bundled, "mid_starts"}
+    # an untrained (zero-initialised) model is the hold baseline, however it is started
     assert rows["hold"]["hand_cm"] == rows[str(tmp_path / "m")]["hand_cm"]
+    untrained = rows["mid_starts"][str(tmp_path / "m")]["5"]
+    assert untrained["rest"] == untrained["motion"]
+    # the trained one follows a moving arm only when started with its motion
+    trained = rows["mid_starts"][bundled]["5"]
+    for k in ("1", "5"):
+        assert trained["motion"][k]["mean"] < 0.5 * trained["rest"][k]["mean"]
     assert (tmp_path / "proprio_rollout.png").is_file()
