@@ -20,9 +20,11 @@ at this step), ``is_success`` (reached at any step of the episode so far: what S
 also ``step_time_ms``/``model_time_ms``/``decode_time_ms``; with ``conditioning: vap``
 also ``robot_state`` (N, 7), the integrated robot state after the step
 (:mod:`~freeaction_gym.envs.prompting` draws the prompts the model is given); with
-``success: state`` also ``predicted_state`` (N, 7), the state probe's reading of the step's
-last frame, which ``success`` is judged on
-(:class:`~freeaction_gym.rewards.state_success.StateSuccess`).
+``success: state`` or ``reward: state`` also ``predicted_state`` (N, 7), the state after the
+step that ``success`` (and the state reward) is judged on: the state probe's reading of the
+step's last frame, or with ``state_source: proprio`` the proprio model's integrated state
+(:class:`~freeaction_gym.rewards.state_success.StateSuccess`,
+:mod:`~freeaction_gym.rewards.state_reward`).
 """
 
 from __future__ import annotations
