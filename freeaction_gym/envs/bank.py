@@ -19,6 +19,7 @@ were stored load without them.
 
 from __future__ import annotations
 
+import functools
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -284,14 +285,22 @@ class ResetBank:
         )
 
 
+@functools.cache
+def _mocap_rule(num_keypoints: int):
+    """A ProprioModel used only for MetaWorld's mocap rule and constants (built once)."""
+    from freeaction_gym.prompts.proprio import ProprioConfig, ProprioModel
+
+    return ProprioModel(ProprioConfig(num_keypoints=num_keypoints, hidden=1, depth=1))
+
+
 def _mocap_track(state: np.ndarray, keypoints: np.ndarray, action: np.ndarray) -> np.ndarray:
     """float32 (T + 1, 3): MetaWorld's mocap target at each frame of an episode that starts
     at rest (MetaWorld's constants: :class:`~freeaction_gym.prompts.proprio.ProprioConfig`)."""
     import torch
 
-    from freeaction_gym.prompts.proprio import ProprioConfig, ProprioModel, mocap_track, pose_of
+    from freeaction_gym.prompts.proprio import mocap_track, pose_of
 
-    rule = ProprioModel(ProprioConfig(num_keypoints=keypoints.shape[1], hidden=1, depth=1))
+    rule = _mocap_rule(int(keypoints.shape[1]))
     with torch.inference_mode():
         pose = pose_of(np.array(state[:1]), np.array(keypoints[:1]))  # writable copies
         track = mocap_track(rule, pose, torch.tensor(action[:, :4], dtype=torch.float32))
