@@ -7,6 +7,9 @@ border, then crop back to the original size at a uniformly random offset.
 and the next observations with independent shifts (as DrQ's ``aug(obs)``,
 ``aug(next_obs)``); a channel-stacked observation (frames along C) gets one shift for all
 its frames, since the shift is drawn per sample and applies to all channels.
+:class:`RandomShiftDictReplayBuffer` does the same for Dict observations (``proprio_obs``:
+``image`` is shifted, ``proprio`` is not), with its own n-step returns (:func:`n_step_targets`,
+SB3's ``NStepReplayBuffer`` takes Box observations only).
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.buffers import NStepReplayBuffer
+from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
-from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
 
 
 def random_shift(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
@@ -96,3 +99,105 @@ class RandomShiftReplayBuffer(NStepReplayBuffer):
             observations=self.augment(s.observations),
             next_observations=self.augment(s.next_observations),
         )
+
+
+def n_step_targets(
+    rewards: np.ndarray,
+    dones: np.ndarray,
+    timeouts: np.ndarray,
+    pos: int,
+    batch_inds: np.ndarray,
+    env_inds: np.ndarray,
+    n_steps: int,
+    gamma: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """n-step targets of the transitions ``(batch_inds, env_inds)`` of a circular buffer.
+
+    ``rewards``/``dones``/``timeouts`` (S, E) as SB3 stores them; ``pos`` the next write
+    slot (the transition before it, if its episode goes on, is the newest: the sum stops
+    there instead of running into the oldest slot). A transition's return sums
+    ``gamma**k r_{t+k}`` for k < n up to and including the first done or timeout. Returns
+    float32 ``(returns (B, 1), discounts (B, 1) = gamma**steps summed, final index (B,) whose
+    next observation bootstraps, done (B, 1) = terminal and not a timeout)``."""
+    size = rewards.shape[0]
+    k = np.arange(n_steps)
+    idx = (batch_inds[:, None] + k[None]) % size  # (B, n)
+    env = env_inds[:, None]
+    stop = dones[idx, env].astype(bool) | timeouts[idx, env].astype(bool)
+    stop |= idx == (pos - 1) % size  # the newest transition ends every sum
+    stop[:, -1] = True
+    last = stop.argmax(axis=1)  # (B,) first stop
+    used = k[None] <= last[:, None]  # (B, n)
+    returns = (rewards[idx, env] * gamma**k * used).sum(axis=1, keepdims=True)
+    final = (batch_inds + last) % size
+    terminal = dones[final, env_inds] * (1.0 - timeouts[final, env_inds])
+    discounts = gamma ** (last + 1.0)
+    return (
+        returns.astype(np.float32),
+        discounts[:, None].astype(np.float32),
+        final,
+        terminal[:, None].astype(np.float32),
+    )
+
+
+class RandomShiftDictReplayBuffer(DictReplayBuffer):
+    """:class:`RandomShiftReplayBuffer` for Dict observations with an ``image`` key (the
+    ``proprio_obs`` envs): SB3's ``DictReplayBuffer``, its sampled ``image`` and next
+    ``image`` randomly shifted (other keys as stored), n-step returns by
+    :func:`n_step_targets`; ``pad``, ``n_steps``, ``gamma``, ``reward_scale`` as there."""
+
+    def __init__(
+        self,
+        *args: Any,
+        pad: int = 4,
+        n_steps: int = 1,
+        gamma: float = 0.99,
+        reward_scale: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        space = self.observation_space
+        image = space.spaces.get("image") if isinstance(space, spaces.Dict) else None
+        if image is None or not is_image_space(image):
+            raise ValueError(
+                f"RandomShiftDictReplayBuffer needs a Dict with an image key, got {space}"
+            )
+        if pad < 0 or n_steps < 1:
+            raise ValueError(f"need pad >= 0 and n_steps >= 1, got pad={pad}, n_steps={n_steps}")
+        self.pad, self.n_steps, self.gamma = int(pad), int(n_steps), float(gamma)
+        self.reward_scale = float(reward_scale)
+        self.channels_first = is_image_space_channels_first(image)
+        self.rng = np.random.default_rng(np.random.randint(2**31 - 1))
+
+    augment = RandomShiftReplayBuffer.augment
+
+    def _get_samples(self, batch_inds: np.ndarray, env=None) -> DictReplayBufferSamples:  # type: ignore[override]
+        env_inds = np.random.randint(0, self.n_envs, size=batch_inds.shape)
+        returns, discounts, final, done = n_step_targets(
+            self._normalize_reward(self.rewards, env),
+            self.dones,
+            self.timeouts,
+            self.pos,
+            batch_inds,
+            env_inds,
+            self.n_steps,
+            self.gamma,
+        )
+
+        def gather(store: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, torch.Tensor]:
+            obs = self._normalize_obs({k: v[rows, env_inds] for k, v in store.items()}, env)
+            out = {k: self.to_torch(v) for k, v in obs.items()}
+            out["image"] = self.augment(out["image"])
+            return out
+
+        return DictReplayBufferSamples(
+            observations=gather(self.observations, batch_inds),
+            actions=self.to_torch(self.actions[batch_inds, env_inds]),
+            next_observations=gather(self.next_observations, final),
+            dones=self.to_torch(done),
+            rewards=self.to_torch(returns),
+            discounts=self.to_torch(discounts),
+        )
+
+    def _normalize_reward(self, reward: np.ndarray, env=None) -> np.ndarray:  # type: ignore[override]
+        return super()._normalize_reward(reward, env) * np.float32(self.reward_scale)

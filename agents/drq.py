@@ -8,6 +8,8 @@ as stable-baselines3 parts: ``--algo drq`` is SB3's ``SAC`` with
   projection (DrQ ties the actor's conv weights to the critic's and detaches them; SAC-AE
   and DrQ-v2 do the same). SB3's own ``share_features_extractor=True`` is the opposite (the
   actor trains the shared extractor, the critic is detached), hence this policy;
+* observations with proprioception (``proprio_obs``, a Dict of ``image`` and ``proprio``):
+  the encoder adds a proprio branch and the buffer shifts only the image;
 * frame stacking (``frame_stack: 3``, SB3's ``VecFrameStack``: uint8 (H, W, 3k) frames,
   the newest last) and the DrQ hyperparameters in ``agents/hyperparams/*.yaml`` (``drq:``).
 
@@ -19,9 +21,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from gymnasium import spaces
 from stable_baselines3.sac.policies import SACPolicy
 
-from agents.augment import RandomShiftReplayBuffer
+from agents.augment import RandomShiftDictReplayBuffer, RandomShiftReplayBuffer
 from agents.config import AgentHyperparams
 from agents.policies import DrQEncoder
 
@@ -68,12 +71,15 @@ class DrQPolicy(SACPolicy):
 POLICIES = {"DrQPolicy": DrQPolicy}
 
 
-def drq_sac_kwargs(hp: AgentHyperparams) -> tuple[Any, dict[str, Any]]:
+def drq_sac_kwargs(
+    hp: AgentHyperparams, observation_space: spaces.Space | None = None
+) -> tuple[Any, dict[str, Any]]:
     """The ``policy`` and extra ``SAC(...)`` keywords of a ``drq`` hyperparameter section:
     ``policy: DrQPolicy`` becomes the class (other names, e.g. ``CnnPolicy``, pass through:
     plain SAC on augmented samples), and the replay buffer is a
-    :class:`RandomShiftReplayBuffer` with ``replay_buffer_kwargs`` (``pad``, ``n_steps``)
-    and the algorithm's ``gamma``."""
+    :class:`RandomShiftReplayBuffer` (:class:`RandomShiftDictReplayBuffer` for a Dict
+    ``observation_space``, the ``proprio_obs`` envs) with ``replay_buffer_kwargs``
+    (``pad``, ``n_steps``) and the algorithm's ``gamma``."""
     kwargs = dict(hp.algo_kwargs)
     if "n_steps" in kwargs:
         raise ValueError(
@@ -81,6 +87,9 @@ def drq_sac_kwargs(hp: AgentHyperparams) -> tuple[Any, dict[str, Any]]:
         )
     buffer_kwargs = dict(kwargs.pop("replay_buffer_kwargs", None) or {})
     buffer_kwargs["gamma"] = float(kwargs.get("gamma", 0.99))
-    kwargs["replay_buffer_class"] = RandomShiftReplayBuffer
+    is_dict = isinstance(observation_space, spaces.Dict)
+    kwargs["replay_buffer_class"] = (
+        RandomShiftDictReplayBuffer if is_dict else RandomShiftReplayBuffer
+    )
     kwargs["replay_buffer_kwargs"] = buffer_kwargs
     return POLICIES.get(hp.policy, hp.policy), kwargs

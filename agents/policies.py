@@ -54,44 +54,74 @@ class DrQEncoder(BaseFeaturesExtractor):
     images (B, C, H, W) scaled to [0, 1] by SB3 (C = 3 x stacked frames); output
     (B, features_dim) in [-1, 1]. Orthogonal init as DrQ (delta-orthogonal convolutions).
 
-    The conv trunk (``convs``) and the ``projection`` are separate so :class:`agents.drq.
-    DrQPolicy` can give the actor its own projection on the critic's trunk
+    A Dict observation (``proprio_obs``: ``image`` and ``proprio`` (B, P), P = 4 x stacked
+    frames) adds a proprioceptive branch Linear -> LayerNorm -> tanh to ``proprio_dim``
+    features, concatenated after the image's: output (B, features_dim + proprio_dim). The
+    LayerNorm makes the branch indifferent to the units (hand xyz in m, gripper 0-1).
+
+    The conv trunk (``convs``) and the projections are separate so :class:`agents.drq.
+    DrQPolicy` can give the actor its own projections on the critic's trunk
     (:meth:`tie_convs`)."""
 
     def __init__(
         self,
-        observation_space: gym.spaces.Box,
+        observation_space: gym.spaces.Space,
         features_dim: int = 50,
         channels: tuple[int, ...] = (32, 32, 32, 32),
         strides: tuple[int, ...] = (2, 1, 1, 1),
+        proprio_dim: int = 32,
     ) -> None:
-        super().__init__(observation_space, features_dim)
+        image_space, proprio_space = split_proprio_space(observation_space)
+        n_proprio = 0 if proprio_space is None else proprio_dim
+        super().__init__(observation_space, features_dim + n_proprio)
         if len(channels) != len(strides):
             raise ValueError(f"channels {channels} and strides {strides} differ in length")
-        c_in = observation_space.shape[0]
+        c_in = image_space.shape[0]
         layers: list[nn.Module] = []
         for c_out, stride in zip(channels, strides, strict=True):
             layers += [nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride), nn.ReLU()]
             c_in = c_out
         self.convs = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
-            n_flat = self.convs(torch.zeros(1, *observation_space.shape)).shape[1]
+            n_flat = self.convs(torch.zeros(1, *image_space.shape)).shape[1]
         self.projection = nn.Sequential(
             nn.Linear(n_flat, features_dim), nn.LayerNorm(features_dim), nn.Tanh()
         )
+        self.proprio: nn.Module | None = None
+        if proprio_space is not None:
+            self.proprio = nn.Sequential(
+                nn.Linear(proprio_space.shape[0], proprio_dim), nn.LayerNorm(proprio_dim), nn.Tanh()
+            )
         self.detach_convs = False
         self.apply(_drq_init)
 
     def tie_convs(self, source: DrQEncoder) -> None:
         """Use ``source``'s conv trunk (the same modules, hence weights) without passing
-        gradients into it; this encoder keeps its own projection."""
+        gradients into it; this encoder keeps its own projections."""
         self.convs = source.convs
         self.detach_convs = True
 
-    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+    def forward(self, observations: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        image = observations["image"] if isinstance(observations, dict) else observations
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.detach_convs):
-            h = self.convs(observations)  # (B, n_flat)
-        return self.projection(h)  # (B, features_dim)
+            h = self.convs(image)  # (B, n_flat)
+        features = self.projection(h)  # (B, features_dim)
+        if self.proprio is None:
+            return features
+        return torch.cat([features, self.proprio(observations["proprio"])], dim=1)
+
+
+def split_proprio_space(space: gym.spaces.Space) -> tuple[gym.spaces.Box, gym.spaces.Box | None]:
+    """(image space, proprio space or None) of a Box image or a Dict(image, proprio)
+    observation space; ``ValueError`` for any other Dict."""
+    if not isinstance(space, gym.spaces.Dict):
+        return space, None
+    if set(space.spaces) != {"image", "proprio"}:
+        raise ValueError(
+            f"DrQEncoder takes an image or a Dict with keys image and proprio, got keys "
+            f"{sorted(space.spaces)}"
+        )
+    return space["image"], space["proprio"]
 
 
 def _drq_init(m: nn.Module) -> None:

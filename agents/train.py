@@ -166,7 +166,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
     if args.algo == "drq":
         from agents.drq import drq_sac_kwargs
 
-        policy, algo_kwargs = drq_sac_kwargs(hp)
+        policy, algo_kwargs = drq_sac_kwargs(hp, train_env.observation_space)
     try:
         if args.init_from:
             model = algo_cls.load(

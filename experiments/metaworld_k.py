@@ -83,6 +83,10 @@ class Args:
     methods: list[str] = field(default_factory=lambda: [*LEARNERS, *REFERENCES])
     algo: Literal["drq", "sac", "ppo"] = "drq"
     """The agent of both learners (in imagination for Dyna, in the real simulator)."""
+    proprio: bool = False
+    """Both learners also observe the hand xyz and gripper (env option ``proprio_obs``: the
+    simulator's in reality, the integrated proprio model's in imagination); evaluation
+    worlds show them too."""
     dyna_config: str = "configs/dyna/metaworld_k.yaml"
     """Dyna settings; the script sets task, seed, output, iterations, data.base_tasks and
     agent.algo."""
@@ -154,6 +158,7 @@ def dyna_config(
     overrides = [
         f"task={task}", f"seed={seed}", f"output={output}", f"data.base_tasks=[{task}]",
         f"agent.algo={args.algo}", f"progress={str(args.progress).lower()}",
+        *(["agent.env_kwargs.proprio_obs=true"] if args.proprio else []),
         *([f"data.base={args.data}"] if args.data else []), *args.dyna_overrides,
     ]  # fmt: skip
     return load_dyna_config(args.dyna_config, overrides, check_paths)
@@ -246,7 +251,8 @@ def run_model_free(args: Args, task: str, seed: int, points: list[int], base: st
         train(
             TrainArgs(
                 env=real_id(task), algo=args.algo, timesteps=max(points), out=str(out),
-                env_kwargs={"max_episode_steps": episode}, hyperparams=args.hyperparams,
+                env_kwargs={"max_episode_steps": episode, "proprio_obs": args.proprio},
+                hyperparams=args.hyperparams,
                 hp=parse_assignments(args.hp), seed=seed, eval_freq=0, checkpoint_freq=every,
                 video_freq=0, progress=args.progress, verbose=0, layouts="train",
                 layout_data=base,
@@ -360,7 +366,8 @@ def main(args: Args) -> dict:
     for task in args.tasks:
         bank_path = held_out_bank(args, base, task)
         scenes = eval_scenes(ResetBank.load(bank_path), task, args.eval_episodes)
-        world = RealWorld(args.eval_batch, reset_bank=str(bank_path), task=task, data=base)
+        world = RealWorld(args.eval_batch, reset_bank=str(bank_path), task=task, data=base,
+                          proprio_obs=args.proprio)  # fmt: skip
         episode = dyna_config(args, task, 0, Path(args.out) / "unused").collect.steps
         try:
             for seed in args.seeds:

@@ -197,6 +197,11 @@ class DynaConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def real_options(self) -> dict[str, Any]:
+        """Options of the real envs the agent acts in (collection, evaluation): what the
+        agent observes must match its imagined env's ``agent.env_kwargs.proprio_obs``."""
+        return {"proprio_obs": bool(self.agent.env_kwargs.get("proprio_obs", False))}
+
     def __post_init__(self) -> None:
         _check_types(self, "")
         _at_least(self, "", {"iterations": 1})

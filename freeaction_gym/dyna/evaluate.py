@@ -71,7 +71,9 @@ def run_worlds(
         scenes = eval_scenes(ResetBank.load(bank_path), cfg.task, cfg.eval.episodes)
     steps = steps or cfg.eval.steps
     batch = batch_size or cfg.eval.batch_size
-    real = RealWorld(batch, reset_bank=str(bank_path), task=cfg.task, data=cfg.data.base)
+    real = RealWorld(
+        batch, reset_bank=str(bank_path), task=cfg.task, data=cfg.data.base, **cfg.real_options()
+    )
     try:
         real_roll = real.run(policy, scenes, steps, seed, keep_frames=keep_frames)
     finally:

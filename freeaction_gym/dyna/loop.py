@@ -161,6 +161,7 @@ class DynaLoop:
             reset_bank=str(self.collect_bank),
             task=cfg.task,
             data=cfg.data.base,
+            **cfg.real_options(),
         )
         try:
             result = collect(

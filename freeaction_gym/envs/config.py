@@ -50,6 +50,13 @@ class EnvConfig:
     observation: Literal["rgb", "latent"] = "rgb"
     frame_stack: int = 1
     """RGB observations stack the last ``frame_stack`` frames on the channel axis."""
+    proprio_obs: bool = False
+    """Observations become a dict: ``image`` (the RGB observation above) and ``proprio``
+    float32 (4,), the robot's hand xyz (m, world frame) and gripper opening (MetaWorld's
+    normalised 0-1 finger distance), as a real robot's joint encoders would report it. In
+    imagination it is the learned proprioceptive model (``proprio_model``) integrated over
+    the actions from the reset-bank entry's robot state (as ``state_source: proprio``); the
+    real counterpart reads the simulator. Needs ``observation: rgb``."""
     action_scale: list[float] | None = None
     """model_action = action_offset + action_scale * env_action (default identity)."""
     action_offset: list[float] | None = None
@@ -147,6 +154,10 @@ class EnvConfig:
         if self.goal_success_distance < 0:
             raise ValueError(
                 f"env option goal_success_distance must be >= 0, got {self.goal_success_distance}"
+            )
+        if self.proprio_obs and self.observation != "rgb":
+            raise ValueError(
+                f"env option proprio_obs needs observation='rgb', got {self.observation!r}"
             )
         if self.model_format == "world_model" and not self.model:
             raise ValueError("env option model is empty; give a model directory or bundled:<name>")

@@ -40,8 +40,13 @@ from freeaction_gym.diffusion.truncation import truncated_initial_noise
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.envs.config import EnvConfig
 from freeaction_gym.envs.prompting import PromptTracker, ProprioTracker, preset_camera
-from freeaction_gym.envs.spaces import action_space, observation_space
-from freeaction_gym.envs.validation import check_against_model, frame_shape, latent_shape
+from freeaction_gym.envs.spaces import PROPRIO_DIM, action_space, observation_space
+from freeaction_gym.envs.validation import (
+    check_against_model,
+    frame_shape,
+    latent_shape,
+    proprio_reason,
+)
 from freeaction_gym.rewards import GoalLatentReward
 from freeaction_gym.rewards.state_reward import state_reward
 from freeaction_gym.world_model.model import WorldModel
@@ -185,8 +190,9 @@ class ImaginationCore:
         if self.robot is None:
             if given:
                 raise ValueError(
-                    f"reset option(s) {given} need env option conditioning='vap' or "
-                    "state_source='proprio' (with success or reward 'state')"
+                    f"reset option(s) {given} need env option conditioning='vap', "
+                    "proprio_obs=True or state_source='proprio' (with success or reward "
+                    "'state')"
                 )
             return
         if "initial_frame" not in options:
@@ -195,7 +201,7 @@ class ImaginationCore:
                                  "brings its own robot state)")  # fmt: skip
             return
         shapes = {"initial_state": (7,), "initial_keypoints": (self.robot.num_keypoints, 3)}
-        why = "conditioning='vap'" if self.prompter else "state_source='proprio'"
+        why = proprio_reason(self.config)
         for name, shape in shapes.items():
             value = options.get(name)
             if value is None or np.shape(value) != shape:
@@ -400,11 +406,24 @@ class ImaginationCore:
         return reward, success, states
 
     # -- observations --------------------------------------------------------------------
-    def observation(self, i: int) -> np.ndarray:
+    def observation(self, i: int):
+        """Env ``i``'s observation: the latent, the (stacked) frames uint8 (H, W, 3S), or
+        (``proprio_obs``) a dict of those frames (``image``) and ``proprio`` float32 (4,)."""
         if self.config.observation == "latent":
             return self.context[i, -1].numpy().astype(np.float32)
+        image = self._image(i)
+        if self.config.proprio_obs:
+            return {"image": image, "proprio": self.robot.state[i, :PROPRIO_DIM].copy()}
+        return image
+
+    def observations(self):
+        """Every env's :meth:`observation`, batched (for ``proprio_obs`` a dict of batched
+        ``image`` and ``proprio``)."""
+        if self.config.observation == "latent" or not self.config.proprio_obs:
+            return np.stack([self.observation(i) for i in range(self.n)])
+        image = np.stack([self._image(i) for i in range(self.n)])
+        return {"image": image, "proprio": self.robot.state[:, :PROPRIO_DIM].copy()}
+
+    def _image(self, i: int) -> np.ndarray:
         f = self.frames[i]  # (S, H, W, 3)
         return np.concatenate(list(f), axis=-1) if f.shape[0] > 1 else f[0].copy()
-
-    def observations(self) -> np.ndarray:
-        return np.stack([self.observation(i) for i in range(self.n)])

@@ -15,15 +15,16 @@ import gymnasium as gym
 
 from freeaction_gym.envs.config import EnvConfig, gym_make_time_limit
 from freeaction_gym.envs.factory import build_core
-from freeaction_gym.envs.spaces import validate_actions
+from freeaction_gym.envs.spaces import obs_at, validate_actions
 
 
 class VideoWorldModelEnv(gym.Env):
     """One imagined robot episode.
 
     Observation: the current frame, uint8 (H, W, 3*frame_stack) (or the latent with
-    ``observation='latent'``). Action: Box(-1, 1) of shape (A,) (or (K, A) with
-    ``action_chunk=K``), mapped to model units by ``action_offset + action_scale * a``.
+    ``observation='latent'``; with ``proprio_obs=True`` a dict of that ``image`` and the
+    integrated hand xyz + gripper ``proprio`` (4,)). Action: Box(-1, 1) of shape (A,) (or
+    (K, A) with ``action_chunk=K``), mapped to model units by ``action_offset + action_scale * a``.
     ``info``: ``action_norm``, ``tau``, ``guidance_weight``, ``success`` (this step),
     ``is_success`` (any step so far), ``out_of_support``, ``task`` (and step timing in ms
     with ``timing_in_info=True``; always in :attr:`timing`; the integrated ``robot_state``
@@ -70,7 +71,7 @@ class VideoWorldModelEnv(gym.Env):
         terminated, truncated = bool(tr.terminated[0]), bool(tr.truncated[0])
         self._needs_reset = terminated or truncated
         info = tr.info_of(0) | {"task": self.core.task_name(0)}
-        return tr.obs[0], float(tr.reward[0]), terminated, truncated, info
+        return obs_at(tr.obs, 0), float(tr.reward[0]), terminated, truncated, info
 
     @property
     def timing(self) -> dict[str, float]:

@@ -93,14 +93,15 @@ def uses_state(cfg: EnvConfig) -> bool:
 
 
 def load_proprio(cfg: EnvConfig, world, bank: ResetBank | None):
-    """The proprioceptive model of ``conditioning: vap`` or ``state_source: proprio`` (None
-    otherwise), loaded after the checks that need only the world model and the bank (so a
-    model without a prompt input is named before a missing proprio model)."""
-    proprio_state = uses_state(cfg) and cfg.state_source == "proprio"
-    if cfg.conditioning != "vap" and not proprio_state:
+    """The proprioceptive model of ``conditioning: vap``, ``state_source: proprio`` or
+    ``proprio_obs`` (None otherwise), loaded after the checks that need only the world model
+    and the bank (so a model without a prompt input is named before a missing proprio
+    model)."""
+    from freeaction_gym.envs.validation import check_conditioning, proprio_reason
+
+    if proprio_reason(cfg) is None:
         return None
     from freeaction_gym.envs.prompting import proprio_dir
-    from freeaction_gym.envs.validation import check_conditioning
     from freeaction_gym.prompts.proprio import ProprioModel
 
     check_conditioning(cfg, world, bank)

@@ -142,14 +142,16 @@ def preset_camera(name: str, height: int, width: int) -> PinholeCamera:
 
 
 def proprio_dir(cfg, model_dir: Path | None) -> Path:
-    """The proprio model directory of ``conditioning: vap`` / ``state_source: proprio``
-    (``proprio_model`` or the world model directory's ``proprio/``); ``FileNotFoundError``
+    """The proprio model directory of ``conditioning: vap`` / ``state_source: proprio`` /
+    ``proprio_obs`` (``proprio_model`` or the world model directory's ``proprio/``); ``FileNotFoundError``
     saying how to get one."""
     if cfg.proprio_model:
         return resolve_asset_path(cfg.proprio_model)
     if model_dir is not None and (model_dir / "proprio").is_dir():
         return model_dir / "proprio"
-    why = "conditioning='vap'" if cfg.conditioning == "vap" else "state_source='proprio'"
+    from freeaction_gym.envs.validation import proprio_reason
+
+    why = proprio_reason(cfg)
     raise FileNotFoundError(
         f"env option {why} needs a proprioceptive model: pass "
         "proprio_model=<directory> (train one with `freeaction train-proprio --data DATA "

@@ -23,7 +23,7 @@ import numpy as np
 
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.envs.config import check_fields, gym_make_time_limit, load_preset
-from freeaction_gym.envs.spaces import action_space, validate_actions
+from freeaction_gym.envs.spaces import PROPRIO_DIM, action_space, validate_actions, with_proprio
 from freeaction_gym.envs.validation import check_action_bound
 
 # The bundled model's dataset (data/metaworld_default/meta.json); the world model's
@@ -31,7 +31,14 @@ from freeaction_gym.envs.validation import check_action_bound
 DATASET_DEFAULTS = {"camera": "workspace", "resolution": 64, "action_repeat": 4}
 TEST_LAYOUT_SEED = 1000  # MetaWorldDataConfig.layout_seeds["test"]
 # Keys of an imagined preset (freeaction_gym/envs_config/<id>.yaml) the real counterpart mirrors.
-MIRRORED = ("model", "reset_bank", "task", "max_episode_steps", "terminate_on_success")
+MIRRORED = (
+    "model",
+    "reset_bank",
+    "task",
+    "max_episode_steps",
+    "terminate_on_success",
+    "proprio_obs",
+)
 
 
 @dataclass
@@ -68,6 +75,10 @@ class RealEnvConfig:
     action_bound: list[float] | None = None
     """The action box Box(-b, b), b (4,) in (0, 1] (None: Box(-1, 1)); as the imagined
     env's option, e.g. for a model-free agent restricted like a Dyna one."""
+    proprio_obs: bool = False
+    """Observations become a dict: ``image`` uint8 (R, R, 3) and ``proprio`` float32 (4,),
+    the simulator's hand xyz (m) and gripper opening (MetaWorld's observation[:4]), as the
+    imagined env's option of the same name."""
     render_fps: int = 10
     action_chunk: ClassVar[int] = 1  # read by validate_actions
 
@@ -126,11 +137,12 @@ def default_bank(cfg: RealEnvConfig) -> ResetBank | None:
 class RealMetaWorldEnv(gym.Env):
     """One real MetaWorld episode seen through the world model's camera.
 
-    Observation uint8 (R, R, 3); action Box(-b, b, (4,)) (xyz mocap delta, gripper effort;
-    b = ``action_bound``, default 1), held for ``action_repeat`` simulator steps. ``info``:
-    ``success`` (this step), ``is_success`` (any step so far), ``task``, ``layout``,
-    ``layout_seed``, ``bank_index`` (-1 without a bank). :attr:`state` is MetaWorld's 39-D
-    observation (scripted experts).
+    Observation uint8 (R, R, 3) (``proprio_obs``: a dict of it, ``image``, and the hand
+    xyz + gripper ``proprio`` float32 (4,)); action Box(-b, b, (4,)) (xyz mocap delta,
+    gripper effort; b = ``action_bound``, default 1), held for ``action_repeat`` simulator
+    steps. ``info``: ``success`` (this step), ``is_success`` (any step so far), ``task``,
+    ``layout``, ``layout_seed``, ``bank_index`` (-1 without a bank). :attr:`state` is
+    MetaWorld's 39-D observation (scripted experts).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -163,7 +175,8 @@ class RealMetaWorldEnv(gym.Env):
             self.bank.indices(cfg.task)  # fail early for a task the bank does not have
         self._tasks = [cfg.task] if cfg.task else list(cfg.tasks)
         self.action_space = action_space(cfg, 4)
-        self.observation_space = gym.spaces.Box(0, 255, shape=(r, r, 3), dtype=np.uint8)
+        image = gym.spaces.Box(0, 255, shape=(r, r, 3), dtype=np.uint8)
+        self.observation_space = with_proprio(image, cfg.proprio_obs)
         self._sims: dict[str, tuple[Any, Any]] = {}  # task -> (MetaWorld env, SceneRenderer)
         self._sim: Any = None
         self._render: Any = None
@@ -241,7 +254,7 @@ class RealMetaWorldEnv(gym.Env):
         self.state = np.asarray(state, np.float64)
         self._obs = self._render()[0]
         self._steps, self._any_success, self._needs_reset = 0, False, False
-        return self._obs.copy(), dict(self.scene)
+        return self._observe(), dict(self.scene)
 
     def step(self, action):
         if self._needs_reset:
@@ -262,7 +275,13 @@ class RealMetaWorldEnv(gym.Env):
         truncated = self._steps >= self.config.max_episode_steps and not terminated
         self._needs_reset = terminated or truncated
         info = {**self.scene, "success": success, "is_success": self._any_success}
-        return self._obs.copy(), reward, terminated, truncated, info
+        return self._observe(), reward, terminated, truncated, info
+
+    def _observe(self):
+        """The frame, or (``proprio_obs``) the dict of the frame and hand xyz + gripper."""
+        if not self.config.proprio_obs:
+            return self._obs.copy()
+        return {"image": self._obs.copy(), "proprio": self.state[:PROPRIO_DIM].astype(np.float32)}
 
     def render(self):
         if self.render_mode != "rgb_array" or self._obs is None:

@@ -22,11 +22,45 @@ def action_space(cfg: EnvConfig, action_dim: int) -> spaces.Box:
     return spaces.Box(-b, b, shape=shape, dtype=np.float32)
 
 
-def observation_space(cfg: EnvConfig, frame_shape: tuple[int, ...], latent_shape) -> spaces.Box:
+PROPRIO_DIM = 4
+"""``proprio_obs``: hand xyz (m) and gripper opening, the first columns of the robot state."""
+
+
+def proprio_space() -> spaces.Box:
+    return spaces.Box(-np.inf, np.inf, shape=(PROPRIO_DIM,), dtype=np.float32)
+
+
+def with_proprio(image_space: spaces.Box, proprio_obs: bool) -> spaces.Space:
+    """``image_space``, or with ``proprio_obs`` Dict(image=image_space, proprio=(4,))."""
+    if not proprio_obs:
+        return image_space
+    return spaces.Dict({"image": image_space, "proprio": proprio_space()})
+
+
+def observation_space(cfg: EnvConfig, frame_shape: tuple[int, ...], latent_shape) -> spaces.Space:
+    """Box(latent) | Box(uint8 (H, W, 3 * frame_stack)) | (``proprio_obs``) Dict of that image
+    and ``proprio`` float32 (4,)."""
     if cfg.observation == "latent":
         return spaces.Box(-np.inf, np.inf, shape=tuple(latent_shape), dtype=np.float32)
     h, w, c = frame_shape
-    return spaces.Box(0, 255, shape=(h, w, c * cfg.frame_stack), dtype=np.uint8)
+    image = spaces.Box(0, 255, shape=(h, w, c * cfg.frame_stack), dtype=np.uint8)
+    return with_proprio(image, cfg.proprio_obs)
+
+
+def obs_at(obs, i: int):
+    """A copy of env ``i``'s observation in a batch (an array, or a dict of arrays)."""
+    if isinstance(obs, dict):
+        return {k: v[i].copy() for k, v in obs.items()}
+    return obs[i].copy()
+
+
+def set_obs_at(obs, i: int, value) -> None:
+    """Write env ``i``'s observation into a batch (an array, or a dict of arrays)."""
+    if isinstance(obs, dict):
+        for k, v in obs.items():
+            v[i] = value[k]
+    else:
+        obs[i] = value
 
 
 def validate_actions(actions, cfg, action_dim: int, num_envs: int | None) -> np.ndarray:

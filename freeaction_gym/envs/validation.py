@@ -155,10 +155,20 @@ def check_conditioning(cfg, world, bank) -> None:
         )
 
 
+def proprio_reason(cfg) -> str | None:
+    """The env option that needs a proprioceptive model (named in errors), or None."""
+    if cfg.conditioning == "vap":
+        return "conditioning='vap'"
+    if "state" in (cfg.success, cfg.reward) and cfg.state_source == "proprio":
+        return "state_source='proprio'"
+    return "proprio_obs=True" if cfg.proprio_obs else None
+
+
 def check_proprio(cfg, world, bank, proprio) -> None:
     """The loaded proprio model fits the world model's actions and the bank's keypoints, and
-    (``state_source: proprio``) the bank stores the robot state it starts from."""
-    why = "conditioning='vap'" if cfg.conditioning == "vap" else "state_source='proprio'"
+    (``state_source: proprio``, ``proprio_obs``) the bank stores the robot state it starts
+    from."""
+    why = proprio_reason(cfg)
     if proprio is None:
         if cfg.conditioning == "vap":
             raise ValueError("env option conditioning='vap' needs a proprio model")

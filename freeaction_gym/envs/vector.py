@@ -22,7 +22,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from freeaction_gym.envs.factory import build_core
-from freeaction_gym.envs.spaces import validate_actions
+from freeaction_gym.envs.spaces import obs_at, set_obs_at, validate_actions
 
 
 def _per_env(value: Any, n: int, name: str, scalar: type) -> list:
@@ -118,10 +118,10 @@ def make_sb3_vec_env(
             dones = tr.terminated | tr.truncated
             obs, infos = tr.obs, [tr.info_of(i) for i in range(self.num_envs)]
             for i in np.flatnonzero(dones):  # same-step reset, as SB3 expects
-                infos[i]["terminal_observation"] = obs[i].copy()
+                infos[i]["terminal_observation"] = obs_at(obs, i)
                 infos[i]["TimeLimit.truncated"] = bool(tr.truncated[i])
                 self.core.reset_env(i)
-                obs[i] = self.core.observation(i)
+                set_obs_at(obs, i, self.core.observation(i))
             return obs, tr.reward, dones, infos
 
         def close(self) -> None:

@@ -9,7 +9,8 @@
 * :class:`ExpertPolicy` - MetaWorld's scripted expert plus Gaussian noise; it reads the
   true 39-D state, so it runs only in the real world.
 * :class:`SB3Policy` - a stable-baselines3 model acting on the 64x64 frames (closed loop
-  in either world), stacking the last frames itself if it was trained on stacked frames.
+  in either world), stacking the last frames itself if it was trained on stacked frames
+  (and reading the hand xyz + gripper of a ``proprio_obs`` world if it was trained on them).
 """
 
 from __future__ import annotations
@@ -139,31 +140,55 @@ def load_model(path: str | Path, algo: str = "auto", device: str = "cpu"):
 class SB3Policy:
     """A stable-baselines3 model (``.zip`` path or loaded) on 64x64 frames. A model trained
     on ``k`` channel-stacked frames (SB3's ``VecFrameStack``, newest last) gets the last
-    ``k`` frames of each episode the same way: zeros before the first frame."""
+    ``k`` frames of each episode the same way: zeros before the first frame.
+
+    A model trained with ``proprio_obs`` (a Dict of ``image`` and ``proprio`` (4k,)) needs a
+    world that shows proprioception (``proprio_obs=True``: ``obs`` a dict of ``image``
+    (B, H, W, 3) and ``proprio`` (B, 4)), stacked the same way; an image-only model in such
+    a world reads the ``image``."""
 
     def __init__(self, name: str, model: Any, deterministic: bool = True) -> None:
         if isinstance(model, str):
             model = load_model(model)
+        from gymnasium import spaces
         from stable_baselines3.common.preprocessing import is_image_space_channels_first
 
         self.name, self.model, self.deterministic = name, model, deterministic
-        space = model.observation_space  # (C, H, W) or (H, W, C)
+        space = model.observation_space  # (C, H, W) or (H, W, C), or a Dict
+        self.proprio_dim = 0
+        if isinstance(space, spaces.Dict):
+            self.proprio_dim = int(space["proprio"].shape[0])
+            space = space["image"]
         self.channels = space.shape[0 if is_image_space_channels_first(space) else -1]
-        self._stacked: np.ndarray | None = None  # (B, H, W, channels) uint8
+        self._stacked: dict[str, np.ndarray] = {}  # key -> (B, ..., stacked) of the episode
 
     def reset(self, scenes: Scenes, seed: int) -> None:
         self.model.set_random_seed(seed)
-        self._stacked = None
+        self._stacked = {}
 
-    def act(self, obs: np.ndarray, t: int, state: np.ndarray | None) -> np.ndarray:
-        actions, _ = self.model.predict(self._stack(obs, t), deterministic=self.deterministic)
+    def act(self, obs, t: int, state: np.ndarray | None) -> np.ndarray:
+        image = obs["image"] if isinstance(obs, dict) else obs
+        model_obs: Any = self._stack("image", image, self.channels, t)
+        if self.proprio_dim:
+            if not isinstance(obs, dict):
+                raise ValueError(
+                    f"policy {self.name!r} reads proprioception (trained with proprio_obs): "
+                    "evaluate it in a world made with proprio_obs=True"
+                )
+            proprio = np.asarray(obs["proprio"], np.float32)
+            model_obs = {
+                "image": model_obs,
+                "proprio": self._stack("proprio", proprio, self.proprio_dim, t),
+            }
+        actions, _ = self.model.predict(model_obs, deterministic=self.deterministic)
         return np.asarray(actions, np.float32)
 
-    def _stack(self, obs: np.ndarray, t: int) -> np.ndarray:
-        """(B, H, W, 3) -> (B, H, W, channels), the newest frame last."""
-        if self.channels == obs.shape[-1]:
-            return obs
-        if t == 0 or self._stacked is None:
-            self._stacked = np.zeros((*obs.shape[:-1], self.channels), obs.dtype)
-        self._stacked = np.concatenate([self._stacked[..., obs.shape[-1] :], obs], axis=-1)
-        return self._stacked
+    def _stack(self, key: str, x: np.ndarray, width: int, t: int) -> np.ndarray:
+        """(B, ..., c) -> (B, ..., width): the last width / c observations of the episode
+        along the last axis, the newest last (zeros before the first)."""
+        if width == x.shape[-1]:
+            return x
+        if t == 0 or key not in self._stacked:
+            self._stacked[key] = np.zeros((*x.shape[:-1], width), x.dtype)
+        self._stacked[key] = np.concatenate([self._stacked[key][..., x.shape[-1] :], x], axis=-1)
+        return self._stacked[key]

@@ -9,7 +9,9 @@ are scored alike: success = ``success`` at any step, return = sum of the step re
 (the learned head's reward in imagination, MetaWorld's reward summed over the action's
 simulator repeats in reality).
 
-Policies see a batch: ``act(obs, t, state)`` with ``obs`` uint8 (B, H, W, 3), the step
+Policies see a batch: ``act(obs, t, state)`` with ``obs`` uint8 (B, H, W, 3) (worlds made
+with ``proprio_obs=True``: a dict of that ``image`` and ``proprio`` (B, 4), hand xyz m and
+gripper, integrated in imagination, the simulator's in reality), the step
 index ``t`` and, in the real world only, MetaWorld's 39-D states (B, 39) (``None`` in
 imagination) - see :mod:`freeaction_gym.evaluation.policies`. Imagined rollouts of scene
 ``j`` draw their initial noise from a generator seeded by ``(seed, j)`` only, so two
@@ -106,6 +108,11 @@ def _checked(actions: Any, b: int, name: str) -> np.ndarray:
     return np.clip(a, -1.0, 1.0)
 
 
+def _image(obs) -> np.ndarray:
+    """The frames of a batch of observations (a ``proprio_obs`` world's are dicts)."""
+    return obs["image"] if isinstance(obs, dict) else obs
+
+
 class _BatchedWorld:
     """A world's :meth:`run`: subclasses define ``batch_size``, ``start(scenes, seed) -> (obs
     uint8 (B, H, W, 3), state (B, 39) or None)`` and ``advance(actions (B, 4)) -> (obs,
@@ -126,12 +133,12 @@ class _BatchedWorld:
             reward = np.zeros((b, steps), np.float32)
             success = np.zeros((b, steps), bool)
             actions = np.zeros((b, steps, 4), np.float32)
-            frames = [obs] if keep_frames else None
+            frames = [_image(obs)] if keep_frames else None
             for t in range(steps):
                 actions[:, t] = _checked(policy.act(obs, t, state), b, policy.name)
                 obs, reward[:, t], success[:, t], state = self.advance(actions[:, t])
                 if frames is not None:
-                    frames.append(obs)
+                    frames.append(_image(obs))
             kept = None if frames is None else np.stack(frames, axis=1)
             parts.append(Rollouts(sub, reward, success, actions, kept))
         frames = None if not keep_frames else np.concatenate([p.frames for p in parts])
@@ -162,7 +169,7 @@ class ImaginedWorld(_BatchedWorld):
 
         self.preset, self.env_kwargs = preset, {**env_kwargs, "terminate_on_success": False}
         self.config = make_env_config(preset, **self.env_kwargs)
-        if self.config.action_chunk != 1 or self.config.observation != "rgb":
+        if self.config.action_chunk != 1 or self.config.observation != "rgb":  # proprio_obs ok
             raise ValueError("ImaginedWorld needs action_chunk=1 and observation='rgb'")
         if self.config.frame_stack != 1:
             raise ValueError("ImaginedWorld shows single frames: frame_stack must be 1")
@@ -194,6 +201,13 @@ class ImaginedWorld(_BatchedWorld):
         return tr.obs, tr.reward, tr.info["success"], None
 
 
+def _batch(obs: list) -> Any:
+    """Stack per-env observations (arrays, or the dicts of ``proprio_obs``)."""
+    if isinstance(obs[0], dict):
+        return {k: np.stack([o[k] for o in obs]) for k in obs[0]}
+    return np.stack(obs)
+
+
 class RealWorld(_BatchedWorld):
     """The real MetaWorld counterpart (:class:`~freeaction_gym.envs.real_metaworld.
     RealMetaWorldEnv`) on the same reset bank; ``batch_size`` envs step in lockstep."""
@@ -217,11 +231,11 @@ class RealWorld(_BatchedWorld):
             env.reset(seed=seed, options={"bank_index": int(j)})[0]
             for env, j in zip(self._active, scenes.bank_index, strict=True)
         ]
-        return np.stack(obs), np.stack([env.state for env in self._active])
+        return _batch(obs), np.stack([env.state for env in self._active])
 
     def advance(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
         out = [env.step(a) for env, a in zip(self._active, actions, strict=True)]
-        obs = np.stack([o[0] for o in out])
+        obs = _batch([o[0] for o in out])
         reward = np.array([o[1] for o in out], np.float32)
         success = np.array([o[4]["success"] for o in out])
         return obs, reward, success, np.stack([env.state for env in self._active])
