@@ -66,6 +66,7 @@ from freeaction_gym.utils.markdown import update_block  # noqa: E402
 from freeaction_gym.utils.threads import configure_threads  # noqa: E402
 
 LEARNERS = ("dyna", "model_free")
+PROPRIO_NOTE = " seeing the hand xyz + gripper too (`proprio_obs`)"
 REFERENCES = ("random", "expert")
 NAMES = {"dyna": "Dyna", "model_free": "model-free", "random": "random", "expert": "expert"}
 
@@ -115,7 +116,9 @@ class Args:
     estimate_steps: int = 300
     """``metaworld_k_cost.py``: real (and imagined) steps of each measured run."""
     update_doc: str | None = None
-    """Write the table between the metaworld-k markers of this markdown file."""
+    """Write the table between the ``doc_key`` markers of this markdown file."""
+    doc_key: str = "metaworld-k"
+    """Marker name of the block ``--update-doc`` replaces (one per benchmark arm)."""
     report_only: bool = False
     """Tabulate the evaluation records already under ``--out`` (any seeds, e.g. while runs
     are still going); train and evaluate nothing."""
@@ -330,19 +333,20 @@ def report(args: Args, base: str, points: list[int]) -> dict:
     text = (
         f"Command: `{command.strip()}` ({hours:.1f} h of training and {eval_hours:.1f} h of "
         "evaluation recorded on this machine). "
-        f"Agent: {args.algo}; seeds {seeds}; learners start from the train layouts "
-        f"of `{base}`, every method is evaluated in the real simulator on the same "
-        f"{args.eval_episodes} held-out test scenes per task ({args.eval_steps} actions, "
-        "success at any step). Cells: mean [95% bootstrap interval over the episodes of all "
-        "seeds]; Dyna vs model-free: paired difference over (seed, scene) with a 95% "
-        "t-interval (bold: excludes 0). Dyna's world model and reward head were pretrained "
-        "on the base dataset (not counted as real steps). Plot: `metaworld_k.png`.\n\n" + table
+        f"Agent: {args.algo}{PROPRIO_NOTE if args.proprio else ''}; seeds {seeds}; "
+        f"learners start from the train layouts of `{base}`, every method is evaluated in "
+        f"the real simulator on the same {args.eval_episodes} held-out test scenes per task "
+        f"({args.eval_steps} actions, success at any step). Cells: mean [95% bootstrap "
+        "interval over the episodes of all seeds]; Dyna vs model-free: paired difference "
+        "over (seed, scene) with a 95% t-interval (bold: excludes 0). Dyna's world model "
+        "and reward head were pretrained on the base dataset (not counted as real steps). "
+        "Plot: `metaworld_k.png`.\n\n" + table
     )
     results = {"summary": summary, "diffs": diffs, "args": asdict(args), "points": points}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "table.md").write_text(text + "\n")
     if args.update_doc:
-        update_block(args.update_doc, "metaworld-k", text)
+        update_block(args.update_doc, args.doc_key, text)
     return results
 
 

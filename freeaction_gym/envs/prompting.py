@@ -143,8 +143,8 @@ def preset_camera(name: str, height: int, width: int) -> PinholeCamera:
 
 def proprio_dir(cfg, model_dir: Path | None) -> Path:
     """The proprio model directory of ``conditioning: vap`` / ``state_source: proprio`` /
-    ``proprio_obs`` (``proprio_model`` or the world model directory's ``proprio/``); ``FileNotFoundError``
-    saying how to get one."""
+    ``proprio_obs`` (``proprio_model`` or the world model directory's ``proprio/``);
+    ``FileNotFoundError`` saying how to get one."""
     if cfg.proprio_model:
         return resolve_asset_path(cfg.proprio_model)
     if model_dir is not None and (model_dir / "proprio").is_dir():

@@ -135,7 +135,8 @@ def test_dict_buffer_shifts_only_the_image():
     torch.testing.assert_close(s.next_observations["proprio"], p.next_observations["proprio"])
     assert not torch.equal(s.observations["image"], p.observations["image"])
     p_np = p.observations["image"].numpy()
-    n_same = sum(np.array_equal(x, y) for x, y in zip(s.observations["image"].numpy(), p_np))
+    s_np = s.observations["image"].numpy()
+    n_same = sum(np.array_equal(x, y) for x, y in zip(s_np, p_np, strict=True))
     assert n_same < 10  # shifted per sample (a zero shift has chance 1/81)
     with pytest.raises(ValueError, match="Dict with an image key"):
         RandomShiftDictReplayBuffer(10, gym.spaces.Dict({"proprio": PROPRIO}), ACTION, **kw)
@@ -161,7 +162,8 @@ def test_drq_learns_from_dict_observations_and_is_seeded():
 def test_n_step_targets_by_hand():
     # one env, slots 0..5: done at slot 2, newest transition at slot 4 (pos 5)
     rewards = np.arange(1, 7, dtype=np.float32)[:, None]
-    dones = np.zeros((6, 1)); dones[2] = 1  # fmt: skip
+    dones = np.zeros((6, 1))
+    dones[2] = 1
     timeouts = np.zeros((6, 1))
     ret, disc, final, done = n_step_targets(
         rewards, dones, timeouts, 5, np.array([0, 1, 3, 4]), np.zeros(4, int), 3, 0.5

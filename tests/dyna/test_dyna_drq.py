@@ -104,3 +104,35 @@ def test_quick_dyna_loop_with_drq(tiny, base_root, tmp_path, capsys, load_experi
     video = imageio.mimread(shown["video"])
     assert len(video) == 7 and video[0].shape == (2 * tiny.hw, 2 * tiny.hw, 3)  # 6 steps + start
     assert Path(shown["strip"]).stat().st_size > 0
+
+
+def test_quick_dyna_loop_with_proprio_observations(tiny, base_root, tmp_path):
+    """``agent.env_kwargs.proprio_obs``: the DrQ agent sees hand xyz + gripper in imagination
+    (the integrated proprio model) and, collecting and evaluated, in the real simulator (an
+    SB3Policy trained on them refuses a world without them, so the run finishing shows both
+    real worlds gave them)."""
+    from stable_baselines3 import SAC
+
+    out = tmp_path / "run"
+    argv = [
+        "dyna", "--config", str(REPO / "configs/dyna/quick.yaml"), "agent.algo=drq",
+        f"output={out}", f"data.base={base_root}", f"world_model.init={tiny.world_dir}",
+        "progress=false", "iterations=2", "collect.episodes=2", "collect.steps=6",
+        "collect.batch_size=2", "world_model.steps=1", "reward.mode=state",
+        f"agent.timesteps={TIMESTEPS}", "agent.num_envs=2", TINY_DRQ,
+        "agent.env_kwargs.proprio_obs=true", "eval.episodes=2", "eval.steps=6",
+        "eval.batch_size=2",
+    ]  # fmt: skip
+    assert cli(argv) == 0
+    state = json.loads((out / "state.json").read_text())["iterations"]
+    assert state[1]["collect"]["policy"] == "drq iter_000 + noise 0.2"  # read real proprio
+    for s in state:
+        assert s["agent"]["env_kwargs"]["proprio_obs"] is True
+        model = SAC.load(s["agent"]["policy"], device="cpu")
+        space = model.observation_space
+        assert space["image"].shape == (9, tiny.hw, tiny.hw) and space["proprio"].shape == (12,)
+        assert model.policy.critic.features_extractor.proprio is not None
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["real_env_steps"] for r in rows] == [12, 24]
+    for r in rows:
+        assert 0.0 <= r["real_success"] <= 1.0 and np.isfinite(r["imagined_return"])
