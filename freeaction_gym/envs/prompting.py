@@ -141,14 +141,22 @@ def preset_camera(name: str, height: int, width: int) -> PinholeCamera:
     return PinholeCamera.from_free_camera(CAMERA_PRESETS[name], width, height)
 
 
+DEFAULT_MODEL = "bundled:metaworld_default"
+DEFAULT_PROPRIO = "bundled:metaworld_vap/proprio"
+"""The default model's proprio model (``metaworld_vap`` is its fine-tune on the same data)."""
+
+
 def proprio_dir(cfg, model_dir: Path | None) -> Path:
     """The proprio model directory of ``conditioning: vap`` / ``state_source: proprio`` /
-    ``proprio_obs`` (``proprio_model`` or the world model directory's ``proprio/``);
-    ``FileNotFoundError`` saying how to get one."""
+    ``proprio_obs`` (``proprio_model``, else the world model directory's ``proprio/``, else
+    for the bundled default model the one bundled with its VAP fine-tune, trained on the same
+    data); ``FileNotFoundError`` saying how to get one."""
     if cfg.proprio_model:
         return resolve_asset_path(cfg.proprio_model)
     if model_dir is not None and (model_dir / "proprio").is_dir():
         return model_dir / "proprio"
+    if cfg.model == DEFAULT_MODEL:
+        return resolve_asset_path(DEFAULT_PROPRIO)
     from freeaction_gym.envs.validation import proprio_reason
 
     why = proprio_reason(cfg)

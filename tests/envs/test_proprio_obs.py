@@ -139,3 +139,11 @@ def test_real_env_proprio_is_the_simulators_hand_and_gripper():
         np.testing.assert_allclose(obs["proprio"], state[:4].astype(np.float32))
         np.testing.assert_allclose(obs["proprio"], env.unwrapped.robot_state()[0][:4])
     assert 0.0 <= obs["proprio"][3] <= 1.0 and 0.5 < obs["proprio"][1] < 0.8  # gripper, y (m)
+
+
+def test_bundled_model_defaults_to_the_bundled_proprio_model():
+    env = gym.make("FreeActionMetaWorldReach-v0", proprio_obs=True)
+    obs, _ = env.reset(seed=0, options={"bank_index": 0})
+    core = env.unwrapped.core
+    assert core.robot is not None and core.robot.proprio.config.num_keypoints == 7
+    np.testing.assert_allclose(obs["proprio"], core.bank.state[0, :4])
