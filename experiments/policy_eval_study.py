@@ -91,7 +91,10 @@ class Args:
     imagined frame, the default) or ``proprio`` (the proprio model integrated over the
     actions)."""
     proprio_model: str = "bundled:metaworld_vap/proprio"
-    """``state_source: proprio``: the proprio model."""
+    """``state_source: proprio`` / ``--proprio``: the proprio model."""
+    proprio: bool = False
+    """Both worlds show the hand xyz + gripper too (env option ``proprio_obs``), for agents
+    trained with them (image-only policies read the image)."""
     tasks: list[str] = field(default_factory=lambda: ["reach-v3", "push-v3"])
     per_task: int = 20
     """Scenes per task (the first N reset-bank entries of the task)."""
@@ -300,13 +303,16 @@ def main(args: Args) -> dict:
         env_kwargs["state_source"] = args.state_source
         if args.state_source == "proprio":
             env_kwargs["proprio_model"] = args.proprio_model
+    if args.proprio:
+        env_kwargs |= {"proprio_obs": True, "proprio_model": args.proprio_model}
     if args.reset_bank:
         env_kwargs["reset_bank"] = args.reset_bank
     if len(args.tasks) == 1:  # a one-task model or reward head then fits a many-task bank
         env_kwargs["task"] = args.tasks[0]
     base = ImaginedWorld(args.preset, batch_size=args.batch_size, **env_kwargs)
     scenes = scenes_from_bank(base.bank, args.tasks, args.per_task)
-    real = RealWorld(batch_size=20, model=base.config.model, reset_bank=base.config.reset_bank)
+    real = RealWorld(batch_size=20, model=base.config.model, reset_bank=base.config.reset_bank,
+                     proprio_obs=args.proprio)  # fmt: skip
     family = build_family(args, real, scenes)
     names = [p.name for p in family]
     if len(set(names)) != len(names):

@@ -70,13 +70,16 @@ def test_policy_eval_study_quick(tmp_path):
 def test_policy_eval_study_success_from_state(tmp_path):
     """--success state: imagined success from MetaWorld's rule on the state probe's reading,
     or (--state-source proprio) on the integrated robot state; the frames (so the returns)
-    are the learned-head run's, only success may differ. --doc-key picks the block."""
+    are the learned-head run's, only success may differ. --doc-key picks the block.
+    --proprio (worlds with proprio_obs) changes nothing for policies that ignore it."""
     doc = tmp_path / "RESULTS.md"
     doc.write_text("<!-- pe-proprio:begin -->\nold\n<!-- pe-proprio:end -->\n")
     runs = {}
     proprio = ["--success", "state", "--state-source", "proprio"]
     proprio += ["--update-doc", str(doc), "--doc-key", "pe-proprio"]
-    for name, extra in (("head", []), ("state", ["--success", "state"]), ("proprio", proprio)):
+    variants = (("head", []), ("state", ["--success", "state"]), ("proprio", proprio),
+                ("proprio_obs", ["--proprio"]))  # fmt: skip
+    for name, extra in variants:
         out = tmp_path / name
         run("experiments/policy_eval_study.py", "--quick", "--out", str(out), *extra)
         runs[name] = json.loads((out / "results.json").read_text())
@@ -87,6 +90,10 @@ def test_policy_eval_study_success_from_state(tmp_path):
         "the proprio model `bundled:metaworld_vap/proprio` integrates" in runs["proprio"]["table"]
     )
     assert "| plain |" in doc.read_text() and "old" not in doc.read_text()
+    # --proprio: worlds that also show hand xyz + gripper give these image/plan policies the
+    # same episodes (the frames do not depend on it)
+    assert runs["proprio_obs"]["plain"] == runs["head"]["plain"]
+    assert runs["proprio_obs"]["real"] == runs["head"]["real"]
     for name in ("state", "proprio"):
         for p, tasks in runs[name]["plain"].items():
             for t, cell in tasks.items():
