@@ -65,6 +65,7 @@ class SB3DynaAgent:
                 eval_freq=0,
                 checkpoint_freq=0,
                 video_freq=0,
+                resume_every=0,  # the loop reruns an interrupted stage
                 progress=self.progress,
                 verbose=0,
                 init_from=init_from,

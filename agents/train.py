@@ -82,6 +82,12 @@ class TrainArgs:
     scenes; None: rendered train layouts / the env's own bank."""
     eval_layouts: Literal["train", "test"] = "test"
     """Scenes the evaluation env (``--eval-env``, videos) starts from."""
+    resume_every: int = 1000
+    """Snapshot the run (model, replay buffer, seconds) into ``out/resume/`` every this many
+    environment steps (:mod:`agents.resume`; 0: never)."""
+    resume: bool = False
+    """Continue an interrupted run in ``out`` from its ``resume/`` snapshot (the remaining
+    steps of ``timesteps``); without a snapshot, start fresh."""
 
 
 def _image_wrap(vec):
@@ -104,7 +110,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
 
     configure_threads()
     from stable_baselines3 import PPO, SAC
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback, EvalCallback
+    from stable_baselines3.common.callbacks import CallbackList, EvalCallback
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import VecNormalize
 
@@ -161,6 +167,16 @@ def train(args: TrainArgs) -> dict[str, Any]:
             eval_vec = VecNormalize(eval_vec, False, norm_obs=False, norm_reward=False)
 
     # -- model -----------------------------------------------------------------------------
+    from agents.resume import ResumeCallback, StepCheckpointCallback, resume_state
+
+    snapshot = resume_state(out) if args.resume else None
+    if snapshot is not None and not snapshot["files"]:
+        raise ValueError(
+            f"{out} holds a finished run (its snapshot was dropped at {snapshot['steps']} "
+            "steps): nothing to resume; train into a new --out"
+        )
+    if snapshot is not None and args.init_from:
+        raise ValueError("--resume continues the run's own snapshot; drop --init-from")
     algo_cls = {"ppo": PPO, "sac": SAC, "drq": SAC}[args.algo]
     policy, algo_kwargs = hp.policy, hp.algo_kwargs
     if args.algo == "drq":
@@ -168,15 +184,17 @@ def train(args: TrainArgs) -> dict[str, Any]:
 
         policy, algo_kwargs = drq_sac_kwargs(hp, train_env.observation_space)
     try:
-        if args.init_from:
+        if args.init_from or snapshot is not None:
             model = algo_cls.load(
-                args.init_from,
+                args.init_from or out / "resume" / "model.zip",
                 env=train_env,
                 device=args.device,
                 verbose=args.verbose,
                 **algo_kwargs,
             )
             model.set_random_seed(args.seed)
+            if snapshot is not None:
+                _restore(model, out / "resume", snapshot, train_vec)
         else:
             model = algo_cls(
                 policy,
@@ -198,10 +216,15 @@ def train(args: TrainArgs) -> dict[str, Any]:
         callbacks.append(TqdmCallback())
     if args.checkpoint_freq > 0:
         callbacks.append(
-            CheckpointCallback(
-                max(1, args.checkpoint_freq // n_envs), str(out / "checkpoints"), args.algo
-            )
+            StepCheckpointCallback(args.checkpoint_freq, out / "checkpoints", args.algo)
         )
+    resume_cb = None
+    if args.resume_every > 0:
+        before = snapshot or {}
+        resume_cb = ResumeCallback(
+            out, args.resume_every, before.get("seconds", 0.0), before.get("history")
+        )
+        callbacks.append(resume_cb)
     if args.eval_freq > 0:
         callbacks.append(
             EvalCallback(
@@ -222,8 +245,15 @@ def train(args: TrainArgs) -> dict[str, Any]:
 
     # -- train -----------------------------------------------------------------------------
     t0 = time.perf_counter()
-    model.learn(total, callback=CallbackList(callbacks), tb_log_name=args.algo)
-    seconds = time.perf_counter() - t0
+    done_before = 0 if snapshot is None else int(snapshot["steps"])
+    if total > done_before:
+        model.learn(
+            total - done_before,
+            callback=CallbackList(callbacks),
+            tb_log_name=args.algo,
+            reset_num_timesteps=snapshot is None,
+        )
+    seconds = time.perf_counter() - t0 + (0.0 if snapshot is None else snapshot["seconds"])
     model.save(out / "final_model.zip")
     summary = {
         "env": args.env,
@@ -234,7 +264,10 @@ def train(args: TrainArgs) -> dict[str, Any]:
         "final_model": str(out / "final_model.zip"),
         "hyperparams_file": hp.source,
         "layouts": layouts,
+        "resumed_at": None if snapshot is None else int(snapshot["steps"]),
     }
+    if resume_cb is not None:
+        summary["seconds_history"] = resume_cb.finish(int(model.num_timesteps), seconds)
     if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
         # transitions held at the end (a continued off-policy agent starts with an empty one)
         summary["replay_transitions"] = int(model.replay_buffer.size() * n_envs)
@@ -251,6 +284,19 @@ def train(args: TrainArgs) -> dict[str, Any]:
     if eval_vec is not None:
         eval_vec.close()
     return summary
+
+
+def _restore(model, snap_dir: Path, snapshot: dict[str, Any], train_vec) -> None:
+    """The replay buffer and ``VecNormalize`` statistics of a snapshot, into a loaded model."""
+    from agents.resume import load_buffer
+
+    if "buffer.npz" in snapshot["files"]:
+        load_buffer(model.replay_buffer, snap_dir / "buffer.npz")
+    if "vecnormalize.pkl" in snapshot["files"]:
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        saved = VecNormalize.load(str(snap_dir / "vecnormalize.pkl"), train_vec.venv)
+        train_vec.obs_rms, train_vec.ret_rms = saved.obs_rms, saved.ret_rms
 
 
 def parse_args(argv: list[str] | None = None) -> TrainArgs:
@@ -283,6 +329,8 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
     )
     p.add_argument("--layout-data", default=None, help="dataset root giving the layouts")
     p.add_argument("--eval-layouts", default=d.eval_layouts, choices=["train", "test"])
+    p.add_argument("--resume", action="store_true", help="continue from out/resume/")
+    p.add_argument("--resume-every", type=int, default=d.resume_every, help="0 = never")
     a = p.parse_args(argv)
     return TrainArgs(
         env=a.env,
@@ -307,6 +355,8 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
         layouts=a.layouts,
         layout_data=a.layout_data,
         eval_layouts=a.eval_layouts,
+        resume=a.resume,
+        resume_every=a.resume_every,
     )
 
 

@@ -15,8 +15,8 @@ the first ``--eval-episodes`` scenes), fixed-length episodes, success at any ste
 success and return with bootstrap 95% intervals (episodes pooled over seeds), per-seed
 means, the paired Dyna - model-free difference, training wall time, and a plot of real
 success/return vs real steps (:mod:`freeaction_gym.evaluation.sample_efficiency`). Resumable:
-finished runs and evaluations are skipped (the Dyna loop resumes mid-run; an interrupted
-model-free run restarts).
+finished runs and evaluations are skipped (the Dyna loop resumes mid-run, an interrupted
+model-free run from its last snapshot, every 1,000 steps: ``agents.train --resume``).
 
 Note: Dyna's world model and reward head start pretrained on the base dataset's offline
 episodes; those are not counted as real steps (as in world-model pretraining), the
@@ -223,15 +223,22 @@ def run_dyna(args: Args, task: str, seed: int, points: list[int]) -> tuple[list[
     return rows, ran
 
 
-def seconds_at(progress_csv: Path, steps: int, total_steps: int, total_seconds: float) -> float:
-    """Training wall time at ``steps``: SB3's logged (time_elapsed, total_timesteps) rows
-    interpolated linearly, ending at the run's measured total."""
+def seconds_at(
+    progress_csv: Path, steps: int, total_steps: int, total_seconds: float, history=None
+) -> float:
+    """Training wall time at ``steps``: the run's (steps, seconds) snapshot ``history``
+    (:mod:`agents.resume`, counts the time before a resume) or else SB3's logged
+    (time_elapsed, total_timesteps) rows, interpolated linearly, ending at the run's
+    measured total."""
     import csv
 
     import numpy as np
 
     xs, ys = [0.0], [0.0]
-    if progress_csv.is_file():
+    if history:
+        xs += [float(s) for s, _ in history]
+        ys += [float(t) for _, t in history]
+    elif progress_csv.is_file():
         for row in csv.DictReader(open(progress_csv)):
             if row.get("time/total_timesteps") and row.get("time/time_elapsed"):
                 xs.append(float(row["time/total_timesteps"]))
@@ -258,7 +265,7 @@ def run_model_free(args: Args, task: str, seed: int, points: list[int], base: st
                 hyperparams=args.hyperparams,
                 hp=parse_assignments(args.hp), seed=seed, eval_freq=0, checkpoint_freq=every,
                 video_freq=0, progress=args.progress, verbose=0, layouts="train",
-                layout_data=base,
+                layout_data=base, resume=True,
             )
         )  # fmt: skip
         missing = [str(c) for c in ckpt.values() if not c.is_file()]
@@ -269,8 +276,9 @@ def run_model_free(args: Args, task: str, seed: int, points: list[int], base: st
     check_disjoint(ResetBank.load(out / "train_layouts.npz"), held_out)
     summary = json.loads((out / "train_config.json").read_text())["summary"]
     csv = out / "logs" / "progress.csv"
+    history = summary.get("seconds_history")  # snapshots' (steps, seconds), across resumes
     rows = [
-        (p, str(ckpt[p]), seconds_at(csv, p, summary["timesteps"], summary["seconds"]))
+        (p, str(ckpt[p]), seconds_at(csv, p, summary["timesteps"], summary["seconds"], history))
         for p in points
     ]
     return rows, not done
