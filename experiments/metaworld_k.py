@@ -119,6 +119,10 @@ class Args:
     """Write the table between the ``doc_key`` markers of this markdown file."""
     doc_key: str = "metaworld-k"
     """Marker name of the block ``--update-doc`` replaces (one per benchmark arm)."""
+    train: bool = True
+    """``--no-train``: evaluate the learners' policies that exist (finished Dyna iterations,
+    saved model-free checkpoints), e.g. while their runs go on in other processes, and train
+    nothing."""
     report_only: bool = False
     """Tabulate the evaluation records already under ``--out`` (any seeds, e.g. while runs
     are still going); train and evaluate nothing."""
@@ -209,6 +213,9 @@ def run_dyna(args: Args, task: str, seed: int, points: list[int]) -> tuple[list[
     cfg.iterations = max(points) // per_iteration
     state = RunState(out / "state.json")
     ran = not all(state.finished(i) for i in range(cfg.iterations))
+    if not args.train:
+        points = [p for p in points if state.finished(p // per_iteration - 1)]
+        ran = False
     if ran:
         DynaLoop(cfg, SB3DynaAgent(cfg.agent, progress=cfg.progress)).run()
         state = RunState(out / "state.json")
@@ -257,6 +264,8 @@ def run_model_free(args: Args, task: str, seed: int, points: list[int], base: st
     every = math.gcd(*points)
     ckpt = {p: out / "checkpoints" / f"{args.algo}_{p}_steps.zip" for p in points}
     done = (out / "train_config.json").is_file() and all(c.is_file() for c in ckpt.values())
+    if not args.train and not done:  # a run in progress: the checkpoints it has saved so far
+        return _saved_checkpoints(out, ckpt), False
     if not done:
         train(
             TrainArgs(
@@ -282,6 +291,21 @@ def run_model_free(args: Args, task: str, seed: int, points: list[int], base: st
         for p in points
     ]
     return rows, not done
+
+
+def _saved_checkpoints(out: Path, ckpt: dict[int, Path]) -> list[tuple]:
+    """``(steps, checkpoint, seconds)`` of an unfinished model-free run's saved checkpoints,
+    seconds from its resume snapshots' history (none without one)."""
+    from agents.resume import resume_state
+
+    history = (resume_state(out) or {}).get("history") or []
+    rows = []
+    for p, path in ckpt.items():
+        if path.is_file() and history and history[-1][0] >= p:
+            last_steps, last_seconds = history[-1]
+            seconds = seconds_at(Path("-"), p, int(last_steps), last_seconds, history)
+            rows.append((p, str(path), seconds))
+    return rows
 
 
 # -- evaluation -------------------------------------------------------------------------------

@@ -134,3 +134,21 @@ def test_metaworld_k_quick(tiny, base_root, tmp_path):
     assert cells[f"dyna|{TASK}|24"]["seeds"] == [0] and cells[f"dyna|{TASK}|12"]["seeds"] == [0, 1]
     assert cells[f"dyna|{TASK}|24"]["episodes"] == 2
     assert "seeds 0, 1;" in doc.read_text()
+
+
+def test_no_train_takes_the_saved_checkpoints_of_a_run_in_progress(tmp_path, load_experiment):
+    """--no-train on a model-free run still training elsewhere: the checkpoints saved so far,
+    timed by the run's resume snapshots (interpolated), none past the newest snapshot."""
+    mwk = load_experiment("metaworld_k")
+    out = tmp_path / "s0"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "resume").mkdir()
+    history = [[10.0, 5.0], [20.0, 9.0]]
+    (out / "resume" / "state.json").write_text(json.dumps({"steps": 20, "history": history}))
+    ckpt = {p: out / "checkpoints" / f"drq_{p}_steps.zip" for p in (12, 24, 30)}
+    for p in (12, 24):  # 24: saved, but the snapshot history stops at 20
+        ckpt[p].write_bytes(b"zip")
+    rows = mwk._saved_checkpoints(out, ckpt)
+    assert [(p, path) for p, path, _ in rows] == [(12, str(ckpt[12]))]
+    assert rows[0][2] == pytest.approx(5.0 + 0.2 * 4.0)
+    assert mwk._saved_checkpoints(tmp_path / "none", ckpt) == []  # no snapshots: no times
