@@ -7,7 +7,9 @@ loop's env options, continuing from the previous iteration's ``final_model.zip``
 Agents trained on stacked frames (``frame_stack``, e.g. ``drq``) act in the evaluation
 worlds through :class:`SB3Policy`, which stacks the worlds' single frames the same way.
 
-Off-policy agents (``sac``, ``drq``): the replay buffer is refilled fresh every iteration.
+Off-policy agents (``sac``, ``drq``): the replay buffer is refilled fresh every iteration
+(with ``agent.real_replay`` it starts with the real episodes collected so far,
+``real_episodes``, :mod:`agents.prefill`).
 The world model and the reward head are refit between iterations, so transitions imagined
 by last iteration's model describe a different world (and carry rewards of a different
 head); mixing them in would train the critic on a model the agent no longer acts in. SB3
@@ -40,7 +42,12 @@ class SB3DynaAgent:
     progress: bool = True
 
     def train(
-        self, env_kwargs: dict[str, Any], out: Path, init_from: str | None, seed: int
+        self,
+        env_kwargs: dict[str, Any],
+        out: Path,
+        init_from: str | None,
+        seed: int,
+        real_episodes: list[Path] | None = None,
     ) -> dict[str, Any]:
         from agents.config import load_hyperparams
         from agents.train import TrainArgs, train
@@ -70,6 +77,7 @@ class SB3DynaAgent:
                 verbose=0,
                 init_from=init_from,
                 layouts="train",
+                prefill=[str(p) for p in real_episodes or []],
             )
         )
         out = {
@@ -81,6 +89,8 @@ class SB3DynaAgent:
         if "replay_transitions" in summary:
             out["replay_buffer"] = "fresh"
             out["replay_transitions"] = summary["replay_transitions"]
+        if real_episodes:
+            out["real_transitions"] = summary["prefill_transitions"]
         return out
 
     def policy(self, path: str | Path) -> SB3Policy:

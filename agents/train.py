@@ -88,6 +88,11 @@ class TrainArgs:
     resume: bool = False
     """Continue an interrupted run in ``out`` from its ``resume/`` snapshot (the remaining
     steps of ``timesteps``); without a snapshot, start fresh."""
+    prefill: list[str] = field(default_factory=list)
+    """Off-policy algorithms: recorded episodes (``.npz`` in the dataset format, or
+    directories of them) whose transitions fill the replay buffer before training
+    (:mod:`agents.prefill`; e.g. real experience next to imagined). The buffer grows to
+    hold them and ``timesteps`` more; a resumed run's snapshot already holds them."""
 
 
 def _image_wrap(vec):
@@ -183,6 +188,13 @@ def train(args: TrainArgs) -> dict[str, Any]:
         from agents.drq import drq_sac_kwargs
 
         policy, algo_kwargs = drq_sac_kwargs(hp, train_env.observation_space)
+    prefill_paths = _prefill_paths(args)
+    if prefill_paths:  # room for them and every step of the run
+        from agents.prefill import count_transitions
+
+        need = count_transitions(prefill_paths) + total + n_envs
+        size = max(need, algo_kwargs.get("buffer_size", 1_000_000))
+        algo_kwargs = {**algo_kwargs, "buffer_size": size}
     try:
         if args.init_from or snapshot is not None:
             model = algo_cls.load(
@@ -207,6 +219,11 @@ def train(args: TrainArgs) -> dict[str, Any]:
             )
     except TypeError as e:
         raise ValueError(f"bad {args.algo} hyperparameters from {hp.source}: {e}") from e
+    prefilled = 0
+    if prefill_paths and snapshot is None:  # a snapshot's buffer already holds them
+        from agents.prefill import prefill
+
+        prefilled = prefill(model.replay_buffer, prefill_paths, model.action_space)
     formats = ["csv", "tensorboard"] + (["stdout"] if args.verbose else [])
     model.set_logger(configure(str(out / "logs"), formats))
 
@@ -266,6 +283,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
         "layouts": layouts,
         "resumed_at": None if snapshot is None else int(snapshot["steps"]),
     }
+    if prefill_paths:
+        summary["prefill_transitions"] = prefilled
     if resume_cb is not None:
         summary["seconds_history"] = resume_cb.finish(int(model.num_timesteps), seconds)
     if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
@@ -284,6 +303,17 @@ def train(args: TrainArgs) -> dict[str, Any]:
     if eval_vec is not None:
         eval_vec.close()
     return summary
+
+
+def _prefill_paths(args: TrainArgs) -> list[Path]:
+    """The ``--prefill`` episode files (checked to exist; off-policy algos only)."""
+    if not args.prefill:
+        return []
+    if args.algo == "ppo":
+        raise ValueError("--prefill fills a replay buffer: use an off-policy algo (sac, drq)")
+    from agents.prefill import episode_paths
+
+    return episode_paths(args.prefill)
 
 
 def _restore(model, snap_dir: Path, snapshot: dict[str, Any], train_vec) -> None:
@@ -331,6 +361,13 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
     p.add_argument("--eval-layouts", default=d.eval_layouts, choices=["train", "test"])
     p.add_argument("--resume", action="store_true", help="continue from out/resume/")
     p.add_argument("--resume-every", type=int, default=d.resume_every, help="0 = never")
+    p.add_argument(
+        "--prefill",
+        nargs="*",
+        default=[],
+        metavar="EPISODES",
+        help="recorded episodes (.npz or directories) to fill the replay buffer with first",
+    )
     a = p.parse_args(argv)
     return TrainArgs(
         env=a.env,
@@ -357,6 +394,7 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
         eval_layouts=a.eval_layouts,
         resume=a.resume,
         resume_every=a.resume_every,
+        prefill=a.prefill,
     )
 
 

@@ -25,12 +25,18 @@ class DynaAgent(Protocol):
     """An agent the loop can train and run."""
 
     def train(
-        self, env_kwargs: dict[str, Any], out: Path, init_from: str | None, seed: int
+        self,
+        env_kwargs: dict[str, Any],
+        out: Path,
+        init_from: str | None,
+        seed: int,
+        real_episodes: list[Path] | None = None,
     ) -> dict[str, Any]:
         """Train in ``IMAGINED_PRESET`` with ``env_kwargs`` (continuing the policy saved at
-        ``init_from``, if any) and save into ``out``. Returns at least ``policy`` (the saved
-        file), ``timesteps`` and ``env_kwargs`` (the env options in effect, e.g. with the
-        hyperparameters' own)."""
+        ``init_from``, if any) and save into ``out``; ``real_episodes`` (recorded real
+        episodes, ``agent.real_replay``) are learned from as well. Returns at least
+        ``policy`` (the saved file), ``timesteps`` and ``env_kwargs`` (the env options in
+        effect, e.g. with the hyperparameters' own)."""
         ...
 
     def policy(self, path: str | Path) -> Policy:

@@ -148,6 +148,13 @@ class AgentConfig:
     Pair it with a short ``env_kwargs.max_episode_steps``: the agent then trains only on
     short rollouts from real states, where the model's error has not compounded (the
     evaluation's imagined episodes keep ``eval.steps`` from the first frame)."""
+    real_replay: bool = False
+    """Off-policy agents: every iteration's fresh replay buffer starts with the real
+    transitions of every episode collected so far (the simulator's reward, what the agent
+    observed there), and the imagined steps add to it: Dyna's direct learning from real
+    experience beside learning in the model (MBPO's mix of real and model data). The
+    base dataset's episodes are not added (they are the world model's pretraining data,
+    not the agent's real steps)."""
     support: Literal["data", "hyperparams", "none"] = "data"
     """The imagined env's ``support`` guard: ``data`` re-measures the xyz displacement box
     on the grown dataset each iteration (it widens where the agent went), ``hyperparams``
@@ -243,6 +250,11 @@ class DynaConfig:
             raise ValueError(
                 "dyna option agent.support_quantile must be in [0, 0.5), got "
                 f"{self.agent.support_quantile}"
+            )
+        if self.agent.real_replay and self.agent.algo == "ppo":
+            raise ValueError(
+                "dyna option agent.real_replay fills a replay buffer: it needs an off-policy "
+                "agent.algo (sac or drq), not ppo"
             )
         if self.reward.mode == "state" and self.reward.imagined_episodes > 0:
             raise ValueError(

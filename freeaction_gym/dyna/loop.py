@@ -230,8 +230,16 @@ class DynaLoop:
             **support_option(self.cfg, self.dataset.root),
         }
         init = self.current(iteration, "agent", "policy", self.cfg.agent.init_policy)
-        result = self.agent.train(env_kwargs, out, init, self.cfg.seed + iteration)
+        real = self.real_episodes() if self.cfg.agent.real_replay else None
+        result = self.agent.train(env_kwargs, out, init, self.cfg.seed + iteration, real)
         return {**result, "reset_bank_entries": len(bank)}
+
+    def real_episodes(self) -> list[Path]:
+        """The task's collected episodes so far, oldest first (``agent.real_replay``)."""
+        from freeaction_gym.data.episodes import task_of_path
+
+        paths = [p for p in self.dataset.collected() if task_of_path(p) == self.cfg.task]
+        return sorted(paths, key=lambda p: int(p.stem.rsplit("_", 1)[1]))
 
     def run_evaluate(self, iteration: int) -> dict:
         from freeaction_gym.dyna.evaluate import evaluate_policy

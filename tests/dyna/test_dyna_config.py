@@ -77,6 +77,7 @@ def test_agent_hyperparameters_per_algorithm():
         ({"world_model": {"max_minutes": 0}}, "world_model.max_minutes must be > 0"),
         ({"reward": {"mode": "probe"}}, "reward.mode='probe'; allowed: 'refit', 'keep', 'state'"),
         ({"reward": {"mode": "state", "imagined_episodes": 2}}, "needs reward.mode refit"),
+        ({"agent": {"algo": "ppo", "real_replay": True}}, "real_replay .*off-policy"),
         ({"eval": {"episodes": 0}}, "eval.episodes must be >= 1"),
         ({"data": {"base_train_episodes": 0}}, "data.base_train_episodes must be >= 1"),
         ({"eval": 3}, "dyna section eval must be a mapping"),

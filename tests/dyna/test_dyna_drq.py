@@ -110,7 +110,8 @@ def test_quick_dyna_loop_with_proprio_observations(tiny, base_root, tmp_path):
     """``agent.env_kwargs.proprio_obs``: the DrQ agent sees hand xyz + gripper in imagination
     (the integrated proprio model) and, collecting and evaluated, in the real simulator (an
     SB3Policy trained on them refuses a world without them, so the run finishing shows both
-    real worlds gave them)."""
+    real worlds gave them). With ``agent.real_replay`` each iteration's buffer also starts
+    with every real transition collected so far."""
     from stable_baselines3 import SAC
 
     out = tmp_path / "run"
@@ -120,8 +121,8 @@ def test_quick_dyna_loop_with_proprio_observations(tiny, base_root, tmp_path):
         "progress=false", "iterations=2", "collect.episodes=2", "collect.steps=6",
         "collect.batch_size=2", "world_model.steps=1", "reward.mode=state",
         f"agent.timesteps={TIMESTEPS}", "agent.num_envs=2", TINY_DRQ,
-        "agent.env_kwargs.proprio_obs=true", "eval.episodes=2", "eval.steps=6",
-        "eval.batch_size=2",
+        "agent.env_kwargs.proprio_obs=true", "agent.real_replay=true", "eval.episodes=2",
+        "eval.steps=6", "eval.batch_size=2",
     ]  # fmt: skip
     assert cli(argv) == 0
     state = json.loads((out / "state.json").read_text())["iterations"]
@@ -132,6 +133,11 @@ def test_quick_dyna_loop_with_proprio_observations(tiny, base_root, tmp_path):
         space = model.observation_space
         assert space["image"].shape == (9, tiny.hw, tiny.hw) and space["proprio"].shape == (12,)
         assert model.policy.critic.features_extractor.proprio is not None
+    # real replay: iteration k's buffer held the 2 x 6 real transitions of each iteration
+    # <= k (the base dataset's episodes are not the agent's) besides its own imagined steps
+    for k, s in enumerate(state):
+        assert s["agent"]["real_transitions"] == 12 * (k + 1)
+        assert s["agent"]["replay_transitions"] == TIMESTEPS + 12 * (k + 1)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["real_env_steps"] for r in rows] == [12, 24]
     for r in rows:
