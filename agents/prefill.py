@@ -82,11 +82,13 @@ def _image_layout(space: spaces.Box) -> tuple[int, bool]:
     return channels // 3, first
 
 
-def episode_observations(path: Path, space: spaces.Space) -> np.ndarray | dict[str, np.ndarray]:
+def episode_observations(
+    path: Path, space: spaces.Space, data: dict[str, np.ndarray] | None = None
+) -> np.ndarray | dict[str, np.ndarray]:
     """The (T+1) observations of a recorded episode in ``space``'s layout (a Box image or a
-    Dict of ``image`` and ``proprio``)."""
-    with np.load(path) as z:
-        data = {k: z[k] for k in z.files}
+    Dict of ``image`` and ``proprio``); ``data``: the episode's arrays if already loaded."""
+    if data is None:
+        data = _load(path)
     for key in ("rgb", "action", "reward"):
         if key not in data:
             raise ValueError(f"{path} has no {key!r} array: not a recorded episode")
@@ -143,12 +145,10 @@ def prefill(buffer, paths: Sequence[Path], action_space: spaces.Box) -> int:
         block = paths[start : start + n]
         if len(set(lengths[start : start + n])) != 1:
             raise ValueError(f"episodes of one block differ in length: {block}")
-        obs = [episode_observations(p, space) for p in block]
-        actions, rewards = [], []
-        for p in block:
-            with np.load(p) as z:
-                actions.append(scale_actions(z["action"], action_space))
-                rewards.append(z["reward"].astype(np.float32))
+        data = [_load(p) for p in block]  # each file read once
+        obs = [episode_observations(p, space, d) for p, d in zip(block, data, strict=True)]
+        actions = [scale_actions(d["action"], action_space) for d in data]
+        rewards = [d["reward"].astype(np.float32) for d in data]
         steps = lengths[start]
         for t in range(steps):
             last = t == steps - 1
@@ -161,6 +161,11 @@ def prefill(buffer, paths: Sequence[Path], action_space: spaces.Box) -> int:
                 [{"TimeLimit.truncated": last} for _ in range(n)],
             )
     return sum(lengths)
+
+
+def _load(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
 
 
 def _rows(obs: list, t: int):
