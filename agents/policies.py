@@ -16,6 +16,23 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureC
 from torch import nn
 
 
+class ChannelsLastConv2d(nn.Conv2d):
+    """``nn.Conv2d`` computed in channels-last memory layout: the same convolution
+    (outputs agree to float rounding, same parameters and state dict), about 1.5-2x faster
+    forward and backward on CPU for the batch-128 updates SAC makes (oneDNN picks its
+    direct NHWC kernels; docs/BENCHMARKS.md). The weight is stored as usual (so
+    initialisers and checkpoints see a plain tensor) and laid out per call, a copy of a few
+    thousand floats. Input (B, C, H, W) of any layout; output (B, C', H', W') channels-last."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels_last = torch.channels_last
+        return self._conv_forward(
+            x.contiguous(memory_format=channels_last),
+            self.weight.contiguous(memory_format=channels_last),
+            self.bias,
+        )
+
+
 class SmallCNN(BaseFeaturesExtractor):
     """``len(channels)`` 4x4 stride-2 convolutions (ReLU), flatten, linear to
     ``features_dim``. Input: channel-first images (B, C, H, W) scaled to [0, 1] by SB3;
@@ -36,7 +53,10 @@ class SmallCNN(BaseFeaturesExtractor):
             )
         layers: list[nn.Module] = []
         for c_out in channels:
-            layers += [nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1), nn.ReLU()]
+            layers += [
+                ChannelsLastConv2d(c_in, c_out, kernel_size=4, stride=2, padding=1),
+                nn.ReLU(),
+            ]
             c_in = c_out
         self.cnn = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
@@ -79,7 +99,7 @@ class DrQEncoder(BaseFeaturesExtractor):
         c_in = image_space.shape[0]
         layers: list[nn.Module] = []
         for c_out, stride in zip(channels, strides, strict=True):
-            layers += [nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride), nn.ReLU()]
+            layers += [ChannelsLastConv2d(c_in, c_out, kernel_size=3, stride=stride), nn.ReLU()]
             c_in = c_out
         self.convs = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():

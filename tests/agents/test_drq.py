@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from stable_baselines3.common.policies import ContinuousCritic
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
 
 from agents.augment import RandomShiftReplayBuffer, random_shift
 from agents.config import load_hyperparams
-from agents.drq import DrQPolicy, drq_sac_kwargs
-from agents.policies import DrQEncoder, policy_kwargs_from_config
+from agents.drq import DrQCritic, DrQPolicy, drq_sac_kwargs
+from agents.policies import ChannelsLastConv2d, DrQEncoder, SmallCNN, policy_kwargs_from_config
 
 REPO = Path(__file__).resolve().parents[2]
 PAD = 4
@@ -185,6 +186,53 @@ def test_drq_encoder_on_stacked_64px_frames(strides):
         DrQEncoder(space, channels=(8, 8), strides=(2,))
 
 
+@pytest.mark.parametrize("stride, padding", [(2, 0), (1, 0), (2, 1)])
+def test_channels_last_conv_is_conv2d(stride, padding):
+    torch.manual_seed(0)
+    ref = torch.nn.Conv2d(9, 16, kernel_size=3, stride=stride, padding=padding)
+    fast = ChannelsLastConv2d(9, 16, kernel_size=3, stride=stride, padding=padding)
+    fast.load_state_dict(ref.state_dict())  # same keys, plain layout
+    x = torch.rand(6, 9, 20, 20, requires_grad=True)
+    x_fast = x.detach().clone().requires_grad_(True)
+    out_ref, out = ref(x), fast(x_fast)
+    assert out.shape == out_ref.shape and out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-6)
+    grad = torch.rand_like(out_ref)
+    out_ref.backward(grad)
+    out.backward(grad)
+    torch.testing.assert_close(x_fast.grad, x.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fast.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-4)
+    assert fast.weight.is_contiguous()  # stored plainly: initialisers and checkpoints as before
+
+
+def test_updates_equal_plain_sb3_arithmetic(monkeypatch):
+    """30 DrQ updates with the channels-last convolutions and the critic's graph-free
+    actor-loss pass give the weights that plain ``nn.Conv2d`` and SB3's ``ContinuousCritic``
+    give from the same seed and samples (to float rounding)."""
+    assert isinstance(
+        DrQEncoder(gym.spaces.Box(0, 255, (9, 24, 24), np.uint8)).convs[0], ChannelsLastConv2d
+    )
+    assert isinstance(
+        SmallCNN(gym.spaces.Box(0, 255, (3, 32, 32), np.uint8)).cnn[0], ChannelsLastConv2d
+    )
+
+    def updated() -> dict[str, torch.Tensor]:
+        model = tiny_drq_model(seed=0, learning_starts=10)
+        model.learn(40)  # 30 updates
+        return model.policy.state_dict()
+
+    fast = updated()
+    monkeypatch.setattr(ChannelsLastConv2d, "forward", torch.nn.Conv2d.forward)
+    monkeypatch.setattr(DrQCritic, "forward", ContinuousCritic.forward)
+    plain = updated()
+    assert fast.keys() == plain.keys()
+    for key in fast:
+        torch.testing.assert_close(fast[key], plain[key], rtol=1e-3, atol=1e-4, msg=key)
+    init = tiny_drq_model(seed=0).policy.state_dict()
+    assert any(not torch.allclose(init[k], fast[k], atol=1e-3) for k in fast)  # it learned
+
+
 def test_actor_reads_the_critic_trunk_detached():
     model = tiny_drq_model(seed=0)
     policy = model.policy
@@ -205,6 +253,10 @@ def test_actor_reads_the_critic_trunk_detached():
     actions.sum().backward()  # the actor's loss reaches its projection, not the trunk
     assert all(p.grad is None for p in critic_enc.convs.parameters())
     assert all(p.grad is not None for p in actor_enc.projection.parameters())
+    actions_pi, _ = policy.actor.action_log_prob(obs)
+    policy.critic(obs, actions_pi)[0].sum().backward()  # the actor's loss through the critic ...
+    assert all(p.grad is None for p in critic_enc.convs.parameters())  # ... skips the trunk
+    assert all(p.grad is None for p in critic_enc.projection.parameters())
     q = policy.critic(obs, actions.detach())[0]
     q.sum().backward()  # the critic's loss trains the trunk
     assert all(p.grad is not None for p in critic_enc.convs.parameters())
