@@ -213,9 +213,8 @@ def test_updates_equal_plain_sb3_arithmetic(monkeypatch):
     assert isinstance(
         DrQEncoder(gym.spaces.Box(0, 255, (9, 24, 24), np.uint8)).convs[0], ChannelsLastConv2d
     )
-    assert isinstance(
-        SmallCNN(gym.spaces.Box(0, 255, (3, 32, 32), np.uint8)).cnn[0], ChannelsLastConv2d
-    )
+    small = SmallCNN(gym.spaces.Box(0, 255, (3, 32, 32), np.uint8))  # PPO's: plain layout
+    assert type(small.cnn[0]) is torch.nn.Conv2d
 
     def updated() -> dict[str, torch.Tensor]:
         model = tiny_drq_model(seed=0, learning_starts=10)
