@@ -16,7 +16,7 @@ as stable-baselines3 parts: ``--algo drq`` is SB3's ``SAC`` with
 K = M = 1 (one augmented copy for the target and for the Q estimate), as DrQ-v2 and RAD;
 SAC's update itself is SB3's; the critic's pass for the actor's loss skips the encoder's
 graph (:class:`DrQCritic`, same gradients), and the convolutions run channels-last
-(:class:`~agents.policies.ChannelsLastConv2d`), together about 2x cheaper per update.
+(:class:`~agents.policies.ChannelsLastConv2d`), together 1.6-1.7x cheaper per update.
 """
 
 from __future__ import annotations
