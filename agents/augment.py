@@ -47,7 +47,37 @@ def draw_shifts(rng: np.random.Generator, n: int, pad: int) -> torch.Tensor:
     return torch.as_tensor(rng.integers(-pad, pad + 1, size=(n, 2)), dtype=torch.long)
 
 
-class RandomShiftReplayBuffer(NStepReplayBuffer):
+class _RandomShift:
+    """What both buffers share: the shift settings, :meth:`augment` and the reward scale,
+    set up by :meth:`_init_shift` once the SB3 buffer is built."""
+
+    pad: int
+    reward_scale: float
+    channels_first: bool
+    rng: np.random.Generator
+
+    def _init_shift(self, image: spaces.Box, pad: int, reward_scale: float) -> None:
+        if pad < 0:
+            raise ValueError(f"pad must be >= 0, got {pad}")
+        self.pad, self.reward_scale = int(pad), float(reward_scale)
+        self.channels_first = is_image_space_channels_first(image)
+        # seeded from NumPy's global generator, which SB3 seeds just before it builds the buffer
+        self.rng = np.random.default_rng(np.random.randint(2**31 - 1))
+
+    def augment(self, obs: torch.Tensor) -> torch.Tensor:
+        """A fresh random shift per sample of a (B, *image_shape) batch."""
+        if self.pad == 0:
+            return obs
+        shifts = draw_shifts(self.rng, obs.shape[0], self.pad)
+        if self.channels_first:
+            return random_shift(obs, shifts)
+        return random_shift(obs.permute(0, 3, 1, 2), shifts).permute(0, 2, 3, 1).contiguous()
+
+    def _normalize_reward(self, reward: np.ndarray, env=None) -> np.ndarray:
+        return super()._normalize_reward(reward, env) * np.float32(self.reward_scale)  # type: ignore[misc]
+
+
+class RandomShiftReplayBuffer(_RandomShift, NStepReplayBuffer):
     """SB3's replay buffer whose samples are randomly shifted (:func:`random_shift`).
 
     ``pad``: the largest shift in pixels (DrQ: 4 for 84x84 frames; 0 switches the
@@ -75,23 +105,7 @@ class RandomShiftReplayBuffer(NStepReplayBuffer):
         space = self.observation_space
         if not (isinstance(space, spaces.Box) and is_image_space(space)):
             raise ValueError(f"RandomShiftReplayBuffer needs image observations, got {space}")
-        if pad < 0:
-            raise ValueError(f"pad must be >= 0, got {pad}")
-        self.pad, self.reward_scale = int(pad), float(reward_scale)
-        self.channels_first = is_image_space_channels_first(space)
-        self.rng = np.random.default_rng(np.random.randint(2**31 - 1))
-
-    def augment(self, obs: torch.Tensor) -> torch.Tensor:
-        """A fresh random shift per sample of a (B, *obs_shape) batch."""
-        if self.pad == 0:
-            return obs
-        shifts = draw_shifts(self.rng, obs.shape[0], self.pad)
-        if self.channels_first:
-            return random_shift(obs, shifts)
-        return random_shift(obs.permute(0, 3, 1, 2), shifts).permute(0, 2, 3, 1).contiguous()
-
-    def _normalize_reward(self, reward: np.ndarray, env=None) -> np.ndarray:  # type: ignore[override]
-        return super()._normalize_reward(reward, env) * np.float32(self.reward_scale)
+        self._init_shift(space, pad, reward_scale)
 
     def _get_samples(self, batch_inds: np.ndarray, env=None) -> ReplayBufferSamples:
         s = super()._get_samples(batch_inds, env)
@@ -140,7 +154,7 @@ def n_step_targets(
     )
 
 
-class RandomShiftDictReplayBuffer(DictReplayBuffer):
+class RandomShiftDictReplayBuffer(_RandomShift, DictReplayBuffer):
     """:class:`RandomShiftReplayBuffer` for Dict observations with an ``image`` key (the
     ``proprio_obs`` envs): SB3's ``DictReplayBuffer``, its sampled ``image`` and next
     ``image`` randomly shifted (other keys as stored), n-step returns by
@@ -162,14 +176,10 @@ class RandomShiftDictReplayBuffer(DictReplayBuffer):
             raise ValueError(
                 f"RandomShiftDictReplayBuffer needs a Dict with an image key, got {space}"
             )
-        if pad < 0 or n_steps < 1:
-            raise ValueError(f"need pad >= 0 and n_steps >= 1, got pad={pad}, n_steps={n_steps}")
-        self.pad, self.n_steps, self.gamma = int(pad), int(n_steps), float(gamma)
-        self.reward_scale = float(reward_scale)
-        self.channels_first = is_image_space_channels_first(image)
-        self.rng = np.random.default_rng(np.random.randint(2**31 - 1))
-
-    augment = RandomShiftReplayBuffer.augment
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        self.n_steps, self.gamma = int(n_steps), float(gamma)
+        self._init_shift(image, pad, reward_scale)
 
     def _get_samples(self, batch_inds: np.ndarray, env=None) -> DictReplayBufferSamples:  # type: ignore[override]
         env_inds = np.random.randint(0, self.n_envs, size=batch_inds.shape)
@@ -198,6 +208,3 @@ class RandomShiftDictReplayBuffer(DictReplayBuffer):
             rewards=self.to_torch(returns),
             discounts=self.to_torch(discounts),
         )
-
-    def _normalize_reward(self, reward: np.ndarray, env=None) -> np.ndarray:  # type: ignore[override]
-        return super()._normalize_reward(reward, env) * np.float32(self.reward_scale)

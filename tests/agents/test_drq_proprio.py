@@ -11,7 +11,7 @@ import torch
 from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
 
-from agents.augment import RandomShiftDictReplayBuffer, n_step_targets
+from agents.augment import RandomShiftDictReplayBuffer, RandomShiftReplayBuffer, n_step_targets
 from agents.config import load_hyperparams
 from agents.drq import DrQPolicy, drq_sac_kwargs
 from agents.policies import DrQEncoder, policy_kwargs_from_config
@@ -122,6 +122,31 @@ def test_dict_buffer_n_step_targets_match_sb3(n_added):
     torch.testing.assert_close(a.observations["image"], b.observations)
     torch.testing.assert_close(a.next_observations["image"], b.next_observations)
     assert (a.discounts > 0.9**3 + 1e-6).any() and (a.dones > 0).any()  # episodes did end
+
+
+def test_dict_buffer_scales_rewards_as_the_box_buffer():
+    """reward_scale multiplies the n-step returns of both buffers alike (the MetaWorld DrQ
+    hyperparameters use 0.1); bad pad / n_steps are refused by name."""
+    kw = {"device": "cpu", "handle_timeout_termination": True}
+    ours = RandomShiftDictReplayBuffer(50, DICT, ACTION, pad=0, n_steps=3, gamma=0.9,
+                                       reward_scale=0.1, **kw)  # fmt: skip
+    unscaled = RandomShiftDictReplayBuffer(50, DICT, ACTION, pad=0, n_steps=3, gamma=0.9, **kw)
+    box = RandomShiftReplayBuffer(50, IMAGE, ACTION, pad=0, n_steps=3, gamma=0.9,
+                                  reward_scale=0.1, **kw)  # fmt: skip
+    fill([ours, unscaled, box], 40, np.random.default_rng(3))
+    inds = np.arange(40)
+    samples = []
+    for b in (ours, unscaled, box):
+        np.random.seed(0)
+        samples.append(b._get_samples(inds))
+    a, u, x = samples
+    assert u.rewards.abs().max() > 0.5
+    torch.testing.assert_close(a.rewards, 0.1 * u.rewards)
+    torch.testing.assert_close(a.rewards, x.rewards)
+    with pytest.raises(ValueError, match="pad must be >= 0, got -1"):
+        RandomShiftDictReplayBuffer(10, DICT, ACTION, pad=-1, **kw)
+    with pytest.raises(ValueError, match="n_steps must be >= 1, got 0"):
+        RandomShiftDictReplayBuffer(10, DICT, ACTION, n_steps=0, **kw)
 
 
 def test_dict_buffer_shifts_only_the_image():
