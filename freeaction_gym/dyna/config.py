@@ -261,6 +261,15 @@ class DynaConfig:
                 "dyna option reward.imagined_episodes trains the learned head: it needs "
                 "reward.mode refit, not state"
             )
+        if self.reward.mode == "state":
+            from freeaction_gym.rewards.state_reward import STATE_REWARD_TASKS
+
+            if self.task not in STATE_REWARD_TASKS:
+                raise ValueError(
+                    f"dyna option reward.mode state scores MetaWorld's reward on the integrated "
+                    f"state only for {list(STATE_REWARD_TASKS)}, not task {self.task!r}: use "
+                    "reward.mode refit (the learned head)"
+                )
         for name in ("world_model.max_minutes", "reward.max_minutes"):
             section, key = name.split(".")
             value = getattr(getattr(self, section), key)
