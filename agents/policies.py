@@ -24,7 +24,7 @@ class ChannelsLastConv2d(nn.Conv2d):
     initialisers and checkpoints see a plain tensor) and laid out per call, a copy of a few
     thousand floats. Input (B, C, H, W) of any layout; output (B, C', H', W') channels-last.
     Used by :class:`DrQEncoder` only: :class:`SmallCNN`'s padded 4x4 stride-2 layers ran
-    its batch-8 env-step forward 0.69-0.77x as fast this way (docs/BENCHMARKS.md)."""
+    its batch-8 env-step forward 0.63-0.71x as fast this way (docs/BENCHMARKS.md)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels_last = torch.channels_last
