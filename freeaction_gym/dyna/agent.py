@@ -68,20 +68,32 @@ def support_option(cfg: DynaConfig, data_root: str | Path) -> dict[str, Any]:
     return {"support": box}
 
 
+def proprio_option(cfg: DynaConfig) -> dict[str, Any]:
+    """``proprio_model`` for an imagined env that integrates the robot state - for
+    ``reward.mode: state`` or agents that observe it (``agent.env_kwargs.proprio_obs``):
+    ``reward.proprio`` unless ``agent.env_kwargs`` names one; else nothing. A fine-tuned
+    world model directory holds no proprio model of its own, so the loop must name it."""
+    wanted = cfg.reward.mode == "state" or cfg.agent.env_kwargs.get("proprio_obs", False)
+    if not wanted or "proprio_model" in cfg.agent.env_kwargs:
+        return {}
+    return {"proprio_model": cfg.reward.proprio}
+
+
 def imagined_env_kwargs(
     cfg: DynaConfig, model: str | Path, reward_head: str | Path | None, reset_bank: str | Path
 ) -> dict[str, Any]:
     """Options of the imagined env of one iteration (``agent.env_kwargs`` first): the
     learned head's reward, or with ``reward.mode: state`` MetaWorld's on the integrated
-    robot state (``reward_head`` None)."""
+    robot state (``reward_head`` None); the proprio model when one is needed."""
     if cfg.reward.mode == "state":
-        signal = {"reward": "state", "state_source": "proprio", "proprio_model": cfg.reward.proprio}
+        signal = {"reward": "state", "state_source": "proprio"}
     else:
         signal = {"reward": "learned", "reward_head": str(reward_head)}
     return {
         **cfg.agent.env_kwargs,
         "model": str(model),
         **signal,
+        **proprio_option(cfg),
         "reset_bank": str(reset_bank),
         "task": cfg.task,
     }

@@ -92,7 +92,9 @@ class RewardConfig:
     integrates over the agent's actions (env options ``reward: state``, ``state_source:
     proprio``), which follows the hand far closer than imagined frames do; nothing is fit."""
     proprio: str = "bundled:metaworld_vap/proprio"
-    """``state``: the proprio model directory (``freeaction train-proprio``) or bundle path."""
+    """The proprio model directory (``freeaction train-proprio``) or bundle path of
+    ``state`` mode, and of agents that observe the arm (``agent.env_kwargs.proprio_obs``)
+    in any mode, unless ``agent.env_kwargs.proprio_model`` names another."""
     init: str | None = None
     """Reward head directory to keep, or whose architecture a refit copies. Default:
     ``<world_model.init>/reward_head`` if there is one, else the bundled head."""

@@ -64,11 +64,17 @@ class ImagineArgs:
 
 
 def _load(args: ImagineArgs):
-    """(world model, env config) of the preset + overrides (no reward, no termination)."""
+    """(world model, env config) of the preset + overrides (no reward, no termination, and
+    frames only: an agent's ``proprio_obs`` option is dropped, as nothing observes)."""
     from freeaction_gym.envs import factory
     from freeaction_gym.envs.config import make_env_config
 
-    options = {**args.env_kwargs, "reward": "none", "terminate_on_success": False}
+    options = {
+        **args.env_kwargs,
+        "reward": "none",
+        "terminate_on_success": False,
+        "proprio_obs": False,
+    }
     cfg = make_env_config(args.preset, **options)
     if cfg.action_chunk != 1:
         raise ValueError(f"imagine replays one action per step; {args.preset} has chunk > 1")

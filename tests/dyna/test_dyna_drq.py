@@ -106,29 +106,44 @@ def test_quick_dyna_loop_with_drq(tiny, base_root, tmp_path, capsys, load_experi
     assert Path(shown["strip"]).stat().st_size > 0
 
 
-def test_quick_dyna_loop_with_proprio_observations(tiny, base_root, tmp_path):
+REWARD_MODES = {
+    "state": ["reward.mode=state"],
+    # the learned head, refit on real and imagined episodes (the imagined copy's env needs
+    # the proprio model as well: the fine-tuned world model directory has none)
+    "refit": ["reward.mode=refit", "reward.steps=5", "reward.eval_every=5",
+              "reward.batch_size=16", "reward.imagined_episodes=2"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("reward_mode", sorted(REWARD_MODES))
+def test_quick_dyna_loop_with_proprio_observations(tiny, base_root, tmp_path, reward_mode):
     """``agent.env_kwargs.proprio_obs``: the DrQ agent sees hand xyz + gripper in imagination
     (the integrated proprio model) and, collecting and evaluated, in the real simulator (an
     SB3Policy trained on them refuses a world without them, so the run finishing shows both
     real worlds gave them). With ``agent.real_replay`` each iteration's buffer also starts
-    with every real transition collected so far."""
+    with every real transition collected so far. Both reward signals: the state reward
+    (reach) and the refit head (any task, e.g. push)."""
     from stable_baselines3 import SAC
 
     out = tmp_path / "run"
+    proprio = "bundled:metaworld_vap/proprio"
     argv = [
         "dyna", "--config", str(REPO / "configs/dyna/quick.yaml"), "agent.algo=drq",
         f"output={out}", f"data.base={base_root}", f"world_model.init={tiny.world_dir}",
         "progress=false", "iterations=2", "collect.episodes=2", "collect.steps=6",
-        "collect.batch_size=2", "world_model.steps=1", "reward.mode=state",
-        f"agent.timesteps={TIMESTEPS}", "agent.num_envs=2", TINY_DRQ,
-        "agent.env_kwargs.proprio_obs=true", "agent.real_replay=true", "eval.episodes=2",
-        "eval.steps=6", "eval.batch_size=2",
+        "collect.batch_size=2", "world_model.steps=1", *REWARD_MODES[reward_mode],
+        f"reward.proprio={proprio}", f"agent.timesteps={TIMESTEPS}", "agent.num_envs=2",
+        TINY_DRQ, "agent.env_kwargs.proprio_obs=true", "agent.real_replay=true",
+        "eval.episodes=2", "eval.steps=6", "eval.batch_size=2",
     ]  # fmt: skip
     assert cli(argv) == 0
     state = json.loads((out / "state.json").read_text())["iterations"]
     assert state[1]["collect"]["policy"] == "drq iter_000 + noise 0.2"  # read real proprio
+    signal = "state" if reward_mode == "state" else "learned"
     for s in state:
         assert s["agent"]["env_kwargs"]["proprio_obs"] is True
+        assert s["agent"]["env_kwargs"]["proprio_model"] == proprio
+        assert s["agent"]["env_kwargs"]["reward"] == signal
         model = SAC.load(s["agent"]["policy"], device="cpu")
         space = model.observation_space
         assert space["image"].shape == (9, tiny.hw, tiny.hw) and space["proprio"].shape == (12,)
