@@ -108,8 +108,9 @@ def test_quick_dyna_loop_with_drq(tiny, base_root, tmp_path, capsys, load_experi
 
 REWARD_MODES = {
     "state": ["reward.mode=state"],
-    # the learned head, refit on real and imagined episodes (the imagined copy's env needs
-    # the proprio model as well: the fine-tuned world model directory has none)
+    # the learned head, refit on real and imagined episodes (the imagined copy replays
+    # frames only, without the agent's proprio_obs; the agent's env is given the proprio
+    # model, as the fine-tuned world model directory has none)
     "refit": ["reward.mode=refit", "reward.steps=5", "reward.eval_every=5",
               "reward.batch_size=16", "reward.imagined_episodes=2"],
 }  # fmt: skip
