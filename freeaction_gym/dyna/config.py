@@ -106,6 +106,10 @@ class RewardConfig:
     """With ``refit``: also train on an imagined copy of this many train episodes (the
     newest collected first) and of the task's val/test episodes, replayed through the
     iteration's world model with the agent's sampler, real labels (0: real frames only)."""
+    collected_share: float = 0.0
+    """With ``refit``: probability that a training frame comes from a collected episode
+    (the agent's, with their real labels) rather than the base; 0: uniform over all
+    frames, where the base's experts outnumber the agent's few episodes."""
 
 
 AGENT_ALGOS = ("ppo", "sac", "drq")
@@ -230,6 +234,11 @@ class DynaConfig:
             raise ValueError(
                 "dyna option world_model.ema_decay must be in [0, 1), got "
                 f"{self.world_model.ema_decay}"
+            )
+        if not 0.0 <= self.reward.collected_share < 1.0:
+            raise ValueError(
+                "dyna option reward.collected_share must be in [0, 1), got "
+                f"{self.reward.collected_share}"
             )
         if not 0.0 <= self.world_model.collected_share < 1.0:
             raise ValueError(

@@ -27,7 +27,7 @@ from typing import Any
 
 from freeaction_gym.assets import bundled_dir, resolve_model_path
 from freeaction_gym.dyna.config import RewardConfig
-from freeaction_gym.dyna.dataset import LoopDataset
+from freeaction_gym.dyna.dataset import COLLECTED_PATTERN, LoopDataset
 
 
 def default_head(world_model_init: str) -> Path:
@@ -59,6 +59,8 @@ def refit_reward_head(
         eval_every=min(cfg.eval_every, cfg.steps),
         channels=list(shape["channels"]),
         hidden=int(shape["hidden"]),
+        oversample_pattern=COLLECTED_PATTERN if cfg.collected_share > 0 else None,
+        oversample_share=cfg.collected_share,
     )
     metrics = train_reward_head(args)
 

@@ -62,6 +62,11 @@ class TrainRewardArgs:
     channels: list[int] = field(default_factory=lambda: [32, 64, 64, 64])
     """Conv widths of the head (see RewardHeadConfig)."""
     hidden: int = 128
+    oversample_pattern: str | None = None
+    """A regular expression: train frames of episodes whose file stem fully matches it (e.g.
+    the Dyna loop's collected ones) make up ``oversample_share`` of every batch."""
+    oversample_share: float = 0.0
+    """Probability that a training frame comes from a matching episode (0: uniform)."""
 
 
 @dataclass
@@ -76,6 +81,8 @@ class FrameSet:
     """float32 (N,)."""
     success: torch.Tensor
     """bool (N,)."""
+    stems: np.ndarray
+    """str (N,): the file stem of each frame's episode."""
 
     def __len__(self) -> int:
         return int(self.reward.shape[0])
@@ -85,19 +92,51 @@ def load_frame_set(root: str | os.PathLike | list[str], split: str, tasks: list[
     """Frames 1..T of each episode of ``split`` (only ``tasks``) with reward/success 0..T-1;
     a list of roots is pooled."""
     roots = [root] if isinstance(root, str | os.PathLike) else list(root)
-    frames, task_ids, reward, success = [], [], [], []
+    frames, task_ids, reward, success, stems = [], [], [], [], []
     for path in (p for r in roots for p in list_episodes(r, split, tasks)):
         ep = load_episode(path, load_depth=False, action_dim=None)
         frames.append(ep.rgb[1:])  # frame k+1 is the result of action k
         task_ids.append(np.full(ep.num_actions, tasks.index(task_of_path(path))))
         reward.append(ep.reward)
         success.append(ep.success)
+        stems.append(np.full(ep.num_actions, Path(path).stem, dtype=object))
     return FrameSet(
         frames=torch.from_numpy(np.concatenate(frames)),
         task_ids=torch.from_numpy(np.concatenate(task_ids)).long(),
         reward=torch.from_numpy(np.concatenate(reward)).float(),
         success=torch.from_numpy(np.concatenate(success)).bool(),
+        stems=np.concatenate(stems),
     )
+
+
+class FrameSampler:
+    """Draws training frame indices: uniform, or (``pattern`` and ``share`` > 0) from the
+    frames of episodes whose file stem fully matches ``pattern`` with probability ``share``
+    and from the others otherwise. With no match or nothing else it stays uniform."""
+
+    def __init__(self, stems: np.ndarray, pattern: str | None, share: float) -> None:
+        import re
+
+        if not 0.0 <= share < 1.0:
+            raise ValueError(f"oversample_share must be in [0, 1), got {share}")
+        self.n = len(stems)
+        rx = re.compile(pattern) if pattern is not None else None
+        match = np.array([rx is not None and rx.fullmatch(s) is not None for s in stems], bool)
+        self.matches = int(match.sum())
+        self.pools = None
+        if share > 0 and 0 < self.matches < self.n:
+            hit, rest = np.flatnonzero(match), np.flatnonzero(~match)
+            self.pools = (torch.from_numpy(hit), torch.from_numpy(rest), share)
+
+    def __call__(self, batch: int, gen: torch.Generator) -> torch.Tensor:
+        """Long (batch,) indices into the frame set."""
+        if self.pools is None:
+            return torch.randint(0, self.n, (batch,), generator=gen)
+        hit, rest, share = self.pools
+        pick = torch.rand(batch, generator=gen) < share
+        from_hit = hit[torch.randint(0, len(hit), (batch,), generator=gen)]
+        from_rest = rest[torch.randint(0, len(rest), (batch,), generator=gen)]
+        return torch.where(pick, from_hit, from_rest)
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -233,11 +272,18 @@ def train_reward_head(args: TrainRewardArgs) -> dict:
         f"frames; tasks {tasks}; success rate {n_pos / len(train):.3f}, "
         f"pos_weight {pos_weight:.2f}; reward mean {r_mean:.3f} std {r_std:.3f}"
     )
+    sampler = FrameSampler(train.stems, args.oversample_pattern, args.oversample_share)
+    if args.oversample_pattern is not None:
+        tqdm.write(
+            f"[reward head] {sampler.matches} of {len(train)} train frames match "
+            f"{args.oversample_pattern!r}: drawn with probability {args.oversample_share:g}"
+            + ("" if sampler.pools is not None else " (no effect)")
+        )
     opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     pw = torch.tensor(pos_weight)
 
     def batch_loss() -> torch.Tensor:
-        idx = torch.randint(0, len(train), (args.batch_size,), generator=gen)
+        idx = sampler(args.batch_size, gen)
         frames = random_shift(train.frames[idx], args.shift, gen)  # (B, H, W, 3)
         r_norm, logit = head.forward_normalized(frames, train.task_ids[idx])
         loss_r = F.mse_loss(r_norm, (train.reward[idx] - r_mean) / head.reward_std)
@@ -315,10 +361,23 @@ def parse_args(argv: list[str] | None = None) -> TrainRewardArgs:
     p.add_argument("--tasks", nargs="+", default=None, help="default: all train-split tasks")
     p.add_argument("--channels", type=int, nargs="+", default=d.channels, help="conv widths")
     p.add_argument("--hidden", type=int, default=d.hidden, help="MLP width")
+    p.add_argument(
+        "--oversample-pattern",
+        default=None,
+        help="regular expression of episode file stems to oversample (e.g. collected ones)",
+    )
+    p.add_argument(
+        "--oversample-share",
+        type=float,
+        default=d.oversample_share,
+        help="probability a training frame comes from a matching episode",
+    )
     a = p.parse_args(argv)
     for name in ("steps", "batch_size", "eval_every"):
         if getattr(a, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if not 0.0 <= a.oversample_share < 1.0:
+        p.error(f"--oversample-share must be in [0, 1), got {a.oversample_share}")
     return TrainRewardArgs(**vars(a))
 
 

@@ -74,6 +74,7 @@ def test_agent_hyperparameters_per_algorithm():
         ({"agent": {"hp": {"drq": 3}}}, "agent.hp.drq must be a mapping"),
         ({"agent": {"support_quantile": 0.5}}, r"agent.support_quantile must be in \[0, 0.5\)"),
         ({"world_model": {"ema_decay": 1.0}}, r"world_model.ema_decay must be in \[0, 1\)"),
+        ({"reward": {"collected_share": 1.0}}, r"reward.collected_share must be in \[0, 1\)"),
         ({"world_model": {"max_minutes": 0}}, "world_model.max_minutes must be > 0"),
         ({"reward": {"mode": "probe"}}, "reward.mode='probe'; allowed: 'refit', 'keep', 'state'"),
         ({"reward": {"mode": "state", "imagined_episodes": 2}}, "needs reward.mode refit"),

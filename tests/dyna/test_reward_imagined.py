@@ -69,3 +69,29 @@ def test_negative_imagined_episodes_are_refused(tmp_path):
 
     with pytest.raises(ValueError, match="reward.imagined_episodes must be >= 0"):
         config_from_dict({"output": str(tmp_path), "reward": {"imagined_episodes": -1}})
+
+
+def test_collected_share_oversamples_the_agents_episodes_in_the_refit(tiny, loop_dataset, tmp_path):
+    """``reward.collected_share``: the refit's batches draw the collected episodes' frames
+    with that probability (the head's trainer records the pattern; the frames it matches
+    are exactly the two collected episodes')."""
+    import json
+
+    from freeaction_gym.dyna.config import RewardConfig
+    from freeaction_gym.dyna.dataset import COLLECTED_PATTERN
+    from freeaction_gym.training.train_reward_head import FrameSampler, load_frame_set
+
+    cfg = RewardConfig(steps=4, batch_size=8, eval_every=4, collected_share=0.5)
+    refit_reward_head(cfg, tiny.reward_head, loop_dataset.root, tmp_path / "head", seed=0)
+    args = json.loads((tmp_path / "head" / "metrics.json").read_text())["args"]
+    assert args["oversample_pattern"] == COLLECTED_PATTERN and args["oversample_share"] == 0.5
+    train = load_frame_set(loop_dataset.root, "train", [TASK])
+    sampler = FrameSampler(train.stems, COLLECTED_PATTERN, 0.5)
+    collected = sum(load_episode(p, load_depth=False).num_actions
+                    for p in loop_dataset.collected())  # fmt: skip
+    assert sampler.matches == collected and sampler.pools is not None
+
+    uniform = RewardConfig(steps=4, batch_size=8, eval_every=4)
+    refit_reward_head(uniform, tiny.reward_head, loop_dataset.root, tmp_path / "u", seed=0)
+    args = json.loads((tmp_path / "u" / "metrics.json").read_text())["args"]
+    assert args["oversample_pattern"] is None and args["oversample_share"] == 0.0

@@ -21,6 +21,7 @@ from freeaction_gym.rewards import (
 )
 from freeaction_gym.training.supervised import learning_rate
 from freeaction_gym.training.train_reward_head import (
+    FrameSampler,
     auroc,
     main,
     random_shift,
@@ -269,3 +270,35 @@ def test_learning_rate_schedule_follows_steps_or_time():
     assert learning_rate(99, 1.0, 1000, 100) == pytest.approx(1.0)
     assert learning_rate(1000, 1.0, 1000, 100) == pytest.approx(0.1)  # decayed at the end
     assert learning_rate(200, 1.0, 1000, 100, time_frac=1.2) == pytest.approx(0.1)  # out of time
+
+
+def test_frame_sampler_oversamples_matching_episodes():
+    """950 base frames, 50 of 'collected' episodes: share 0.5 draws half the batch from the
+    50 (each of them), share 0 is uniform and draws exactly what ``torch.randint`` did
+    before the option existed (so seeded runs are unchanged)."""
+    stems = np.array(["reach-v3_00003"] * 950 + ["reach-v3_100000"] * 50, dtype=object)
+    pattern = r".+_[1-9][0-9]{5,}"
+    n = 20_000
+    half = FrameSampler(stems, pattern, 0.5)
+    assert half.matches == 50
+    idx = half(n, torch.Generator().manual_seed(0)).numpy()
+    assert idx.dtype == np.int64 and idx.shape == (n,) and idx.min() >= 0 and idx.max() < 1000
+    assert abs((idx >= 950).mean() - 0.5) < 0.02
+    assert set(idx[idx >= 950]) == set(range(950, 1000))  # every matching frame is drawn
+
+    uniform = FrameSampler(stems, None, 0.0)
+    draws = uniform(n, torch.Generator().manual_seed(1))
+    assert torch.equal(
+        draws, torch.randint(0, 1000, (n,), generator=torch.Generator().manual_seed(1))
+    )
+    assert abs((draws.numpy() >= 950).mean() - 0.05) < 0.01
+    # nothing matches, or everything does: uniform ("no effect")
+    assert FrameSampler(stems, r"nothing", 0.5).pools is None
+    assert FrameSampler(stems, r"reach-v3_.*", 0.5).pools is None
+    with pytest.raises(ValueError, match="oversample_share must be in"):
+        FrameSampler(stems, pattern, 1.0)
+
+
+def test_trainer_cli_refuses_a_share_out_of_range(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path), "--oversample-share", "1.5"])
