@@ -27,7 +27,7 @@ import imageio.v2 as imageio  # noqa: E402
 import numpy as np  # noqa: E402
 
 from freeaction_gym.dyna.config import load_dyna_config, merge  # noqa: E402
-from freeaction_gym.dyna.evaluate import eval_scenes, run_worlds  # noqa: E402
+from freeaction_gym.dyna.evaluate import eval_scenes, run_worlds, score_head  # noqa: E402
 from freeaction_gym.dyna.state import RunState  # noqa: E402
 from freeaction_gym.envs.bank import ResetBank  # noqa: E402
 from freeaction_gym.evaluation.figures import save_strip  # noqa: E402
@@ -63,29 +63,14 @@ class Args:
 
 
 def score_heads(heads: dict[str, str], task: str, real, imagined) -> dict[str, dict]:
-    """Per head and world: mean summed reward, success rate (success at any step) and the
-    share of scenes whose success agrees with the real simulator's, from the frames after
-    each action."""
-    import torch
-
-    from freeaction_gym.rewards.learned import LearnedReward
-
-    out = {}
-    for name, path in heads.items():
-        head = LearnedReward.from_pretrained(path)
-        task_id = torch.tensor([head.head.config.tasks.index(task)])
-        out[name] = {}
-        for world, roll in (("real", real), ("imagined", imagined)):
-            frames = torch.from_numpy(roll.frames[:, 1:])  # (N, T, H, W, 3)
-            n, t = frames.shape[:2]
-            reward, success = head(frames.flatten(0, 1), None, None, task_id.expand(n * t))
-            succeeded = success.reshape(n, t).numpy().any(axis=1)
-            out[name][world] = {
-                "return": round(float(reward.reshape(n, t).sum(1).mean()), 1),
-                "success": float(succeeded.mean()),
-                "agrees_with_real_success": float(np.mean(succeeded == real.succeeded)),
-            }
-    return out
+    """Per head and world: what the head credits the frames with (:func:`score_head`)."""
+    return {
+        name: {
+            world: score_head(path, task, roll, real.succeeded)
+            for world, roll in (("real", real), ("imagined", imagined))
+        }
+        for name, path in heads.items()
+    }
 
 
 def main(args: Args) -> dict:

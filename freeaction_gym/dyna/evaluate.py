@@ -85,6 +85,28 @@ def run_worlds(
     return real_roll, imagined.run(policy, scenes, steps, seed, keep_frames=keep_frames)
 
 
+def score_head(head_dir: str | Path, task: str, roll: Rollouts, truth: np.ndarray) -> dict:
+    """What a learned reward head credits ``roll`` (kept frames) with: mean summed reward
+    (``return``), success rate (success at any step) and the share of scenes whose success
+    agrees with ``truth`` (bool (N,), the real simulator's), from the frames after each
+    action."""
+    import torch
+
+    from freeaction_gym.rewards.learned import LearnedReward
+
+    head = LearnedReward.from_pretrained(head_dir)
+    task_id = torch.tensor([head.head.config.tasks.index(task)])
+    frames = torch.from_numpy(roll.frames[:, 1:])  # (N, T, H, W, 3) uint8
+    n, t = frames.shape[:2]
+    reward, success = head(frames.flatten(0, 1), None, None, task_id.expand(n * t))
+    succeeded = success.reshape(n, t).numpy().any(axis=1)
+    return {
+        "return": round(float(reward.reshape(n, t).sum(1).mean()), 1),
+        "success": float(succeeded.mean()),
+        "agrees_with_real_success": float(np.mean(succeeded == truth)),
+    }
+
+
 def evaluate_policy(
     cfg: DynaConfig,
     policy: Policy,
@@ -93,15 +115,29 @@ def evaluate_policy(
     seed: int,
 ) -> dict[str, Any]:
     """Real (and, with ``eval.imagined``, imagined) rollouts of ``policy`` on the
-    evaluation's scenes (:func:`run_worlds`), summarised."""
+    evaluation's scenes (:func:`run_worlds`), summarised. With a learned reward head the
+    head also scores the real frames (``head_on_real_*``): what it credits where the
+    simulator's answer is known, so a head the agent fools shows up apart from the video
+    model."""
+    learned = imagined_kwargs.get("reward") == "learned" and imagined_kwargs.get("reward_head")
     real_roll, roll = run_worlds(
-        cfg, policy, bank_path, imagined_kwargs if cfg.eval.imagined else None, seed
-    )
+        cfg, policy, bank_path, imagined_kwargs if cfg.eval.imagined else None, seed,
+        keep_frames=bool(learned),
+    )  # fmt: skip
     out = {
         "episodes": len(real_roll.succeeded),
         "steps": cfg.eval.steps,
         **summarize("real", real_roll, seed),
     }
+    if learned:
+        scored = score_head(
+            imagined_kwargs["reward_head"], cfg.task, real_roll, real_roll.succeeded
+        )
+        out |= {
+            "head_on_real_success": scored["success"],
+            "head_on_real_return": scored["return"],
+            "head_on_real_agreement": scored["agrees_with_real_success"],
+        }
     if roll is not None:
         out |= summarize("imagined", roll, seed)
         out["gap_success"] = out["imagined_success"] - out["real_success"]

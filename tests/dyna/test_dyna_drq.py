@@ -94,6 +94,13 @@ def test_quick_dyna_loop_with_drq(tiny, base_root, tmp_path, capsys, load_experi
         np.array(shown["imagined_success"]) == np.array(shown["real_success"])
     )
     assert set(shown["heads"]["tiny"]) == {"real", "imagined"}
+    # the loop's evaluation logged what its head credits the real frames with: the same
+    # numbers as the head scored on the same real episodes here
+    on_real = shown["heads"]["iteration"]["real"]
+    assert rows[1]["head_on_real_success"] == on_real["success"]
+    assert rows[1]["head_on_real_agreement"] == on_real["agrees_with_real_success"]
+    assert rows[1]["head_on_real_return"] == pytest.approx(on_real["return"], abs=0.2)
+    assert all(0.0 <= r["head_on_real_success"] <= 1.0 for r in rows)
     assert shown["iteration"] == 1 and len(shown["real_return"]) == 2
     assert np.mean(shown["real_return"]) == pytest.approx(
         state[1]["evaluate"]["real_return"], abs=0.1
@@ -141,6 +148,9 @@ def test_quick_dyna_loop_with_proprio_observations(tiny, base_root, tmp_path, re
     state = json.loads((out / "state.json").read_text())["iterations"]
     assert state[1]["collect"]["policy"] == "drq iter_000 + noise 0.2"  # read real proprio
     signal = "state" if reward_mode == "state" else "learned"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # only a learned head is scored on the real frames
+    assert all(("head_on_real_success" in r) == (signal == "learned") for r in rows)
     for s in state:
         assert s["agent"]["env_kwargs"]["proprio_obs"] is True
         assert s["agent"]["env_kwargs"]["proprio_model"] == proprio
