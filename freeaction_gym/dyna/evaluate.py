@@ -85,23 +85,29 @@ def run_worlds(
     return real_roll, imagined.run(policy, scenes, steps, seed, keep_frames=keep_frames)
 
 
-def score_head(head_dir: str | Path, task: str, roll: Rollouts, truth: np.ndarray) -> dict:
+def score_head(
+    head_dir: str | Path, task: str, roll: Rollouts, truth: np.ndarray, batch: int = 256
+) -> dict:
     """What a learned reward head credits ``roll`` (kept frames) with: mean summed reward
     (``return``), success rate (success at any step) and the share of scenes whose success
     agrees with ``truth`` (bool (N,), the real simulator's), from the frames after each
-    action."""
+    action, ``batch`` frames per head call."""
     import torch
 
     from freeaction_gym.rewards.learned import LearnedReward
 
     head = LearnedReward.from_pretrained(head_dir)
     task_id = torch.tensor([head.head.config.tasks.index(task)])
-    frames = torch.from_numpy(roll.frames[:, 1:])  # (N, T, H, W, 3) uint8
-    n, t = frames.shape[:2]
-    reward, success = head(frames.flatten(0, 1), None, None, task_id.expand(n * t))
-    succeeded = success.reshape(n, t).numpy().any(axis=1)
+    frames = torch.from_numpy(roll.frames[:, 1:]).flatten(0, 1)  # (N * T, H, W, 3) uint8
+    n, t = roll.frames.shape[0], roll.frames.shape[1] - 1
+    chunks = [
+        head(frames[i : i + batch], None, None, task_id.expand(len(frames[i : i + batch])))
+        for i in range(0, n * t, batch)
+    ]  # bounded memory for many long episodes
+    reward = torch.cat([r for r, _ in chunks]).reshape(n, t)
+    succeeded = torch.cat([s for _, s in chunks]).reshape(n, t).numpy().any(axis=1)
     return {
-        "return": round(float(reward.reshape(n, t).sum(1).mean()), 1),
+        "return": round(float(reward.sum(1).mean()), 1),
         "success": float(succeeded.mean()),
         "agrees_with_real_success": float(np.mean(succeeded == truth)),
     }
