@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -247,6 +248,16 @@ def list_episodes(
                 f"(looked for {split_dir}/<task>_<index>.npz); {hint} --tasks {' '.join(tasks)}"
             )
     return paths
+
+
+def stems_matching(stems: Sequence[str], pattern: str | None) -> np.ndarray:
+    """Bool (len(stems),): which file stems fully match the regular expression
+    ``pattern`` (all False when ``pattern`` is None). Used to oversample episodes by name,
+    e.g. the ones a Dyna loop collected."""
+    if pattern is None:
+        return np.zeros(len(stems), dtype=bool)
+    rx = re.compile(pattern)
+    return np.array([rx.fullmatch(str(s)) is not None for s in stems], dtype=bool)
 
 
 def check_fraction(fraction: float, name: str = "fraction") -> float:

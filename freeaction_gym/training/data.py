@@ -128,12 +128,11 @@ class EpisodeBank:
         expression ``pattern`` with probability ``share``, else from another one; returns
         the number of matching episodes. With no match, or nothing else, draws stay
         uniform."""
-        import re
+        from freeaction_gym.data.episodes import stems_matching
 
         if self.names is None:
             raise ValueError("oversample needs the episodes' file names (a MetaWorld bank)")
-        rx = re.compile(pattern)
-        match = np.array([rx.fullmatch(n) is not None for n in self.names])
+        match = stems_matching(self.names, pattern)
         self._emphasis = (
             (match, float(share)) if share > 0 and 0 < match.sum() < len(match) else None
         )

@@ -29,7 +29,12 @@ import torch.nn.functional as F
 from scipy.stats import rankdata
 from tqdm.auto import tqdm
 
-from freeaction_gym.data.episodes import list_episodes, load_episode, task_of_path
+from freeaction_gym.data.episodes import (
+    list_episodes,
+    load_episode,
+    stems_matching,
+    task_of_path,
+)
 from freeaction_gym.rewards.learned import RewardHead, RewardHeadConfig
 from freeaction_gym.training.supervised import FitBudget, fit_best_on_val
 
@@ -115,13 +120,10 @@ class FrameSampler:
     and from the others otherwise. With no match or nothing else it stays uniform."""
 
     def __init__(self, stems: np.ndarray, pattern: str | None, share: float) -> None:
-        import re
-
         if not 0.0 <= share < 1.0:
             raise ValueError(f"oversample_share must be in [0, 1), got {share}")
         self.n = len(stems)
-        rx = re.compile(pattern) if pattern is not None else None
-        match = np.array([rx is not None and rx.fullmatch(s) is not None for s in stems], bool)
+        match = stems_matching(stems, pattern)
         self.matches = int(match.sum())
         self.pools = None
         if share > 0 and 0 < self.matches < self.n:

@@ -16,6 +16,7 @@ from freeaction_gym.data.episodes import (
     EpisodeFormatError,
     list_episodes,
     load_episode,
+    stems_matching,
     write_episode,
 )
 from freeaction_gym.data.stats import compute_stats, load_stats
@@ -245,3 +246,11 @@ def test_stats_match_numpy(root):
 def test_load_stats_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="stats-only"):
         load_stats(tmp_path)
+
+
+def test_stems_matching_is_a_full_match_of_each_stem():
+    stems = ["reach-v3_0003", "collected_i001_e004", "xcollected_i002_e000", "collected_i01"]
+    got = stems_matching(stems, r"collected_i\d{3}_e\d{3}")
+    np.testing.assert_array_equal(got, [False, True, False, False])
+    assert stems_matching(stems, None).tolist() == [False] * 4
+    assert stems_matching([], r".*").shape == (0,)
