@@ -47,9 +47,11 @@ def write_metrics(rows: list[dict[str, Any]], path: str | Path) -> None:
     Path(path).write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def plot_metrics(rows: list[dict[str, Any]], path: str | Path) -> None:
-    """Success and return vs cumulative real env steps (real solid, imagined dashed) and
-    the imagined-minus-real gap per iteration."""
+def plot_metrics(rows: list[dict[str, Any]], path: str | Path):
+    """Success and return vs cumulative real env steps (real solid, imagined dashed, and
+    dotted what a learned reward head credits on the real episodes' frames when the rows
+    have ``head_on_real_*``) and the imagined-minus-real gap per iteration. Returns the
+    (closed) matplotlib figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,6 +68,9 @@ def plot_metrics(rows: list[dict[str, Any]], path: str | Path) -> None:
                 hi = [r[f"{world}_{key}_ci"][1] for r in rows]
                 ax.plot(x, y, style, label=world)
                 ax.fill_between(x, lo, hi, alpha=0.2)
+        if rows and f"head_on_real_{key}" in rows[0]:
+            y = [r[f"head_on_real_{key}"] for r in rows]
+            ax.plot(x, y, ":^", color="tab:red", label="head on real frames")
         ax.set_xlabel("real environment steps (collected)")
         ax.set_ylabel(label)
         ax.legend()
@@ -87,3 +92,4 @@ def plot_metrics(rows: list[dict[str, Any]], path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return fig
