@@ -63,14 +63,18 @@ class Args:
 
 
 def score_heads(heads: dict[str, str], task: str, real, imagined) -> dict[str, dict]:
-    """Per head and world: what the head credits the frames with (:func:`score_head`)."""
-    return {
-        name: {
-            world: score_head(path, task, roll, real.succeeded)
+    """Per head and world: what the head credits the frames with (:func:`score_head`),
+    each head loaded once."""
+    from freeaction_gym.rewards.learned import LearnedReward
+
+    out = {}
+    for name, path in heads.items():
+        head = LearnedReward.from_pretrained(path)
+        out[name] = {
+            world: score_head(head, task, roll, real.succeeded)
             for world, roll in (("real", real), ("imagined", imagined))
         }
-        for name, path in heads.items()
-    }
+    return out
 
 
 def main(args: Args) -> dict:

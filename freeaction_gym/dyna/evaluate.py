@@ -85,10 +85,9 @@ def run_worlds(
     return real_roll, imagined.run(policy, scenes, steps, seed, keep_frames=keep_frames)
 
 
-def score_head(
-    head_dir: str | Path, task: str, roll: Rollouts, truth: np.ndarray, batch: int = 256
-) -> dict:
-    """What a learned reward head credits ``roll`` (kept frames) with: mean summed reward
+def score_head(head, task: str, roll: Rollouts, truth: np.ndarray, batch: int = 256) -> dict:
+    """What a learned reward head (a ``LearnedReward`` or its saved directory) credits
+    ``roll`` (kept frames) with: mean summed reward
     (``return``), success rate (success at any step) and the share of scenes whose success
     agrees with ``truth`` (bool (N,), the real simulator's), from the frames after each
     action, ``batch`` frames per head call."""
@@ -96,7 +95,8 @@ def score_head(
 
     from freeaction_gym.rewards.learned import LearnedReward
 
-    head = LearnedReward.from_pretrained(head_dir)
+    if not isinstance(head, LearnedReward):
+        head = LearnedReward.from_pretrained(head)
     task_id = torch.tensor([head.head.config.tasks.index(task)])
     frames = torch.from_numpy(roll.frames[:, 1:]).flatten(0, 1)  # (N * T, H, W, 3) uint8
     n, t = roll.frames.shape[0], roll.frames.shape[1] - 1

@@ -50,3 +50,5 @@ def test_score_head_matches_per_frame_scoring_across_chunks(tiny, tmp_path):
     )
     assert set(got) == {"return", "success", "agrees_with_real_success"}
     assert 0 < sum(success) < N  # both outcomes occur, so the success numbers are tested
+    # a loaded head scores the same as its directory (dyna_frames loads each head once)
+    assert score_head(head, task, roll, truth, batch=4) == got
