@@ -50,6 +50,7 @@ from agents.train import TrainArgs, train  # noqa: E402
 from freeaction_gym.dyna.config import DynaConfig, load_dyna_config  # noqa: E402
 from freeaction_gym.dyna.evaluate import eval_scenes  # noqa: E402
 from freeaction_gym.dyna.loop import DynaLoop  # noqa: E402
+from freeaction_gym.dyna.report import read_metrics, trace_table  # noqa: E402
 from freeaction_gym.dyna.state import STAGES, RunState  # noqa: E402
 from freeaction_gym.envs.bank import ResetBank  # noqa: E402
 from freeaction_gym.envs.layouts import check_disjoint  # noqa: E402
@@ -334,6 +335,41 @@ def reference_policy(args: Args, method: str):
 
 
 # -- report -----------------------------------------------------------------------------------
+def recorded_base(out: Path, tasks: list[str]) -> str | None:
+    """The base dataset the runs under ``out`` were trained from (a Dyna run's
+    ``data.base``, else a model-free run's ``layout_data``), so ``--report-only`` names it
+    whatever ``--data`` says; None without runs. Runs that disagree are an error."""
+    import yaml
+
+    found = set()
+    for task in tasks:
+        for cfg in (out / "runs" / "dyna" / task).glob("s*/config.yaml"):
+            found.add(str(yaml.safe_load(cfg.read_text())["data"]["base"]))
+        for cfg in (out / "runs" / "model_free" / task).glob("s*/train_config.json"):
+            found.add(str(json.loads(cfg.read_text())["args"]["layout_data"]))
+    if len(found) > 1:
+        raise ValueError(f"the runs under {out} were trained on different bases: {sorted(found)}")
+    return found.pop() if found else None
+
+
+def loop_traces(out: Path, tasks: list[str]) -> str:
+    """Per task with Dyna runs under ``out``: the loop's own per-iteration evaluation, seed
+    means (:func:`~freeaction_gym.dyna.report.trace_table`), so what the agent fools (the
+    video model, or a learned head crediting real frames) is in the report."""
+    text = ""
+    for task in tasks:
+        paths = sorted((out / "runs" / "dyna" / task).glob("s*/metrics.jsonl"))
+        runs = {int(p.parent.name[1:]): read_metrics(p) for p in paths}
+        runs = {s: rows for s, rows in runs.items() if rows}
+        if runs:
+            text += (
+                f"\n\nDyna loop on {task}, per iteration (seed means of the loop's own "
+                "evaluation on the same held-out scenes; real steps = collected so far):\n\n"
+                + trace_table(runs)
+            )
+    return text
+
+
 def report(args: Args, base: str, points: list[int]) -> dict:
     out = Path(args.out)
     records = se.load_records(out / "evals")
@@ -372,7 +408,7 @@ def report(args: Args, base: str, points: list[int]) -> dict:
         "interval over the episodes of all seeds]; Dyna vs model-free: paired difference "
         "over (seed, scene) with a 95% t-interval (bold: excludes 0). Dyna's world model "
         "and reward head were pretrained on the base dataset (not counted as real steps). "
-        "Plot: `metaworld_k.png`.\n\n" + table
+        "Plot: `metaworld_k.png`.\n\n" + table + loop_traces(out, args.tasks)
     )
     results = {"summary": summary, "diffs": diffs, "args": asdict(args), "points": points}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -393,7 +429,10 @@ def main(args: Args) -> dict:
     points = se.curve_points(args.budgets, args.curve_every)
     if args.report_only:
         # only names the base in the text: the runs' inputs need not be on this machine
-        base = dyna_config(args, args.tasks[0], 0, Path(args.out), check_paths=False).data.base
+        base = (
+            recorded_base(Path(args.out), args.tasks)
+            or dyna_config(args, args.tasks[0], 0, Path(args.out), check_paths=False).data.base
+        )
         results = report(args, base, points)
         print((Path(args.out) / "table.md").read_text())
         return {**results, "evaluated": 0, "trained": []}

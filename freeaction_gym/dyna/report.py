@@ -93,3 +93,37 @@ def plot_metrics(rows: list[dict[str, Any]], path: str | Path):
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return fig
+
+
+TRACE_COLUMNS = (
+    ("real_success", "real success", "{:.2f}"),
+    ("head_on_real_success", "head's credit on the real frames", "{:.2f}"),
+    ("imagined_success", "imagined success", "{:.2f}"),
+    ("real_return", "real return", "{:.0f}"),
+    ("imagined_return", "imagined return", "{:.0f}"),
+    ("agreement", "agreement", "{:.2f}"),
+)
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a run's ``metrics.jsonl``."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def trace_table(runs: dict[int, list[dict[str, Any]]]) -> str:
+    """Markdown table of several seeds' loops (``{seed: metric rows}``), one line per
+    iteration: cumulative real steps, the seeds that finished it, and the seed means of the
+    loop's own evaluation (``TRACE_COLUMNS``; "-" where no seed logged a column, e.g.
+    ``head_on_real_*`` of a state reward)."""
+    depth = max((len(rows) for rows in runs.values()), default=0)
+    head = ["iteration (real steps)", "seeds"] + [title for _, title, _ in TRACE_COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for it in range(depth):
+        rows = {s: r[it] for s, r in sorted(runs.items()) if len(r) > it}
+        steps = sorted({r["real_env_steps"] for r in rows.values()})
+        cells = [f"{it} ({'/'.join(map(str, steps))})", ",".join(map(str, rows))]
+        for key, _, fmt in TRACE_COLUMNS:
+            values = [r[key] for r in rows.values() if r.get(key) is not None]
+            cells.append(fmt.format(sum(values) / len(values)) if values else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

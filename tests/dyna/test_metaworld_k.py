@@ -17,6 +17,7 @@ import pytest
 
 pytest.importorskip("metaworld")
 
+from freeaction_gym.dyna.report import read_metrics  # noqa: E402
 from freeaction_gym.envs.bank import ResetBank  # noqa: E402
 from freeaction_gym.envs.layouts import scene_keys  # noqa: E402
 from freeaction_gym.envs.real_metaworld import RealMetaWorldEnv  # noqa: E402
@@ -113,6 +114,12 @@ def test_metaworld_k_quick(tiny, base_root, tmp_path):
     assert text.startswith("intro\n") and text.endswith("after\n") and "STALE" not in text
     assert f"| {TASK} | 12 | Dyna |" in text and f"| {TASK} | - | expert |" in text
     assert "experiments/metaworld_k.py --quick" in text
+    # the loops' per-iteration trace: seed means of each run's metrics.jsonl
+    rows = {s: read_metrics(out / "runs/dyna" / TASK / f"s{s}" / "metrics.jsonl") for s in (0, 1)}
+    assert f"Dyna loop on {TASK}, per iteration" in text
+    for it in (0, 1):
+        mean = (rows[0][it]["real_success"] + rows[1][it]["real_success"]) / 2
+        assert f"| {it} ({12 * (it + 1)}) | 0,1 | {mean:.2f} |" in text
     assert (out / "metaworld_k.png").read_bytes()[:4] == b"\x89PNG"
 
     # a rerun finds every run and evaluation finished
@@ -134,6 +141,9 @@ def test_metaworld_k_quick(tiny, base_root, tmp_path):
     assert cells[f"dyna|{TASK}|24"]["seeds"] == [0] and cells[f"dyna|{TASK}|12"]["seeds"] == [0, 1]
     assert cells[f"dyna|{TASK}|24"]["episodes"] == 2
     assert "seeds 0, 1;" in doc.read_text()
+    # the text names the base the runs were trained on, not --data (only in the command)
+    assert f"train layouts of `{base_root}`" in doc.read_text()
+    assert f"train layouts of `{gone / 'base'}`" not in doc.read_text()
 
 
 def test_no_train_takes_the_saved_checkpoints_of_a_run_in_progress(tmp_path, load_experiment):

@@ -49,3 +49,22 @@ def test_plot_metrics_draws_the_rows(tmp_path, head):
             np.testing.assert_allclose(
                 lines["head on real frames"].get_ydata(), [r[f"head_on_real_{key}"] for r in rows]
             )
+
+
+def test_trace_table_averages_the_seeds_per_iteration(tmp_path):
+    from freeaction_gym.dyna.report import read_metrics, trace_table, write_metrics
+
+    with_head, without = _rows(True), _rows(False)[:2]  # seed 1 stopped after iteration 1
+    without[1]["real_success"] = 0.3
+    write_metrics(with_head, tmp_path / "m.jsonl")
+    assert read_metrics(tmp_path / "m.jsonl") == with_head
+    lines = trace_table({0: with_head, 1: without}).splitlines()
+    assert len(lines) == 2 + 3
+    assert lines[0].startswith("| iteration (real steps) | seeds | real success |")
+    cells = [c.strip() for c in lines[3].strip("|").split("|")]
+    # iteration 1: real 0.1 and 0.3, the head logged by seed 0 only (0.7), returns 10
+    # and 101 in both seeds; no row logs agreement
+    assert cells == ["1 (2000)", "0,1", "0.20", "0.70", "0.95", "10", "101", "-"]
+    last = [c.strip() for c in lines[4].strip("|").split("|")]
+    assert last[:5] == ["2 (3000)", "0", "0.05", "0.25", "0.40"]
+    assert trace_table({3: without}).splitlines()[2].split("|")[4].strip() == "-"
