@@ -113,16 +113,18 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 def trace_table(runs: dict[int, list[dict[str, Any]]]) -> str:
     """Markdown table of several seeds' loops (``{seed: metric rows}``), one line per
     iteration: cumulative real steps, the seeds that finished it, and the seed means of the
-    loop's own evaluation (``TRACE_COLUMNS``; "-" where no seed logged a column, e.g.
-    ``head_on_real_*`` of a state reward)."""
+    loop's own evaluation (``TRACE_COLUMNS`` that any row logged, e.g. no
+    ``head_on_real_*`` for a state reward; "-" in an iteration no seed logged it)."""
     depth = max((len(rows) for rows in runs.values()), default=0)
-    head = ["iteration (real steps)", "seeds"] + [title for _, title, _ in TRACE_COLUMNS]
+    logged = {k for rows in runs.values() for r in rows for k, v in r.items() if v is not None}
+    columns = [c for c in TRACE_COLUMNS if c[0] in logged]
+    head = ["iteration (real steps)", "seeds"] + [title for _, title, _ in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for it in range(depth):
         rows = {s: r[it] for s, r in sorted(runs.items()) if len(r) > it}
         steps = sorted({r["real_env_steps"] for r in rows.values()})
         cells = [f"{it} ({'/'.join(map(str, steps))})", ",".join(map(str, rows))]
-        for key, _, fmt in TRACE_COLUMNS:
+        for key, _, fmt in columns:
             values = [r[key] for r in rows.values() if r.get(key) is not None]
             cells.append(fmt.format(sum(values) / len(values)) if values else "-")
         lines.append("| " + " | ".join(cells) + " |")

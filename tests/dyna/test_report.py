@@ -63,8 +63,13 @@ def test_trace_table_averages_the_seeds_per_iteration(tmp_path):
     assert lines[0].startswith("| iteration (real steps) | seeds | real success |")
     cells = [c.strip() for c in lines[3].strip("|").split("|")]
     # iteration 1: real 0.1 and 0.3, the head logged by seed 0 only (0.7), returns 10
-    # and 101 in both seeds; no row logs agreement
-    assert cells == ["1 (2000)", "0,1", "0.20", "0.70", "0.95", "10", "101", "-"]
+    # and 101 in both seeds; no row logs agreement, so it has no column
+    assert "agreement" not in lines[0]
+    assert cells == ["1 (2000)", "0,1", "0.20", "0.70", "0.95", "10", "101"]
     last = [c.strip() for c in lines[4].strip("|").split("|")]
     assert last[:5] == ["2 (3000)", "0", "0.05", "0.25", "0.40"]
-    assert trace_table({3: without}).splitlines()[2].split("|")[4].strip() == "-"
+    # a seed without the head's numbers shows "-" where the other seed has none either
+    without[1]["head_on_real_success"] = None
+    alone = trace_table({3: without, 4: [{**with_head[0], "head_on_real_success": 0.5}]})
+    assert [c.strip() for c in alone.splitlines()[3].strip("|").split("|")][3] == "-"
+    assert "head's credit" not in trace_table({3: without})
