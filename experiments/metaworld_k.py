@@ -359,6 +359,7 @@ def loop_traces(out: Path, tasks: list[str]) -> str:
     text = ""
     for task in tasks:
         paths = sorted((out / "runs" / "dyna" / task).glob("s*/metrics.jsonl"))
+        paths = [p for p in paths if p.parent.name[1:].isdigit()]  # run_dyna's s<seed>
         runs = {int(p.parent.name[1:]): read_metrics(p) for p in paths}
         runs = {s: rows for s, rows in runs.items() if rows}
         if runs:

@@ -130,7 +130,13 @@ def test_metaworld_k_quick(tiny, base_root, tmp_path):
 
     # --report-only tabulates the records that exist and runs nothing, not even a missing one
     (out / "evals" / TASK / "dyna_s1_24.json").unlink()
-    # (and needs none of the runs' inputs: a copy of --out elsewhere is enough)
+    # (and needs none of the runs' inputs: a copy of --out elsewhere is enough); a branch
+    # kept beside the seeds' runs is not a seed of the trace
+    branch = out / "runs/dyna" / TASK / "s0_branch"
+    branch.mkdir()
+    (branch / "metrics.jsonl").write_text(
+        (out / "runs/dyna" / TASK / "s0/metrics.jsonl").read_text()
+    )
     gone = tmp_path / "gone"
     run_quick(out, gone / "base", gone / "world", doc, "--report-only")
     assert {p: p.stat().st_mtime_ns for p in stamps if p.exists()} == {
@@ -141,6 +147,7 @@ def test_metaworld_k_quick(tiny, base_root, tmp_path):
     assert cells[f"dyna|{TASK}|24"]["seeds"] == [0] and cells[f"dyna|{TASK}|12"]["seeds"] == [0, 1]
     assert cells[f"dyna|{TASK}|24"]["episodes"] == 2
     assert "seeds 0, 1;" in doc.read_text()
+    assert "| 0 (12) | 0,1 |" in doc.read_text()  # the trace's seeds, not the branch
     # the text names the base the runs were trained on, not --data (only in the command)
     assert f"train layouts of `{base_root}`" in doc.read_text()
     assert f"train layouts of `{gone / 'base'}`" not in doc.read_text()
