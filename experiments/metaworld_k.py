@@ -7,7 +7,12 @@ On each task (reach-v3, push-v3) and seed, at each budget (10k, 30k real steps):
   collects; the policy at a budget is the one of the iteration whose collected steps reach it;
 * **model-free** - the same agent trained in the real simulator on the same number of
   real steps (``agents.train``, checkpoints at every evaluated budget);
-* **random** and the **scripted expert** (MetaWorld's, ``--expert-sigma`` noise): references.
+* **random** and the **scripted expert** (MetaWorld's, ``--expert-sigma`` noise): references;
+* **model_free_seeded** (a control, not in the default methods) - model-free whose replay
+  buffer starts with the Dyna run's iteration-0 collection (the dataset generator's noisy
+  scripted experts and random walks, which a Dyna agent with ``agent.real_replay`` learns
+  from) and which then collects the rest of each budget itself: Dyna's lead over it is
+  what the world model adds beyond those demonstrations.
 
 Both learners start their episodes from the base dataset's *train* layouts; everything is
 evaluated in the real simulator on the same held-out *test* layouts (the base's test split,
@@ -66,10 +71,12 @@ from freeaction_gym.utils.args import parse_args, parse_assignments  # noqa: E40
 from freeaction_gym.utils.markdown import update_block  # noqa: E402
 from freeaction_gym.utils.threads import configure_threads  # noqa: E402
 
-LEARNERS = ("dyna", "model_free")
+SEEDED = "model_free_seeded"
+LEARNERS = ("dyna", "model_free", SEEDED)
 PROPRIO_NOTE = " seeing the hand xyz + gripper too (`proprio_obs`)"
 REFERENCES = ("random", "expert")
-NAMES = {"dyna": "Dyna", "model_free": "model-free", "random": "random", "expert": "expert"}
+NAMES = {"dyna": "Dyna", "model_free": "model-free", SEEDED: "model-free + generator episodes",
+         "random": "random", "expert": "expert"}  # fmt: skip
 
 
 @dataclass
@@ -82,7 +89,9 @@ class Args:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     curve_every: int = 5_000
     """Also evaluate the learners every this many real steps (the plot; 0: budgets only)."""
-    methods: list[str] = field(default_factory=lambda: [*LEARNERS, *REFERENCES])
+    methods: list[str] = field(default_factory=lambda: ["dyna", "model_free", *REFERENCES])
+    """Any of dyna, model_free, random, expert and the control model_free_seeded (needs the
+    Dyna run of the same task and seed through its first collection)."""
     algo: Literal["drq", "sac", "ppo"] = "drq"
     """The agent of both learners (in imagination for Dyna, in the real simulator)."""
     proprio: bool = False
@@ -257,25 +266,50 @@ def seconds_at(
     return float(np.interp(steps, np.array(xs)[order], np.array(ys)[order]))
 
 
-def run_model_free(args: Args, task: str, seed: int, points: list[int], base: str, episode: int):
+def dyna_first_collection(args: Args, task: str, seed: int) -> list[Path]:
+    """The Dyna run's iteration-0 episodes (the ``model_free_seeded`` control's prefill)."""
+    from freeaction_gym.dyna.dataset import LoopDataset
+
+    run = Path(args.out) / "runs" / "dyna" / task / f"s{seed}"
+    state = RunState(run / "state.json")
+    if state.result(0, "collect") is None:
+        raise FileNotFoundError(
+            f"{SEEDED} starts from the Dyna run's first collection, and {run} has none: run "
+            f"--methods dyna for {task} seed {seed} first (its iteration 0 is enough)"
+        )
+    return LoopDataset(run / "data").collected(0)
+
+
+def run_model_free(
+    args: Args, task: str, seed: int, points: list[int], base: str, episode: int,
+    method: str = "model_free", prefill: list[Path] | None = None,
+):  # fmt: skip
     """Train (unless finished) the agent in the real simulator on the base's train layouts,
     checkpointing at every point; ``(steps, checkpoint, seconds)`` per point and whether it
-    trained."""
-    out = Path(args.out) / "runs" / "model_free" / task / f"s{seed}"
-    every = math.gcd(*points)
-    ckpt = {p: out / "checkpoints" / f"{args.algo}_{p}_steps.zip" for p in points}
+    trained. With ``prefill`` (recorded real episodes) its replay buffer starts with them
+    and they count towards every budget: it collects ``point - len(prefill steps)`` itself
+    (points it cannot reach that way are skipped)."""
+    from agents.prefill import count_transitions
+
+    out = Path(args.out) / "runs" / method / task / f"s{seed}"
+    given = count_transitions(prefill) if prefill else 0
+    own = {p: p - given for p in points if p > given}
+    if not own:
+        raise ValueError(f"{method}: every budget {points} is within the {given} prefilled steps")
+    every = math.gcd(*own.values())
+    ckpt = {p: out / "checkpoints" / f"{args.algo}_{n}_steps.zip" for p, n in own.items()}
     done = (out / "train_config.json").is_file() and all(c.is_file() for c in ckpt.values())
     if not args.train and not done:  # a run in progress: the checkpoints it has saved so far
-        return _saved_checkpoints(out, ckpt), False
+        return _saved_checkpoints(out, ckpt, own), False
     if not done:
         train(
             TrainArgs(
-                env=real_id(task), algo=args.algo, timesteps=max(points), out=str(out),
+                env=real_id(task), algo=args.algo, timesteps=max(own.values()), out=str(out),
                 env_kwargs={"max_episode_steps": episode, "proprio_obs": args.proprio},
                 hyperparams=args.hyperparams,
                 hp=parse_assignments(args.hp), seed=seed, eval_freq=0, checkpoint_freq=every,
                 video_freq=0, progress=args.progress, verbose=0, layouts="train",
-                layout_data=base, resume=True,
+                layout_data=base, resume=True, prefill=[str(p) for p in prefill or []],
             )
         )  # fmt: skip
         missing = [str(c) for c in ckpt.values() if not c.is_file()]
@@ -288,23 +322,24 @@ def run_model_free(args: Args, task: str, seed: int, points: list[int], base: st
     csv = out / "logs" / "progress.csv"
     history = summary.get("seconds_history")  # snapshots' (steps, seconds), across resumes
     rows = [
-        (p, str(ckpt[p]), seconds_at(csv, p, summary["timesteps"], summary["seconds"], history))
-        for p in points
+        (p, str(ckpt[p]), seconds_at(csv, n, summary["timesteps"], summary["seconds"], history))
+        for p, n in own.items()
     ]
     return rows, not done
 
 
-def _saved_checkpoints(out: Path, ckpt: dict[int, Path]) -> list[tuple]:
-    """``(steps, checkpoint, seconds)`` of an unfinished model-free run's saved checkpoints,
-    seconds from its resume snapshots' history (none without one)."""
+def _saved_checkpoints(out: Path, ckpt: dict[int, Path], own: dict[int, int]) -> list[tuple]:
+    """``(steps, checkpoint, seconds)`` of an unfinished model-free run's saved checkpoints
+    (``own``: point -> the steps the run itself collects by then), seconds from its resume
+    snapshots' history (none without one)."""
     from agents.resume import resume_state
 
     history = (resume_state(out) or {}).get("history") or []
     rows = []
     for p, path in ckpt.items():
-        if path.is_file() and history and history[-1][0] >= p:
+        if path.is_file() and history and history[-1][0] >= own[p]:
             last_steps, last_seconds = history[-1]
-            seconds = seconds_at(Path("-"), p, int(last_steps), last_seconds, history)
+            seconds = seconds_at(Path("-"), own[p], int(last_steps), last_seconds, history)
             rows.append((p, str(path), seconds))
     return rows
 
@@ -386,15 +421,27 @@ def report(args: Args, base: str, points: list[int]) -> dict:
     cells: dict[tuple, list] = {}
     for r in records:
         cells.setdefault((r.method, r.task, r.real_steps), []).append(r)
-    diffs = {}
+    diffs, control = {}, []  # vs model-free; Dyna vs the seeded control
     for task in args.tasks:
         for p in points:
-            dyna, free = cells.get(("dyna", task, p)), cells.get(("model_free", task, p))
-            if dyna and free:
-                diffs[se.cell_key("dyna", task, p)] = {
-                    m: se.paired_difference(dyna, free, m) for m in se.METRICS
-                }
-    learners = [m for m in LEARNERS if m in args.methods]
+            free, seeded = cells.get(("model_free", task, p)), cells.get((SEEDED, task, p))
+            for method in ("dyna", SEEDED):
+                if cells.get((method, task, p)) and free:
+                    diffs[se.cell_key(method, task, p)] = {
+                        m: se.paired_difference(cells[(method, task, p)], free, m)
+                        for m in se.METRICS
+                    }
+            if cells.get(("dyna", task, p)) and seeded and p in args.budgets:
+                d = {m: se.paired_difference(cells[("dyna", task, p)], seeded, m)
+                     for m in se.METRICS}  # fmt: skip
+                control.append(
+                    f"- {task}, {p:,} real steps: success {d['success']['diff']:+.2f} "
+                    f"[{d['success']['lo']:+.2f}, {d['success']['hi']:+.2f}], return "
+                    f"{d['return']['diff']:+.0f} [{d['return']['lo']:+.0f}, "
+                    f"{d['return']['hi']:+.0f}] ({d['success']['pairs']} pairs)"
+                )
+    present = {r.method for r in records}
+    learners = [m for m in LEARNERS if m in args.methods or m in present]
     refs = [m for m in REFERENCES if m in args.methods]
     se.plot_curves(summary, args.tasks, learners, refs, out / "metaworld_k.png", NAMES)
     command = "python experiments/metaworld_k.py " + shlex.join(sys.argv[1:])
@@ -409,7 +456,10 @@ def report(args: Args, base: str, points: list[int]) -> dict:
         "interval over the episodes of all seeds]; Dyna vs model-free: paired difference "
         "over (seed, scene) with a 95% t-interval (bold: excludes 0). Dyna's world model "
         "and reward head were pretrained on the base dataset (not counted as real steps). "
-        "Plot: `metaworld_k.png`.\n\n" + table + loop_traces(out, args.tasks)
+        "Plot: `metaworld_k.png`.\n\n"
+        + table
+        + control_text(control)
+        + loop_traces(out, args.tasks)
     )
     results = {"summary": summary, "diffs": diffs, "args": asdict(args), "points": points}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -417,6 +467,16 @@ def report(args: Args, base: str, points: list[int]) -> dict:
     if args.update_doc:
         update_block(args.update_doc, args.doc_key, text)
     return results
+
+
+def control_text(lines: list[str]) -> str:
+    """Dyna - the seeded model-free control, paired over (seed, scene), if both ran."""
+    if not lines:
+        return ""
+    return (
+        f"\n\nDyna vs {NAMES[SEEDED]} (paired over (seed, scene), 95% t-interval): what the "
+        "world model adds beyond the generator's episodes both learn from.\n\n" + "\n".join(lines)
+    )
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -456,6 +516,12 @@ def main(args: Args) -> dict:
                         args, task, seed, points, base, episode
                     )
                     trained += [f"model_free {task} s{seed}"] if ran else []
+                if SEEDED in args.methods:
+                    runs[SEEDED], ran = run_model_free(
+                        args, task, seed, points, base, episode, SEEDED,
+                        dyna_first_collection(args, task, seed),
+                    )  # fmt: skip
+                    trained += [f"{SEEDED} {task} s{seed}"] if ran else []
                 for method, rows in runs.items():
                     for steps, path, seconds in rows:
                         policy = agent_policy(args, path)

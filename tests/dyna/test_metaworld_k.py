@@ -128,6 +128,26 @@ def test_metaworld_k_quick(tiny, base_root, tmp_path):
     run_quick(out, base_root, tiny.world_dir, doc)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
+    # the control: model-free whose buffer starts with the Dyna run's iteration-0 episodes
+    # (2 x 6 generator steps), which count towards its budgets; nothing else reruns
+    run_quick(out, base_root, tiny.world_dir, doc, "--methods", "model_free_seeded")
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    for seed in (0, 1):
+        run = out / "runs/model_free_seeded" / TASK / f"s{seed}"
+        summary = json.loads((run / "train_config.json").read_text())["summary"]
+        assert summary["prefill_transitions"] == 12 and summary["timesteps"] == 12
+        rec = json.loads((out / "evals" / TASK / f"model_free_seeded_s{seed}_24.json").read_text())
+        assert rec["policy"].endswith(f"s{seed}/checkpoints/drq_12_steps.zip")
+        assert rec["scenes"] == records["dyna_s0_24"]["scenes"]
+    assert not (out / "evals" / TASK / "model_free_seeded_s0_12.json").exists()  # all prefill
+    res = json.loads((out / "results.json").read_text())
+    seeded, free = (res["summary"][f"{m}|{TASK}|24"] for m in ("model_free_seeded", "model_free"))
+    diff = res["diffs"][f"model_free_seeded|{TASK}|24"]["return"]
+    assert diff["pairs"] == 4 and diff["diff"] == pytest.approx(seeded["return"] - free["return"])
+    text = doc.read_text()
+    assert f"| {TASK} | 24 | model-free + generator episodes |" in text
+    assert "Dyna vs model-free + generator episodes (paired" in text
+    assert f"- {TASK}, 24 real steps: success" in text and f"- {TASK}, 12 real steps" not in text
     # --report-only tabulates the records that exist and runs nothing, not even a missing one
     (out / "evals" / TASK / "dyna_s1_24.json").unlink()
     # (and needs none of the runs' inputs: a copy of --out elsewhere is enough); a branch
@@ -165,7 +185,12 @@ def test_no_train_takes_the_saved_checkpoints_of_a_run_in_progress(tmp_path, loa
     ckpt = {p: out / "checkpoints" / f"drq_{p}_steps.zip" for p in (12, 24, 30)}
     for p in (12, 24):  # 24: saved, but the snapshot history stops at 20
         ckpt[p].write_bytes(b"zip")
-    rows = mwk._saved_checkpoints(out, ckpt)
+    own = {p: p for p in ckpt}
+    rows = mwk._saved_checkpoints(out, ckpt, own)
     assert [(p, path) for p, path, _ in rows] == [(12, str(ckpt[12]))]
     assert rows[0][2] == pytest.approx(5.0 + 0.2 * 4.0)
-    assert mwk._saved_checkpoints(tmp_path / "none", ckpt) == []  # no snapshots: no times
+    assert mwk._saved_checkpoints(tmp_path / "none", ckpt, own) == []  # no snapshots: no times
+    # a seeded run (12 steps prefilled): its 24-step budget is its own step 12, inside history
+    rows = mwk._saved_checkpoints(out, {24: ckpt[12]}, {24: 12})
+    assert [(p, path) for p, path, _ in rows] == [(24, str(ckpt[12]))]
+    assert rows[0][2] == pytest.approx(5.0 + 0.2 * 4.0)
