@@ -223,11 +223,12 @@ def totals(args: mk.Args, units: UnitCosts, notes: dict, base: str) -> dict:
     learners = [m for m in mk.LEARNERS if m in args.methods]
     refs = [m for m in mk.REFERENCES if m in args.methods]
     one_eval = args.eval_episodes * args.eval_steps * units.real_step
+    free = runs * model_free_seconds(max(points), units, updates_of(hp_real)) / 3600
     hours = {
         "dyna": runs * run_seconds / 3600 if "dyna" in learners else 0.0,
-        "model_free": runs * model_free_seconds(max(points), units, updates_of(hp_real)) / 3600
-        if "model_free" in learners
-        else 0.0,
+        "model_free": free if "model_free" in learners else 0.0,
+        # the control collects the budget less Dyna's first collection: at most as much
+        mk.SEEDED: free if mk.SEEDED in learners else 0.0,
         "evaluation": runs * (len(learners) * len(points) + len(refs)) * one_eval / 3600,
     }
     return {
