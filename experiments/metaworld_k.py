@@ -421,7 +421,7 @@ def report(args: Args, base: str, points: list[int]) -> dict:
     cells: dict[tuple, list] = {}
     for r in records:
         cells.setdefault((r.method, r.task, r.real_steps), []).append(r)
-    diffs, control = {}, []  # vs model-free; Dyna vs the seeded control
+    diffs, control = {}, {}  # vs model-free; Dyna vs the seeded control
     for task in args.tasks:
         for p in points:
             free, seeded = cells.get(("model_free", task, p)), cells.get((SEEDED, task, p))
@@ -432,14 +432,9 @@ def report(args: Args, base: str, points: list[int]) -> dict:
                         for m in se.METRICS
                     }
             if cells.get(("dyna", task, p)) and seeded and p in args.budgets:
-                d = {m: se.paired_difference(cells[("dyna", task, p)], seeded, m)
-                     for m in se.METRICS}  # fmt: skip
-                control.append(
-                    f"- {task}, {p:,} real steps: success {d['success']['diff']:+.2f} "
-                    f"[{d['success']['lo']:+.2f}, {d['success']['hi']:+.2f}], return "
-                    f"{d['return']['diff']:+.0f} [{d['return']['lo']:+.0f}, "
-                    f"{d['return']['hi']:+.0f}] ({d['success']['pairs']} pairs)"
-                )
+                control[se.cell_key("dyna", task, p)] = {
+                    m: se.paired_difference(cells[("dyna", task, p)], seeded, m) for m in se.METRICS
+                }
     present = {r.method for r in records}
     learners = [m for m in LEARNERS if m in args.methods or m in present]
     refs = [m for m in REFERENCES if m in args.methods]
@@ -461,7 +456,8 @@ def report(args: Args, base: str, points: list[int]) -> dict:
         + control_text(control)
         + loop_traces(out, args.tasks)
     )
-    results = {"summary": summary, "diffs": diffs, "args": asdict(args), "points": points}
+    results = {"summary": summary, "diffs": diffs, "args": asdict(args), "points": points,
+               "dyna_vs_seeded": control}  # fmt: skip
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "table.md").write_text(text + "\n")
     if args.update_doc:
@@ -469,10 +465,20 @@ def report(args: Args, base: str, points: list[int]) -> dict:
     return results
 
 
-def control_text(lines: list[str]) -> str:
-    """Dyna - the seeded model-free control, paired over (seed, scene), if both ran."""
-    if not lines:
+def control_text(control: dict[str, dict]) -> str:
+    """Dyna - the seeded model-free control (``{"dyna|task|steps": {metric: paired
+    difference}}``), one line per budget both reached; empty if none."""
+    if not control:
         return ""
+    lines = []
+    for key, d in control.items():
+        _, task, steps = key.split("|")
+        s, r = d["success"], d["return"]
+        lines.append(
+            f"- {task}, {int(steps):,} real steps: success {s['diff']:+.2f} [{s['lo']:+.2f}, "
+            f"{s['hi']:+.2f}], return {r['diff']:+.0f} [{r['lo']:+.0f}, {r['hi']:+.0f}] "
+            f"({s['pairs']} pairs)"
+        )
     return (
         f"\n\nDyna vs {NAMES[SEEDED]} (paired over (seed, scene), 95% t-interval): what the "
         "world model adds beyond the generator's episodes both learn from.\n\n" + "\n".join(lines)

@@ -148,6 +148,10 @@ def test_metaworld_k_quick(tiny, base_root, tmp_path):
     assert f"| {TASK} | 24 | model-free + generator episodes |" in text
     assert "Dyna vs model-free + generator episodes (paired" in text
     assert f"- {TASK}, 24 real steps: success" in text and f"- {TASK}, 12 real steps" not in text
+    vs = res["dyna_vs_seeded"][f"dyna|{TASK}|24"]["success"]
+    dyna = res["summary"][f"dyna|{TASK}|24"]
+    assert vs["pairs"] == 4 and vs["diff"] == pytest.approx(dyna["success"] - seeded["success"])
+    assert f"- {TASK}, 24 real steps: success {vs['diff']:+.2f} [" in text
     # --report-only tabulates the records that exist and runs nothing, not even a missing one
     (out / "evals" / TASK / "dyna_s1_24.json").unlink()
     # (and needs none of the runs' inputs: a copy of --out elsewhere is enough); a branch
@@ -171,6 +175,15 @@ def test_metaworld_k_quick(tiny, base_root, tmp_path):
     # the text names the base the runs were trained on, not --data (only in the command)
     assert f"train layouts of `{base_root}`" in doc.read_text()
     assert f"train layouts of `{gone / 'base'}`" not in doc.read_text()
+
+
+def test_seeded_control_needs_the_dyna_runs_first_collection(tmp_path, load_experiment):
+    """model_free_seeded without a Dyna run to take the generator episodes from: an error
+    that says which run is missing and what to run."""
+    mwk = load_experiment("metaworld_k")
+    args = mwk.Args(out=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="run --methods dyna for push-v3 seed 2 first"):
+        mwk.dyna_first_collection(args, "push-v3", 2)
 
 
 def test_no_train_takes_the_saved_checkpoints_of_a_run_in_progress(tmp_path, load_experiment):
