@@ -125,12 +125,19 @@ def scale_actions(actions: np.ndarray, space: spaces.Box) -> np.ndarray:
     return 2.0 * (a - low) / (high - low) - 1.0
 
 
+def used_paths(paths: Sequence[Path], n_envs: int) -> list[Path]:
+    """The episodes :func:`prefill` takes into a buffer of ``n_envs`` columns: the last
+    ``len(paths) // n_envs * n_envs``."""
+    paths = list(paths)
+    return paths[len(paths) % n_envs :]
+
+
 def prefill(buffer, paths: Sequence[Path], action_space: spaces.Box) -> int:
     """Add the transitions of ``paths`` to an SB3 replay ``buffer`` (empty or not); returns
     how many were added. Uses the last ``len(paths) // n_envs * n_envs`` paths, ``n_envs``
     per block of rows; raises if they do not fit the buffer's free rows."""
     n = buffer.n_envs
-    paths = list(paths)[len(paths) % n :]
+    paths = used_paths(paths, n)
     if not paths:
         return 0
     space = buffer.observation_space

@@ -220,10 +220,14 @@ def train(args: TrainArgs) -> dict[str, Any]:
     except TypeError as e:
         raise ValueError(f"bad {args.algo} hyperparameters from {hp.source}: {e}") from e
     prefilled = 0
-    if prefill_paths and snapshot is None:  # a snapshot's buffer already holds them
-        from agents.prefill import prefill
+    if prefill_paths:
+        from agents.prefill import prefill, used_paths
 
-        prefilled = prefill(model.replay_buffer, prefill_paths, model.action_space)
+        if snapshot is None:
+            prefilled = prefill(model.replay_buffer, prefill_paths, model.action_space)
+        else:  # the snapshot's buffer already holds them
+            used = used_paths(prefill_paths, model.replay_buffer.n_envs)
+            prefilled = count_transitions(used) if used else 0
     formats = ["csv", "tensorboard"] + (["stdout"] if args.verbose else [])
     model.set_logger(configure(str(out / "logs"), formats))
 

@@ -319,6 +319,11 @@ def run_model_free(
     held_out = ResetBank.load(held_out_bank(args, base, task))
     check_disjoint(ResetBank.load(out / "train_layouts.npz"), held_out)
     summary = json.loads((out / "train_config.json").read_text())["summary"]
+    if prefill and summary.get("prefill_transitions") != given:
+        raise RuntimeError(
+            f"{out} learned from {summary.get('prefill_transitions')} of the {given} prefilled "
+            "steps (its n_envs does not divide the episodes), so its budgets would be wrong"
+        )
     csv = out / "logs" / "progress.csv"
     history = summary.get("seconds_history")  # snapshots' (steps, seconds), across resumes
     rows = [

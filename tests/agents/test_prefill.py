@@ -20,6 +20,7 @@ from agents.prefill import (
     prefill,
     scale_actions,
     stack_frames,
+    used_paths,
 )
 
 HW, T = 16, 6
@@ -155,6 +156,7 @@ def test_prefill_uses_whole_blocks_of_the_newest_episodes(tmp_path):
     space, _ = sb3_transitions([{**np.load(paths[0])}], proprio=False)
     buffer = ReplayBuffer(100, space, BOX, n_envs=2)
     assert prefill(buffer, paths, BOX) == 2 * T  # episode 0 dropped: 3 do not fill 2 columns
+    assert used_paths(paths, 2) == paths[1:] and used_paths(paths, 3) == paths
     newest = buffer.observations[T - 1, 0, -3:]  # column 0 holds episode 1
     np.testing.assert_array_equal(newest, np.load(paths[1])["rgb"][T - 1].transpose(2, 0, 1))
 
