@@ -226,8 +226,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
         if snapshot is None:
             prefilled = prefill(model.replay_buffer, prefill_paths, model.action_space)
         else:  # the snapshot's buffer already holds them
-            used = used_paths(prefill_paths, model.replay_buffer.n_envs)
-            prefilled = count_transitions(used) if used else 0
+            prefilled = count_transitions(used_paths(prefill_paths, model.replay_buffer.n_envs))
     formats = ["csv", "tensorboard"] + (["stdout"] if args.verbose else [])
     model.set_logger(configure(str(out / "logs"), formats))
 
