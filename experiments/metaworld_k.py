@@ -289,9 +289,21 @@ def run_model_free(
     trained. With ``prefill`` (recorded real episodes) its replay buffer starts with them
     and they count towards every budget: it collects ``point - len(prefill steps)`` itself
     (points it cannot reach that way are skipped)."""
-    from agents.prefill import count_transitions
+    from agents.config import load_hyperparams
+    from agents.prefill import count_transitions, used_paths
 
     out = Path(args.out) / "runs" / method / task / f"s{seed}"
+    if prefill:  # only what a buffer of n_envs columns takes (agents.prefill.used_paths)
+        n_envs = load_hyperparams(real_id(task), args.algo, args.hyperparams,
+                                  parse_assignments(args.hp)).n_envs  # fmt: skip
+        taken = used_paths(prefill, n_envs)
+        if len(taken) < len(prefill):
+            raise ValueError(
+                f"{method}: the model-free agent's n_envs={n_envs} does not divide the "
+                f"{len(prefill)} prefill episodes, so its buffer would drop "
+                f"{len(prefill) - len(taken)} of them and it would not start from what the "
+                "Dyna agent started from; set the hyperparameters' n_envs to a divisor"
+            )
     given = count_transitions(prefill) if prefill else 0
     own = {p: p - given for p in points if p > given}
     if not own:
@@ -319,10 +331,10 @@ def run_model_free(
     held_out = ResetBank.load(held_out_bank(args, base, task))
     check_disjoint(ResetBank.load(out / "train_layouts.npz"), held_out)
     summary = json.loads((out / "train_config.json").read_text())["summary"]
-    if prefill and summary.get("prefill_transitions") != given:
+    if prefill and summary.get("prefill_transitions") != given:  # e.g. a run made elsewhere
         raise RuntimeError(
             f"{out} learned from {summary.get('prefill_transitions')} of the {given} prefilled "
-            "steps (its n_envs does not divide the episodes), so its budgets would be wrong"
+            "steps, so its budgets would be wrong"
         )
     csv = out / "logs" / "progress.csv"
     history = summary.get("seconds_history")  # snapshots' (steps, seconds), across resumes

@@ -207,3 +207,23 @@ def test_no_train_takes_the_saved_checkpoints_of_a_run_in_progress(tmp_path, loa
     rows = mwk._saved_checkpoints(out, {24: ckpt[12]}, {24: 12})
     assert [(p, path) for p, path, _ in rows] == [(24, str(ckpt[12]))]
     assert rows[0][2] == pytest.approx(5.0 + 0.2 * 4.0)
+
+
+def test_seeded_control_refuses_an_n_envs_that_drops_prefill_episodes(tmp_path, load_experiment):
+    """Three generator episodes and a model-free agent with two env columns: its buffer would
+    take only two, so the control would not start where Dyna did. The error says so before
+    any training (no run directory is made)."""
+    mwk = load_experiment("metaworld_k")
+    episodes = []
+    for i in range(3):
+        episodes.append(tmp_path / f"ep{i}.npz")
+        np.savez(episodes[-1], action=np.zeros((4, 4), np.float32))
+    hp = tmp_path / "hp.yml"
+    hp.write_text("drq:\n  n_envs: 2\n")
+    args = mwk.Args(out=str(tmp_path / "out"), hyperparams=str(hp), algo="drq")
+    with pytest.raises(ValueError, match="n_envs=2 does not divide the 3 prefill episodes"):
+        mwk.run_model_free(args, TASK, 0, [24], "base", 6, "model_free_seeded", episodes)
+    assert not (tmp_path / "out").exists()
+    hp.write_text("drq:\n  n_envs: 3\n")  # divides: the budget check comes next (12 < 24 own)
+    with pytest.raises(ValueError, match="within the 12 prefilled steps"):
+        mwk.run_model_free(args, TASK, 0, [12], "base", 6, "model_free_seeded", episodes)
