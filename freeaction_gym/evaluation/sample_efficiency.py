@@ -156,7 +156,8 @@ def markdown_table(
     names: dict[str, str] | None = None,
 ) -> str:
     """One row per task x budget x learner and per task x reference: success and return
-    (mean [bootstrap 95% CI over episodes]), per-seed success, training minutes, and the
+    (mean [bootstrap 95% CI over episodes]), per-seed success (each value named by its seed,
+    ``s1 0.25``, in a cell that lacks some of the task's seeds), training minutes, and the
     paired difference to the baseline in ``diffs`` (``{"method|task|steps": {metric:
     paired_difference}}``; bold when its interval excludes 0)."""
     names = names or {}
@@ -167,11 +168,15 @@ def markdown_table(
     ]
     for task in tasks:
         rows = [(b, m) for b in budgets for m in learners] + [(0, m) for m in references]
-        for steps, method in rows:
-            cell = summary.get(cell_key(method, task, steps))
+        cells = [(st, m, summary.get(cell_key(m, task, st))) for st, m in rows]
+        every = sorted({s for *_, c in cells if c is not None for s in c["seeds"]})
+        for steps, method, cell in cells:
             if cell is None:
                 continue
-            seeds = ", ".join(f"{v:.2f}" for v in cell["success_per_seed"])
+            values = [f"{v:.2f}" for v in cell["success_per_seed"]]
+            if cell["seeds"] != every:
+                values = [f"s{s} {v}" for s, v in zip(cell["seeds"], values, strict=True)]
+            seeds = ", ".join(values)
             minutes = "" if cell["train_minutes"] is None else f"{cell['train_minutes']:.1f}"
             vs = []
             for m, fmt in (("success", "+.2f"), ("return", "+.0f")):

@@ -94,5 +94,9 @@ def test_table_and_plot(tmp_path):
     assert len(lines) == 5 and lines[2].startswith("| reach-v3 | 10 | dyna | 0.75 [")
     assert "| 0.5 |" in lines[2] and "+0.00" in lines[2]  # minutes; identical: diff 0
     assert lines[4].startswith("| reach-v3 | - | random |")
+    assert "| 1.00, 0.50 |" in lines[2]  # every seed: values in seed order, unlabelled
+    partial = summarize([*recs, record("seeded", 1, 10, [False, True], [3.0, 4.0])], n_boot=50)
+    text = markdown_table(partial, {}, ["reach-v3"], [10], ["dyna", "seeded"], ["random"])
+    assert "| seeded | 0.50 [" in text and "| s1 0.50 |" in text  # lacks seed 0: named
     plot_curves(summary, ["reach-v3"], ["dyna", "model_free"], ["random"], tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
