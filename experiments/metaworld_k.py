@@ -444,14 +444,9 @@ def report(args: Args, base: str, points: list[int]) -> dict:
             free, seeded = cells.get(("model_free", task, p)), cells.get((SEEDED, task, p))
             for method in ("dyna", SEEDED):
                 if cells.get((method, task, p)) and free:
-                    diffs[se.cell_key(method, task, p)] = {
-                        m: se.paired_difference(cells[(method, task, p)], free, m)
-                        for m in se.METRICS
-                    }
+                    diffs[se.cell_key(method, task, p)] = paired(cells[(method, task, p)], free)
             if cells.get(("dyna", task, p)) and seeded and p in args.budgets:
-                control[se.cell_key("dyna", task, p)] = {
-                    m: se.paired_difference(cells[("dyna", task, p)], seeded, m) for m in se.METRICS
-                }
+                control[se.cell_key("dyna", task, p)] = paired(cells[("dyna", task, p)], seeded)
     present = {r.method for r in records}
     learners = [m for m in LEARNERS if m in args.methods or m in present]
     refs = [m for m in REFERENCES if m in args.methods]
@@ -480,6 +475,11 @@ def report(args: Args, base: str, points: list[int]) -> dict:
     if args.update_doc:
         update_block(args.update_doc, args.doc_key, text)
     return results
+
+
+def paired(a: list, b: list) -> dict[str, dict]:
+    """``a - b`` per metric over the (seed, scene) pairs both evaluated."""
+    return {m: se.paired_difference(a, b, m) for m in se.METRICS}
 
 
 def control_text(control: dict[str, dict]) -> str:
