@@ -90,8 +90,8 @@ class Args:
     curve_every: int = 5_000
     """Also evaluate the learners every this many real steps (the plot; 0: budgets only)."""
     methods: list[str] = field(default_factory=lambda: ["dyna", "model_free", *REFERENCES])
-    """Any of dyna, model_free, random, expert and the control model_free_seeded (needs the
-    Dyna run of the same task and seed through its first collection)."""
+    """Any of dyna, model_free, random, expert and the control model_free_seeded (starts
+    from the Dyna run's first collection, which it makes if missing)."""
     algo: Literal["drq", "sac", "ppo"] = "drq"
     """The agent of both learners (in imagination for Dyna, in the real simulator)."""
     proprio: bool = False
@@ -207,12 +207,10 @@ def held_out_bank(args: Args, base: str, task: str) -> Path:
 
 
 # -- learners ---------------------------------------------------------------------------------
-def run_dyna(args: Args, task: str, seed: int, points: list[int]) -> tuple[list[tuple], bool]:
-    """Run (or resume) the Dyna loop up to the largest point; ``(steps, policy, seconds)`` of
-    the iteration that reached each point (seconds: learning stages, no evaluation) and
-    whether anything was left to run."""
-    out = Path(args.out) / "runs" / "dyna" / task / f"s{seed}"
-    cfg = dyna_config(args, task, seed, out)
+def dyna_run_config(args: Args, task: str, seed: int, points: list[int]):
+    """The Dyna run's config (``iterations`` reaching the largest point) and its real steps
+    per iteration."""
+    cfg = dyna_config(args, task, seed, Path(args.out) / "runs" / "dyna" / task / f"s{seed}")
     per_iteration = cfg.collect.episodes * cfg.collect.steps
     bad = [p for p in points if p % per_iteration]
     if bad:
@@ -221,6 +219,15 @@ def run_dyna(args: Args, task: str, seed: int, points: list[int]) -> tuple[list[
             f"(collect.episodes x collect.steps = {per_iteration})"
         )
     cfg.iterations = max(points) // per_iteration
+    return cfg, per_iteration
+
+
+def run_dyna(args: Args, task: str, seed: int, points: list[int]) -> tuple[list[tuple], bool]:
+    """Run (or resume) the Dyna loop up to the largest point; ``(steps, policy, seconds)`` of
+    the iteration that reached each point (seconds: learning stages, no evaluation) and
+    whether anything was left to run."""
+    cfg, per_iteration = dyna_run_config(args, task, seed, points)
+    out = Path(cfg.output)
     state = RunState(out / "state.json")
     ran = not all(state.finished(i) for i in range(cfg.iterations))
     if not args.train:
@@ -266,18 +273,23 @@ def seconds_at(
     return float(np.interp(steps, np.array(xs)[order], np.array(ys)[order]))
 
 
-def dyna_first_collection(args: Args, task: str, seed: int) -> list[Path]:
-    """The Dyna run's iteration-0 episodes (the ``model_free_seeded`` control's prefill)."""
+def dyna_first_collection(args: Args, task: str, seed: int, points: list[int]) -> list[Path]:
+    """The Dyna run's iteration-0 episodes (the ``model_free_seeded`` control's prefill).
+    A run without them collects them first (that stage only, no world-model or agent
+    training; ``--methods dyna`` later continues the same run), unless ``--no-train``."""
     from freeaction_gym.dyna.dataset import LoopDataset
 
     run = Path(args.out) / "runs" / "dyna" / task / f"s{seed}"
-    state = RunState(run / "state.json")
-    if state.result(0, "collect") is None:
+    if RunState(run / "state.json").result(0, "collect") is not None:
+        return LoopDataset(run / "data").collected(0)
+    if not args.train:
         raise FileNotFoundError(
             f"{SEEDED} starts from the Dyna run's first collection, and {run} has none: run "
-            f"--methods dyna for {task} seed {seed} first (its iteration 0 is enough)"
+            f"without --no-train (it collects only that) or --methods dyna for {task} seed "
+            f"{seed} first"
         )
-    return LoopDataset(run / "data").collected(0)
+    cfg, _ = dyna_run_config(args, task, seed, points)
+    return DynaLoop(cfg, SB3DynaAgent(cfg.agent, progress=cfg.progress)).first_collection()
 
 
 def run_model_free(
@@ -542,7 +554,7 @@ def main(args: Args) -> dict:
                 if SEEDED in args.methods:
                     runs[SEEDED], ran = run_model_free(
                         args, task, seed, points, base, episode, SEEDED,
-                        dyna_first_collection(args, task, seed),
+                        dyna_first_collection(args, task, seed, points),
                     )  # fmt: skip
                     trained += [f"{SEEDED} {task} s{seed}"] if ran else []
                 for method, rows in runs.items():

@@ -93,11 +93,7 @@ class DynaLoop:
             todo = [s for s in STAGES if self.state.result(it, s) is None]
             for stage in todo:
                 bar.set_postfix(iteration=it, stage=stage)
-                tqdm.write(f"[dyna] iteration {it}: {stage}")
-                t0 = time.perf_counter()
-                result = getattr(self, f"run_{stage}")(it)
-                result["seconds"] = time.perf_counter() - t0
-                self.state.record(it, stage, result)
+                self.run_stage(it, stage)
                 bar.update(1)
             if todo:
                 self.write_report()
@@ -105,6 +101,24 @@ class DynaLoop:
         rows = report.metric_rows(self.state)
         report.write_metrics(rows, self.out / "metrics.jsonl")
         return rows
+
+    def run_stage(self, iteration: int, stage: str) -> dict[str, Any]:
+        """Run one stage and record its result (with its wall ``seconds``) in ``state.json``."""
+        tqdm.write(f"[dyna] iteration {iteration}: {stage}")
+        t0 = time.perf_counter()
+        result = getattr(self, f"run_{stage}")(iteration)
+        result["seconds"] = time.perf_counter() - t0
+        self.state.record(iteration, stage, result)
+        return result
+
+    def first_collection(self) -> list[Path]:
+        """Only iteration 0's collection (run unless ``state.json`` has it; nothing after
+        it), e.g. for a model-free control that starts from the episodes the Dyna agent
+        starts from; their ``.npz`` paths. A later :meth:`run` continues from it."""
+        self.dataset = self.setup()
+        if self.state.result(0, "collect") is None:
+            self.run_stage(0, "collect")
+        return self.dataset.collected(0)
 
     def write_report(self) -> None:
         rows = report.metric_rows(self.state)

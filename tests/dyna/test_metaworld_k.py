@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("metaworld")
 
 from freeaction_gym.dyna.report import read_metrics  # noqa: E402
+from freeaction_gym.dyna.state import STAGES, RunState  # noqa: E402
 from freeaction_gym.envs.bank import ResetBank  # noqa: E402
 from freeaction_gym.envs.layouts import scene_keys  # noqa: E402
 from freeaction_gym.envs.real_metaworld import RealMetaWorldEnv  # noqa: E402
@@ -178,12 +179,44 @@ def test_metaworld_k_quick(tiny, base_root, tmp_path):
 
 
 def test_seeded_control_needs_the_dyna_runs_first_collection(tmp_path, load_experiment):
-    """model_free_seeded without a Dyna run to take the generator episodes from: an error
-    that says which run is missing and what to run."""
+    """model_free_seeded with --no-train and no Dyna run to take the generator episodes
+    from: an error that says which run is missing and what to run."""
     mwk = load_experiment("metaworld_k")
-    args = mwk.Args(out=str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="run --methods dyna for push-v3 seed 2 first"):
-        mwk.dyna_first_collection(args, "push-v3", 2)
+    args = mwk.Args(out=str(tmp_path), train=False)
+    with pytest.raises(FileNotFoundError, match="--methods dyna for push-v3 seed 2 first"):
+        mwk.dyna_first_collection(args, "push-v3", 2, [10_000])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_seeded_control_collects_the_missing_first_collection_only(
+    tiny, base_root, tmp_path, load_experiment
+):
+    """Without the Dyna run, the control makes its iteration-0 collection and nothing else
+    (the generator's episodes on train scenes, in the loop dataset's format); a second call
+    reuses it, and the Dyna loop later continues that run without collecting again."""
+    mwk = load_experiment("metaworld_k")
+    args = mwk.Args(out=str(tmp_path / "out"), data=str(base_root), progress=False,
+                    dyna_overrides=[f"world_model.init={tiny.world_dir}"])  # fmt: skip
+    mwk.apply_quick(args)  # 2 episodes x 6 actions per iteration, points 12 and 24
+    paths = mwk.dyna_first_collection(args, TASK, 1, [12, 24])
+    run = tmp_path / "out" / "runs" / "dyna" / TASK / "s1"
+    state = RunState(run / "state.json")
+    assert state.result(0, "collect")["policy"] == "generator mix"
+    assert [state.result(0, s) for s in STAGES if s != "collect"] == [None] * (len(STAGES) - 1)
+    assert len(paths) == 2 and all(p.parent == run / "data" / "train" for p in paths)
+    train_scenes = ResetBank.from_dataset(base_root, "train", [TASK])
+    for p in paths:
+        with np.load(p) as ep:
+            assert ep["action"].shape == (6, 4) and np.isfinite(ep["action"]).all()
+            assert np.abs(ep["action"]).max() <= 1.0
+            assert int(ep["layout"]) in set(train_scenes.layout.tolist())
+    stamps = {p: p.stat().st_mtime_ns for p in paths}
+    assert mwk.dyna_first_collection(args, TASK, 1, [12, 24]) == paths
+    rows, ran = mwk.run_dyna(args, TASK, 1, [12])
+    assert ran and [r[0] for r in rows] == [12]
+    state = RunState(run / "state.json")
+    assert all(state.result(0, s) is not None for s in STAGES)
+    assert {p: p.stat().st_mtime_ns for p in paths} == stamps
 
 
 def test_no_train_takes_the_saved_checkpoints_of_a_run_in_progress(tmp_path, load_experiment):
