@@ -504,13 +504,13 @@ def control_text(control: dict[str, dict]) -> str:
         _, task, steps = key.split("|")
         s, r = d["success"], d["return"]
         lines.append(
-            f"- {task}, {int(steps):,} real steps: success {s['diff']:+.2f} [{s['lo']:+.2f}, "
-            f"{s['hi']:+.2f}], return {r['diff']:+.0f} [{r['lo']:+.0f}, {r['hi']:+.0f}] "
-            f"({s['pairs']} pairs)"
+            f"- {task}, {int(steps):,} real steps: success {se.difference_text(s, '+.2f')}, "
+            f"return {se.difference_text(r, '+.0f')} ({s['pairs']} pairs)"
         )
     return (
         f"\n\nDyna vs {NAMES[SEEDED]} (paired over (seed, scene), 95% t-interval): what the "
-        "world model adds beyond the generator's episodes both learn from.\n\n" + "\n".join(lines)
+        "world model adds beyond the generator's episodes both learn from (bold: the interval "
+        "excludes 0).\n\n" + "\n".join(lines)
     )
 
 

@@ -146,6 +146,13 @@ def _cell_text(cell: dict, metric: str, fmt: str) -> str:
     return f"{cell[metric]:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
 
 
+def difference_text(d: dict, fmt: str) -> str:
+    """A :func:`paired_difference` as ``diff [lo, hi]`` in ``fmt`` (e.g. ``"+.2f"``), bold
+    when the interval excludes 0."""
+    text = f"{d['diff']:{fmt}} [{d['lo']:{fmt}}, {d['hi']:{fmt}}]"
+    return f"**{text}**" if d["lo"] > 0 or d["hi"] < 0 else text
+
+
 def markdown_table(
     summary: dict,
     diffs: dict,
@@ -183,8 +190,7 @@ def markdown_table(
                 d = diffs.get(cell_key(method, task, steps), {}).get(m)
                 if d is None or not np.isfinite(d["diff"]):
                     continue
-                text = f"{d['diff']:{fmt}} [{d['lo']:{fmt}}, {d['hi']:{fmt}}]"
-                vs.append(f"**{text}**" if d["lo"] > 0 or d["hi"] < 0 else text)
+                vs.append(difference_text(d, fmt))
             lines.append(
                 f"| {task} | {f'{steps:,}' if steps else '-'} | {names.get(method, method)} "
                 f"| {_cell_text(cell, 'success', '.2f')} | {_cell_text(cell, 'return', '.0f')} "

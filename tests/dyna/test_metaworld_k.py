@@ -152,7 +152,8 @@ def test_metaworld_k_quick(tiny, base_root, tmp_path):
     vs = res["dyna_vs_seeded"][f"dyna|{TASK}|24"]["success"]
     dyna = res["summary"][f"dyna|{TASK}|24"]
     assert vs["pairs"] == 4 and vs["diff"] == pytest.approx(dyna["success"] - seeded["success"])
-    assert f"- {TASK}, 24 real steps: success {vs['diff']:+.2f} [" in text
+    bold = "**" if vs["lo"] > 0 or vs["hi"] < 0 else ""
+    assert f"- {TASK}, 24 real steps: success {bold}{vs['diff']:+.2f} [" in text
     # --report-only tabulates the records that exist and runs nothing, not even a missing one
     (out / "evals" / TASK / "dyna_s1_24.json").unlink()
     # (and needs none of the runs' inputs: a copy of --out elsewhere is enough); a branch
@@ -217,6 +218,30 @@ def test_seeded_control_collects_the_missing_first_collection_only(
     state = RunState(run / "state.json")
     assert all(state.result(0, s) is not None for s in STAGES)
     assert {p: p.stat().st_mtime_ns for p in paths} == stamps
+
+
+def test_control_text_bolds_the_differences_whose_interval_excludes_0(load_experiment):
+    """One line per budget; a difference is bold exactly when its interval excludes 0
+    (either sign), as in the main table."""
+    mwk = load_experiment("metaworld_k")
+
+    def d(diff: float, lo: float, hi: float) -> dict:
+        return {"diff": diff, "lo": lo, "hi": hi, "pairs": 40}
+
+    control = {
+        "dyna|reach-v3|10000": {"success": d(0.2, 0.03, 0.37), "return": d(-42, -133, 48)},
+        "dyna|push-v3|5000": {"success": d(-0.15, -0.38, 0.08), "return": d(-430, -666, -195)},
+    }
+    text = mwk.control_text(control)
+    assert (
+        "- reach-v3, 10,000 real steps: success **+0.20 [+0.03, +0.37]**, return -42 "
+        "[-133, +48] (40 pairs)" in text
+    )
+    assert (
+        "- push-v3, 5,000 real steps: success -0.15 [-0.38, +0.08], return **-430 "
+        "[-666, -195]** (40 pairs)" in text
+    )
+    assert mwk.control_text({}) == ""
 
 
 def test_no_train_takes_the_saved_checkpoints_of_a_run_in_progress(tmp_path, load_experiment):
