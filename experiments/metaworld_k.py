@@ -207,10 +207,14 @@ def held_out_bank(args: Args, base: str, task: str) -> Path:
 
 
 # -- learners ---------------------------------------------------------------------------------
-def dyna_run_config(args: Args, task: str, seed: int, points: list[int]):
+def dyna_run_dir(args: Args, task: str, seed: int) -> Path:
+    return Path(args.out) / "runs" / "dyna" / task / f"s{seed}"
+
+
+def dyna_run_config(args: Args, task: str, seed: int, points: list[int]) -> tuple[DynaConfig, int]:
     """The Dyna run's config (``iterations`` reaching the largest point) and its real steps
     per iteration."""
-    cfg = dyna_config(args, task, seed, Path(args.out) / "runs" / "dyna" / task / f"s{seed}")
+    cfg = dyna_config(args, task, seed, dyna_run_dir(args, task, seed))
     per_iteration = cfg.collect.episodes * cfg.collect.steps
     bad = [p for p in points if p % per_iteration]
     if bad:
@@ -279,7 +283,7 @@ def dyna_first_collection(args: Args, task: str, seed: int, points: list[int]) -
     training; ``--methods dyna`` later continues the same run), unless ``--no-train``."""
     from freeaction_gym.dyna.dataset import LoopDataset
 
-    run = Path(args.out) / "runs" / "dyna" / task / f"s{seed}"
+    run = dyna_run_dir(args, task, seed)
     if RunState(run / "state.json").result(0, "collect") is not None:
         return LoopDataset(run / "data").collected(0)
     if not args.train:
