@@ -16,7 +16,7 @@ from freeaction_gym.rewards.learned import RewardHead
 
 MW_HW, MU_ACT = 32, 0.9  # as built by conftest.tiny (checked in test_tiny_constants)
 
-ENV_ID = "FreeActionMetaWorld-v0"
+ENV_ID = "FreeActionMetaWorldV2-v0"  # the action-path preset (tiny models)
 
 
 def make(tiny, **overrides) -> gym.Env:

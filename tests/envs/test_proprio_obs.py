@@ -14,7 +14,7 @@ import torch
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.prompts.proprio import ProprioConfig, ProprioModel, integrate
 
-ENV_ID = "FreeActionMetaWorld-v0"
+ENV_ID = "FreeActionMetaWorldV2-v0"  # the action-path preset (tiny models)
 HW = 32  # tiny model frames (conftest MW_HW)
 
 
