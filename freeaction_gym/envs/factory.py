@@ -171,7 +171,9 @@ def build_core(
     + option overrides (``components``: already built ``(world, bank, reward_fn, tasks)`` to
     share one model between envs). Every option is validated here, at make time."""
     from freeaction_gym.envs.core import ImaginationCore
+    from freeaction_gym.envs.validation import check_num_envs
 
+    num_envs = check_num_envs(num_envs)
     cfg = make_env_config(preset, **(options or {}))
     world, bank, reward_fn, tasks = components or build(cfg, env_id)
     proprio = load_proprio(cfg, world, bank)

@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import is_dataclass
 from typing import Any, get_type_hints
 
+import numpy as np
+
 
 def check_sampling(sampling: Any) -> dict[str, Any]:
     """Validate the ``sampling`` option; returns it with Python ints/floats/bools."""
@@ -85,6 +87,25 @@ def _check_ranges(s: dict[str, Any]) -> None:
         raise ValueError(
             f"env option sampling.truncation.fixed_tau must be > 0, got {t['fixed_tau']}"
         )
+
+
+def check_num_envs(num_envs: Any) -> int:
+    """``num_envs`` of a vector env: a whole number >= 1, else ``ValueError`` naming it."""
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
+        raise ValueError(f"num_envs must be a whole number >= 1, got {num_envs!r}")
+    return int(num_envs)
+
+
+def check_options_dict(options: Any) -> dict:
+    """Reset ``options`` as a new dict: None -> {}; anything but a mapping -> ``ValueError``."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ValueError(
+            f"reset options must be a dict (or None), got {type(options).__name__} {options!r}; "
+            "e.g. reset(options={'bank_index': 0})"
+        )
+    return dict(options)
 
 
 def check_support(support: Any) -> dict[str, Any]:

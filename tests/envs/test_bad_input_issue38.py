@@ -1,0 +1,105 @@
+"""Issue 38's environment items, in the style of test_bad_input.py: bad input gets a
+``ValueError`` naming the option and the problem, and leaves the environment as a fresh,
+identically seeded env that never saw it."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from freeaction_gym.envs.vector import make_sb3_vec_env
+
+ENV_ID = "FreeActionMetaWorld-v0"
+SEED = 7
+A0 = np.array([0.5, -0.2, 0.1, 0.3], np.float32)
+A1 = np.array([-0.4, 0.6, 0.0, -0.1], np.float32)
+
+
+def make(tiny, **overrides) -> gym.Env:
+    kw = dict(model=str(tiny.world_dir), sampling=dict(tiny.fast), reward="goal_latent")
+    kw.update(overrides)
+    return gym.make(ENV_ID, **kw)
+
+
+def reference(tiny, actions, **overrides):
+    """(obs, reward, info) after reset(seed=SEED) and ``actions`` in a fresh env."""
+    env = make(tiny, **overrides)
+    env.reset(seed=SEED)
+    out = None
+    for a in actions:
+        obs, r, _, _, info = env.step(a)
+        out = (obs, r, info)
+    return out
+
+
+def assert_same(step_out, ref) -> None:
+    obs, r, _, _, info = step_out
+    np.testing.assert_array_equal(obs, ref[0])
+    assert r == ref[1] and info == ref[2]
+
+
+def check_rejected_reset(tiny, options, match, first: bool, **overrides) -> None:
+    """``reset(options=options)`` raises ``ValueError`` matching ``match``; the running
+    episode (``first=False``) and the next reset are those of a fresh env."""
+    env = make(tiny, disable_env_checker=first, **overrides)
+    if not first:
+        env.reset(seed=SEED)
+        env.step(A0)
+    with pytest.raises(ValueError, match=match):
+        env.reset(seed=SEED, options=options)
+    if not first:
+        assert_same(env.step(A1), reference(tiny, [A0, A1], **overrides))
+    env.reset(seed=SEED)
+    assert_same(env.step(A0), reference(tiny, [A0], **overrides))
+
+
+# -- item 10: num_envs and the options container ---------------------------------------------
+
+
+@pytest.mark.parametrize("n", [0, -1, 1.5, True])
+def test_num_envs_must_be_at_least_one(tiny, n):
+    kw = dict(model=str(tiny.world_dir), sampling=dict(tiny.fast), reward="goal_latent")
+    with pytest.raises(ValueError, match=rf"num_envs must be a whole number >= 1, got {n!r}"):
+        gym.make_vec(ENV_ID, num_envs=n, **kw)
+    with pytest.raises(ValueError, match=rf"num_envs must be a whole number >= 1, got {n!r}"):
+        make_sb3_vec_env(num_envs=n, **kw)
+
+
+@pytest.mark.parametrize("options", [[1, 2], "bank_index=0", 3], ids=["list", "str", "int"])
+@pytest.mark.parametrize("first", [True, False], ids=["first-reset", "later-reset"])
+def test_reset_options_must_be_a_dict(tiny, options, first):
+    check_rejected_reset(tiny, options, "reset options must be a dict", first)
+
+
+def test_vector_reset_options_must_be_dicts(tiny):
+    kw = dict(model=str(tiny.world_dir), sampling=dict(tiny.fast), reward="goal_latent")
+    venv, ref = (gym.make_vec(ENV_ID, num_envs=2, **kw) for _ in range(2))
+    for v in (venv, ref):
+        v.reset(seed=SEED)
+    with pytest.raises(ValueError, match="reset options must be a dict"):
+        venv.reset(seed=99, options=[{"bank_index": 0}, [1, 2]])
+    np.testing.assert_array_equal(venv.reset()[0], ref.reset()[0])
+
+
+# -- item 11: options that were silently ignored ---------------------------------------------
+
+
+def test_latent_observation_refuses_frame_stack(tiny):
+    with pytest.raises(ValueError, match=r"frame_stack=3 stacks RGB frames; observation='latent'"):
+        make(tiny, observation="latent", frame_stack=3)
+    env = make(tiny, observation="latent", frame_stack=1)  # the edge still runs
+    assert env.observation_space.shape == (3, tiny.hw, tiny.hw)
+
+
+@pytest.mark.parametrize("mode", ["human", "ansi", "rgb_array_list"])
+def test_unsupported_render_mode_lists_the_supported_ones(tiny, mode):
+    kw = dict(model=str(tiny.world_dir), sampling=dict(tiny.fast), reward="goal_latent")
+    match = rf"render_mode='{mode}' is not supported; supported render modes: \['rgb_array'\]"
+    with pytest.raises(ValueError, match=match):
+        gym.make(ENV_ID, render_mode=mode, **kw)
+    with pytest.raises(ValueError, match=match):
+        gym.make_vec(ENV_ID, num_envs=2, render_mode=mode, **kw)
+    env = gym.make(ENV_ID, render_mode="rgb_array", **kw)
+    env.reset(seed=SEED)
+    assert env.render().shape == (tiny.hw, tiny.hw, 3)
