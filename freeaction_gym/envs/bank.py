@@ -142,6 +142,21 @@ class ResetBank:
             raise ValueError(f"reset bank has no entry for task {task!r}; it has {self.tasks}")
         return idx
 
+    def check_entry_task(self, j: int, task: str | None, source: str) -> None:
+        """``ValueError`` unless entry ``j`` is a scene of ``task`` (None: any task);
+        ``source`` names where ``task`` came from (e.g. ``"reset option task"``). A bank
+        entry is one scene of one task: starting it under another task's label would make
+        an env report (and score) the wrong task."""
+        if task is None or str(self.task[j]) == task:
+            return
+        idx = np.flatnonzero(self.task == task).tolist()
+        shown = f"{idx[:8]}{' ...' if len(idx) > 8 else ''}" if idx else "none"
+        raise ValueError(
+            f"reset option bank_index={j} is a {str(self.task[j])!r} scene, but the task is "
+            f"{task!r} ({source}): pick a {task!r} entry (bank indices {shown}) or leave "
+            "bank_index out to draw one"
+        )
+
     @classmethod
     def load(cls, path: str | Path) -> ResetBank:
         path = Path(path)

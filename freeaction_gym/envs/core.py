@@ -181,6 +181,9 @@ class ImaginationCore:
             or not 0 <= j < len(self.bank)
         ):
             raise ValueError(f"reset option bank_index={j!r}: need 0 <= index < {len(self.bank)}")
+        if j is not None:
+            source = "reset option task" if task is not None else "env option task"
+            self.bank.check_entry_task(int(j), task or self.config.task, source)
         return options
 
     def _check_robot_options(self, options: dict) -> None:

@@ -208,6 +208,10 @@ class RealMetaWorldEnv(gym.Env):
                 raise ValueError(f"reset option bank_index must be a whole number, got {j!r}")
             if not 0 <= j < len(self.bank):
                 raise ValueError(f"bank_index {j} out of range (bank has {len(self.bank)})")
+            if "bank_index" in options:
+                task = options.get("task")
+                source = "reset option task" if task is not None else "env option task"
+                self.bank.check_entry_task(int(j), task or self.config.task, source)
         elif "bank_index" in options:
             raise ValueError("reset option bank_index needs a reset bank with layouts")
         return options

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.envs.vector import make_sb3_vec_env
 
 ENV_ID = "FreeActionMetaWorld-v0"
@@ -103,3 +104,49 @@ def test_unsupported_render_mode_lists_the_supported_ones(tiny, mode):
     env = gym.make(ENV_ID, render_mode="rgb_array", **kw)
     env.reset(seed=SEED)
     assert env.render().shape == (tiny.hw, tiny.hw, 3)
+
+
+# -- item 3: a bank entry is a scene of one task ---------------------------------------------
+
+# the tiny bank cycles reach-v3, push-v3, pick-place-v3: entry 0 is reach, 1 push, 2 pick-place
+MISLABELLED = r"bank_index=0 is a 'reach-v3' scene, but the task is 'push-v3' \({}\)"
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["first-reset", "later-reset"])
+def test_bank_index_of_another_task_is_refused(tiny, first):
+    match = MISLABELLED.format("reset option task") + r".*bank indices \[1, 4\]"
+    check_rejected_reset(tiny, {"bank_index": 0, "task": "push-v3"}, match, first)
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["first-reset", "later-reset"])
+def test_bank_index_outside_the_envs_fixed_task_is_refused(tiny, first):
+    match = MISLABELLED.format("env option task")
+    check_rejected_reset(tiny, {"bank_index": 0}, match, first, task="push-v3")
+
+
+def test_bank_index_of_the_task_is_labelled_with_it(tiny):
+    env = make(tiny, task="push-v3")
+    _, info = env.reset(seed=SEED, options={"bank_index": 4})
+    assert info["task"] == "push-v3"
+    _, info = make(tiny).reset(seed=SEED, options={"bank_index": 2, "task": "pick-place-v3"})
+    assert info["task"] == "pick-place-v3"
+
+
+def test_real_env_refuses_the_same_mismatch(tiny, tmp_path):
+    """The real counterpart checks before it builds a simulator, with the same words."""
+    from freeaction_gym.envs.real_metaworld import RealMetaWorldEnv
+
+    bank = ResetBank.load(tiny.world_dir / "reset_bank.npz")
+    n = len(bank)
+    with_layouts = ResetBank(
+        bank.initial, bank.goal, bank.task, bank.episode, np.arange(n), np.full(n, 1000)
+    )
+    with_layouts.save(tmp_path / "bank.npz")
+    kw = dict(reset_bank=str(tmp_path / "bank.npz"), resolution=tiny.hw)
+    env = RealMetaWorldEnv(**kw)
+    with pytest.raises(ValueError, match=MISLABELLED.format("reset option task")):
+        env.reset(seed=SEED, options={"bank_index": 0, "task": "push-v3"})
+    fixed = RealMetaWorldEnv(task="push-v3", **kw)
+    with pytest.raises(ValueError, match=MISLABELLED.format("env option task")):
+        fixed.reset(seed=SEED, options={"bank_index": 0})
+    assert fixed._needs_reset and fixed.scene == {}  # nothing started
