@@ -4,6 +4,8 @@ identically seeded env that never saw it."""
 
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -150,3 +152,35 @@ def test_real_env_refuses_the_same_mismatch(tiny, tmp_path):
     with pytest.raises(ValueError, match=MISLABELLED.format("env option task")):
         fixed.reset(seed=SEED, options={"bank_index": 0})
     assert fixed._needs_reset and fixed.scene == {}  # nothing started
+
+
+# -- item 5: NaN/inf in a reset bank ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "row", "value"),
+    [("state", 2, np.nan), ("keypoints", 0, np.inf), ("goal_pos", 5, -np.inf)],
+)
+def test_non_finite_bank_array_is_refused_naming_file_and_array(tiny, tmp_path, name, row, value):
+    with np.load(tiny.vap_dir / "reset_bank.npz") as z:
+        arrays = dict(z)
+    n = len(arrays["initial"])
+    arrays.setdefault("goal_pos", np.zeros((n, 3), np.float32))
+    arrays[name] = arrays[name].copy()
+    arrays[name][row].flat[1] = value
+    path = tmp_path / "bad_bank.npz"
+    np.savez(path, **arrays)
+    match = (
+        rf"reset bank {re.escape(str(path))} is broken \(reset bank array '{name}' holds "
+        rf"non-finite values \(NaN/inf\) in 1 of {n} entries \(first: \[{row}\]\)"
+    )
+    with pytest.raises(ValueError, match=match):
+        ResetBank.load(path)
+    with pytest.raises(ValueError, match=match):  # at make time, before any observation
+        gym.make(
+            ENV_ID, model=str(tiny.vap_dir), reset_bank=str(path), proprio_obs=True,
+            proprio_model=str(tiny.vap_dir / "proprio"), sampling=dict(tiny.fast),
+        )  # fmt: skip
+    arrays[name][row].flat[1] = 0.0  # the same bank, finite, loads
+    np.savez(path, **arrays)
+    assert np.isfinite(getattr(ResetBank.load(path), name)).all()
