@@ -69,7 +69,11 @@ class EnvConfig:
     scripted data's speed (mean |a| 0.3), where the world model tracks the arm; SB3 agents
     then act inside it in the real simulator too (their policy maps into this box)."""
     sampling: dict[str, Any] = field(default_factory=dict)
-    """SamplingConfig overrides: scheduler, num_steps, guidance{...}, truncation{...}, norm{...}."""
+    """SamplingConfig overrides: scheduler, num_steps, guidance{...}, truncation{...}, norm{...}.
+    Ranges: ``num_steps >= 1``; ``guidance.lam`` in [0, 10], ``guidance.scale`` in [1, 20],
+    ``guidance.cutoff`` in [0, 1]; ``0 < truncation.tau_min <= truncation.tau_max``,
+    ``truncation.fixed_tau > 0``, ``truncation.mu_act > 0`` (omit it: the model's statistics);
+    ``rho`` in (0, 100], ``0 < sigma_min < sigma_max`` (``edm``)."""
     reward: Literal["learned", "goal_latent", "state", "none"] = "learned"
     """``learned``: the reward head (``reward_head``); ``goal_latent``: latent distance to
     the goal frame; ``state``: MetaWorld's own reward of the task
@@ -109,8 +113,9 @@ class EnvConfig:
     """Halt imagined episodes that leave the data's support (MOReL-style): ``{"low": [A],
     "high": [A], "penalty": 0.0}`` bounds on the dead-reckoned displacement (the running
     sum of env actions since reset, env units). When a step leaves the box the episode ends
-    (``terminated``, ``info["out_of_support"]``) and ``penalty`` is subtracted from its reward:
-    there the world model extrapolates and its reward cannot be trusted. None: off."""
+    (``terminated``, ``info["out_of_support"]``) and ``penalty`` (reward units, finite,
+    >= 0) is subtracted from its reward: there the world model extrapolates and its reward
+    cannot be trusted. None: off."""
     conditioning: Literal["action", "vap"] = "action"
     """What the model is told of the agent's actions. ``action``: the actions (adaLN).
     ``vap``: visual action prompts too (seed 004; :mod:`~freeaction_gym.envs.prompting`):

@@ -87,11 +87,25 @@ class SamplingConfig:
     batch_cfg: bool = True
     """Guidance's positive and negative passes as one 2B batch (False: two calls)."""
     sigma_min: float = 0.002
-    """``edm`` only: the last nonzero noise level of the Karras schedule."""
+    """``edm`` only: the last nonzero noise level of the Karras schedule, 0 < sigma_min <
+    sigma_max."""
     sigma_max: float = 5.0
     """``edm`` only: the initial noise level."""
     rho: float = 7.0
-    """``edm`` only: the Karras schedule's curvature."""
+    """``edm`` only: the Karras schedule's curvature, in (0, 100] (EDM uses 7; 1 is a
+    linear ramp of sigma)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.rho <= 100.0:  # also NaN
+            raise ValueError(
+                f"rho must be in (0, 100] (the Karras schedule's curvature; EDM uses 7), "
+                f"got {self.rho}"
+            )
+        if not 0.0 < self.sigma_min < self.sigma_max:
+            raise ValueError(
+                "edm noise levels need 0 < sigma_min < sigma_max, got "
+                f"sigma_min={self.sigma_min}, sigma_max={self.sigma_max}"
+            )
 
     @classmethod
     def from_dict(cls, d: dict) -> SamplingConfig:

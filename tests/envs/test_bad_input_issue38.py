@@ -184,3 +184,88 @@ def test_non_finite_bank_array_is_refused_naming_file_and_array(tiny, tmp_path, 
     arrays[name][row].flat[1] = 0.0  # the same bank, finite, loads
     np.savez(path, **arrays)
     assert np.isfinite(getattr(ResetBank.load(path), name)).all()
+
+
+# -- items 6 and 7: absurd sampler values, a negative support penalty -------------------------
+
+SUPPORT = {"low": [-5.0] * 4, "high": [5.0] * 4}
+
+ABSURD_OPTIONS = [
+    pytest.param(
+        {"sampling": {"guidance": {"lam": -1}}},
+        r"sampling\.guidance: lam must be in \[0, 10\] .*got -1",
+        id="lam-negative",
+    ),
+    pytest.param(
+        {"sampling": {"guidance": {"lam": 1e6}}},
+        r"sampling\.guidance: lam must be in \[0, 10\] .*got 1000000",
+        id="lam-huge",
+    ),
+    pytest.param(
+        {"sampling": {"guidance": {"mode": "fixed", "scale": -2}}},
+        r"sampling\.guidance: scale must be in \[1, 20\] .*got -2",
+        id="scale-negative",
+    ),
+    pytest.param(
+        {"sampling": {"truncation": {"mu_act": 0}}},
+        r"sampling\.truncation\.mu_act must be > 0 .*got 0",
+        id="mu-act-0",
+    ),
+    pytest.param(
+        {"sampling": {"truncation": {"mu_act": -0.5}}},
+        r"sampling\.truncation: mu_act must be >= 0 .*got -0\.5",
+        id="mu-act-negative",
+    ),
+    pytest.param(
+        {"sampling": {"rho": -1}}, r"sampling: rho must be in \(0, 100\] .*got -1", id="rho"
+    ),
+    pytest.param(
+        {"sampling": {"sigma_min": 2.0, "sigma_max": 1.0}},
+        r"sampling: edm noise levels need 0 < sigma_min < sigma_max",
+        id="sigmas",
+    ),
+    pytest.param(
+        {"support": {**SUPPORT, "penalty": -1.0}},
+        r"support\.penalty must be a finite number >= 0 .*got -1\.0",
+        id="penalty-negative",
+    ),
+    pytest.param(
+        {"support": {**SUPPORT, "penalty": float("inf")}},
+        r"support\.penalty must be a finite number >= 0",
+        id="penalty-inf",
+    ),
+]
+
+
+@pytest.mark.parametrize(("options", "match"), ABSURD_OPTIONS)
+def test_absurd_option_fails_at_make_time_naming_option_and_range(tiny, options, match):
+    with pytest.raises(ValueError, match=match):
+        make(tiny, **options)
+
+
+def test_range_edges_still_run(tiny):
+    env = make(
+        tiny,
+        sampling={"guidance": {"lam": 10.0}, "truncation": {"mu_act": 0.1}},
+        support={**SUPPORT, "penalty": 0.0},
+    )
+    env.reset(seed=SEED)
+    assert np.isfinite(env.step(A0)[1])
+    make(tiny, sampling={"guidance": {"mode": "fixed", "scale": 1.0}, "rho": 100.0})
+
+
+def test_sampler_dataclasses_refuse_out_of_range_values():
+    """Outside the env too: the sampler's own configs check their documented ranges."""
+    from freeaction_gym.diffusion.guidance import ActionCFG
+    from freeaction_gym.diffusion.truncation import NoiseTruncation
+    from freeaction_gym.world_model.model import SamplingConfig
+
+    with pytest.raises(ValueError, match=r"lam must be in \[0, 10\]"):
+        ActionCFG(lam=float("nan"))
+    with pytest.raises(ValueError, match=r"scale must be in \[1, 20\]"):
+        ActionCFG(mode="fixed", scale=0.5)
+    with pytest.raises(ValueError, match="mu_act must be >= 0"):
+        NoiseTruncation(mu_act=-1.0)
+    with pytest.raises(ValueError, match=r"rho must be in \(0, 100\]"):
+        SamplingConfig(rho=0.0)
+    assert NoiseTruncation().mu_act == 0.0  # "not given" stays the default
