@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from freeaction_gym.assets import resolve_model_path
 from freeaction_gym.diffusion.action_norm import ActionNormSpec, action_norm
 from freeaction_gym.diffusion.context_noise import augment_context
 from freeaction_gym.diffusion.edm import EDMNetwork, edm_loss
@@ -310,6 +311,12 @@ class WorldModel(nn.Module):
         """
         b, n = context.shape[:2]
         k = actions.shape[1] - n + 1
+        if not bool(torch.isfinite(actions).all()):  # before ||a|| and tau turn it into noise
+            bad = (~torch.isfinite(actions)).flatten(1).any(dim=1).nonzero().flatten().tolist()
+            raise ValueError(
+                f"actions must be finite: samples {bad} of {actions.shape[0]} hold NaN/inf "
+                f"(actions {tuple(actions.shape)}, model units)"
+            )
         if k < 1:
             raise ValueError(
                 f"need at least {n} actions for {n} context frames, got {actions.shape[1]}"
@@ -362,8 +369,10 @@ class WorldModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> WorldModel:
-        """Rebuild a model saved by :meth:`save_pretrained` (no flags needed)."""
-        directory = Path(directory)
+        """Rebuild a model saved by :meth:`save_pretrained` (no flags needed). ``directory``:
+        a path, ``bundled:<name>`` (e.g. ``bundled:metaworld_default``, from any working
+        directory) or ``bundled:<name>/<path>`` (resolved as the env's ``model`` option)."""
+        directory = resolve_model_path(directory)
         dit = load_pretrained_dit(directory)
         meta = json.loads((directory / "config.json").read_text())
         codec = load_codec(meta.get("codec", "pixel"), directory / "vae")

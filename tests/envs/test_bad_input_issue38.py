@@ -269,3 +269,75 @@ def test_sampler_dataclasses_refuse_out_of_range_values():
     with pytest.raises(ValueError, match=r"rho must be in \(0, 100\]"):
         SamplingConfig(rho=0.0)
     assert NoiseTruncation().mu_act == 0.0  # "not given" stays the default
+
+
+# -- item 12: paths and checkpoints; item 13: bundled names for from_pretrained --------------
+
+
+def test_irasim_id_accepts_a_bundled_reset_bank(tiny, no_irasim_env_vars):
+    kw = tiny.irasim_kwargs("FreeActionRT1-v0")
+    kw["reset_bank"] = "bundled:metaworld_default/reset_bank.npz"
+    # the bundle is found (not "missing or nonexistent"); its 64x64 frames do not fit 64x80
+    with pytest.raises(
+        ValueError,
+        match=r"reset bank bundled:metaworld_default/reset_bank\.npz "
+        r"has frames \(64, 64, 3\); the model makes \(64, 80",
+    ):
+        gym.make("FreeActionRT1-v0", **kw)  # fmt: skip
+    kw["reset_bank"] = "bundled:metaworld_default/no_such_bank.npz"
+    with pytest.raises(FileNotFoundError, match="has no 'no_such_bank.npz'"):
+        gym.make("FreeActionRT1-v0", **kw)
+
+
+def test_irasim_id_given_a_model_directory_says_it_expects_a_pt_file(tiny, no_irasim_env_vars):
+    from freeaction_gym.models.checkpoint import CheckpointError
+
+    kw = tiny.irasim_kwargs("FreeActionRT1-v0") | {"model": str(tiny.world_dir)}
+    match = r"is a directory \(holding .*config\.json.*\), but an IRASim checkpoint is one \.pt"
+    with pytest.raises(CheckpointError, match=match + r".*holds a freeaction world model"):
+        gym.make("FreeActionRT1-v0", **kw)
+
+
+def test_metaworld_id_given_a_garbage_file_says_it_is_not_a_checkpoint(tiny, tmp_path):
+    from freeaction_gym.models.checkpoint import CheckpointError
+
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(
+        CheckpointError,
+        match=r"garbage\.pt is not a valid world-model checkpoint"
+        r".*IRASim ids",
+    ):
+        make(tiny, model=str(garbage))  # fmt: skip
+    empty = tmp_path / "empty_dir"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match=r"lacks config\.json \(it holds \['notes\.txt'\]"):
+        make(tiny, model=str(empty))
+
+
+def test_predict_names_non_finite_actions(tiny):
+    import torch
+
+    from freeaction_gym.world_model import WorldModel
+
+    world = WorldModel.from_pretrained(tiny.world_dir)
+    n = world.num_context
+    context = torch.zeros(2, n, 3, tiny.hw, tiny.hw)
+    actions = torch.zeros(2, n, tiny.action_dim)
+    actions[1, -1, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"actions must be finite: samples \[1\] of 2 hold NaN"):
+        world.predict(context, actions, world.default_sampling(1, **tiny.fast))
+    actions[1, -1, 2] = float("inf")
+    with pytest.raises(ValueError, match="actions must be finite"):
+        world.predict(context, actions, world.default_sampling(1, **tiny.fast))
+
+
+def test_from_pretrained_takes_bundled_names_from_any_directory(tmp_path, monkeypatch):
+    from freeaction_gym.world_model import WorldModel
+
+    monkeypatch.chdir(tmp_path)  # not the repository root
+    world = WorldModel.from_pretrained("bundled:metaworld_default")
+    assert world.action_dim == 4
+    with pytest.raises(ValueError, match="unknown bundled model 'nope'"):
+        WorldModel.from_pretrained("bundled:nope")
