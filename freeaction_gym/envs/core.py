@@ -45,6 +45,7 @@ from freeaction_gym.envs.prompting import PromptTracker, ProprioTracker, preset_
 from freeaction_gym.envs.spaces import PROPRIO_DIM, action_space, observation_space
 from freeaction_gym.envs.validation import (
     check_against_model,
+    check_options_dict,
     frame_shape,
     latent_shape,
     proprio_reason,
@@ -148,7 +149,7 @@ class ImaginationCore:
         ``initial_frame``/``goal_frame`` uint8 (H, W, 3) start from your frames (a goal needs
         an initial frame; ``task`` must be one of :attr:`task_names`); otherwise a reset-bank
         entry is drawn (of ``task`` if given) or ``bank_index`` is taken."""
-        options = dict(options or {})
+        options = check_options_dict(options)
         unknown = sorted(set(options) - set(RESET_OPTIONS))
         if unknown:
             raise ValueError(f"unknown reset option(s) {unknown}; known: {list(RESET_OPTIONS)}")
@@ -183,6 +184,9 @@ class ImaginationCore:
             or not 0 <= j < len(self.bank)
         ):
             raise ValueError(f"reset option bank_index={j!r}: need 0 <= index < {len(self.bank)}")
+        if j is not None:
+            source = "reset option task" if task is not None else "env option task"
+            self.bank.check_entry_task(int(j), task or self.config.task, source)
         return options
 
     def _check_robot_options(self, options: dict) -> None:
