@@ -13,7 +13,7 @@ import pytest
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.envs.vector import make_sb3_vec_env
 
-ENV_ID = "FreeActionMetaWorld-v0"
+ENV_ID = "FreeActionMetaWorldV2-v0"  # the action-path preset (tiny models)
 SEED = 7
 A0 = np.array([0.5, -0.2, 0.1, 0.3], np.float32)
 A1 = np.array([-0.4, 0.6, 0.0, -0.1], np.float32)
