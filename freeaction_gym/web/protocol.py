@@ -136,9 +136,7 @@ def _optional_int(body: dict, name: str, kind: str) -> int | None:
 
 def _sampler_values(body: dict) -> dict[str, Any]:
     if not body:
-        raise ProtocolError(
-            f"sampling: no controls given; known: {sorted(FIELDS['sampling'])}"
-        )
+        raise ProtocolError(f"sampling: no controls given; known: {sorted(FIELDS['sampling'])}")
     out: dict[str, Any] = {}
     for name, value in body.items():
         if name in SAMPLER_SWITCHES:
@@ -155,7 +153,8 @@ def _sampler_values(body: dict) -> dict[str, Any]:
         out[name] = kind(value)
     if "tau_min" in out and "tau_max" in out and out["tau_min"] > out["tau_max"]:
         raise ProtocolError(
-            f"sampling: tau_min={out['tau_min']} > tau_max={out['tau_max']} (need tau_min <= tau_max)"
+            f"sampling: tau_min={out['tau_min']} > tau_max={out['tau_max']} "
+            "(need tau_min <= tau_max)"
         )
     return out
 

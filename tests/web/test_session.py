@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from freeaction_gym.diffusion.guidance import guidance_weight
-from freeaction_gym.play import play
+from freeaction_gym.play import main as play_main
 from freeaction_gym.web.protocol import Action, Reset, Sampling, parse_message
 from freeaction_gym.web.server import StepWorker
 from freeaction_gym.web.session import PlaySession, frame_scores
@@ -94,10 +94,8 @@ def test_recording_mp4_frames_and_json_replay(session, tiny, tmp_path):
     assert episode["keys"] == "wwgad r" and len(episode["actions"]) == 6
     path = tmp_path / "episode.json"
     path.write_text(json.dumps(episode))
-    from freeaction_gym.play import main
-
     out = tmp_path / "replay"
-    assert main(["--keys", str(path), "--out", str(out), "--model", str(tiny.world_dir),
+    assert play_main(["--keys", str(path), "--out", str(out), "--model", str(tiny.world_dir),
                  "--option", "reward=goal_latent", "--option", "sampling={scheduler: ddim, "
                  "num_steps: 2}", "--option", "max_episode_steps=10"]) == 0  # fmt: skip
     replayed = iio.imread(out / "play.mp4", extension=".mp4")
