@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   ws: null, moves: {}, bank: {}, held: [], timer: null, nextId: 1, sent: new Map(),
   paused: false, lastKey: " ", psnr: [], ssim: [], frames: 0, latencies: [], lastFrame: null,
-  errors: [], done: false,
+  errors: [], done: false, sampling: null,
 };
 window.play = state;            // read by tests and the latency script
 
@@ -109,6 +109,7 @@ const NUMBERS = ["num_steps", "lam", "cutoff", "tau_min", "tau_max"];
 const SWITCHES = ["cfg", "truncation"];
 
 function showSampler(s) {
+  state.sampling = s;  // the server's active values
   NUMBERS.forEach((k) => { $(k).value = s[k]; });
   SWITCHES.forEach((k) => { $(k).checked = s[k]; });
 }
