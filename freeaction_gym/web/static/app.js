@@ -34,6 +34,7 @@ function press(key) {
     state.lastKey = key;
     if (!state.held.includes(key)) state.held.push(key);
     markHeld();
+    if (state.done) { $("status").textContent = "episode ended: reset (n) for a new one"; return; }
     if (!state.paused) sendKey(key);
     if (state.timer === null) {
       state.timer = setInterval(() => {
@@ -218,7 +219,7 @@ function onMessage(event) {
   if (m.type === "frame") onFrame(m);
   else if (m.type === "hello") {
     $("env-id").textContent = m.env_id;
-    $("key-help").textContent = m.key_help + "; p pause, . step once";
+    $("key-help").textContent = m.key_help.replace(", q quit", "") + "; p pause, . step once";
     state.moves = m.moves; state.bank = m.bank;
     const task = $("task");
     task.innerHTML = "";
