@@ -9,6 +9,7 @@ and saves the page:
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,9 +45,8 @@ def main(args: Args) -> Path:
         try:
             driver.get(server.url)
             wait_for(driver, "window.play.frames >= 1 && window.play.moves.w", timeout=60)
-            driver.execute_script(
-                f"window.play.ws.send(JSON.stringify({{type: 'reset', bank_index: {args.bank_index}}}))"
-            )
+            reset = {"type": "reset", "bank_index": args.bank_index}
+            driver.execute_script(f"window.play.ws.send('{json.dumps(reset)}')")
             wait_for(driver, f"window.play.lastFrame.scene.bank_index === {args.bank_index}")
             for key in args.keys:
                 ActionChains(driver).key_down(key).pause(0.35).key_up(key).perform()

@@ -37,16 +37,22 @@ KEY_HELP = (
 
 
 def key_to_action(key: str, gripper: float, dim: int = 4) -> tuple[np.ndarray | None, float]:
-    """(action or None for non-motion keys, new gripper value)."""
+    """(action or None for non-motion keys, new gripper value). Actions of 4 or more
+    dimensions end with the gripper; smaller ones (Language-Table's 2-D xy) have none,
+    and keys of the axes they lack do not move."""
     a = np.zeros(dim, np.float32)
+    has_gripper = dim >= 4
     if key == "g":
         return None, -gripper
     if key in MOVES:
         i, v = MOVES[key]
+        if i >= dim - has_gripper:
+            return None, gripper
         a[i] = v
     elif key != " ":
         return None, gripper
-    a[-1] = gripper
+    if has_gripper:
+        a[-1] = gripper
     return a, gripper
 
 
@@ -92,8 +98,7 @@ def play(
     frames = [env.render()]
     gripper = -1.0
     interactive = keys is None and sys.stdin.isatty()
-    if interactive:
-        print(f"{KEY_HELP}; the newest frame is {out / 'latest.png'}", flush=True)
+    print(f"{KEY_HELP}; the newest frame is {out / 'latest.png'}", flush=True)
     print(f"episode 1: {info.get('task', '')}", flush=True)
     if interactive:
         source = _keys_from_terminal()

@@ -173,3 +173,21 @@ def test_worker_reports_errors_and_keeps_going():
                           "request": "reset"}  # fmt: skip
     assert replies[1]["type"] == "error" and "AttributeError" in replies[1]["message"]
     assert replies[2] == {"type": "frame", "id": 1}
+
+
+@pytest.mark.parametrize("env_id", ["FreeActionRT1-v0", "FreeActionLanguageTable-v0"])
+def test_non_metaworld_ids_play_without_a_real_pane(tiny, env_id):
+    kwargs = tiny.irasim_kwargs(env_id) | {"sampling": {"scheduler": "ddim", "num_steps": 1}}
+    session = PlaySession(env_id, seed=0, **kwargs)  # real="auto": no MetaWorld id
+    try:
+        assert session.real is None and not session.hello()["real"]
+        first = session.reset()
+        out = session.press("w")
+        assert out["step"] == 1 and out["real"] is None and out["psnr"] is None
+        assert len(session.actions[-1]) == session.action_shape[0]  # a (K, A) chunk
+        assert np.asarray(session.actions[-1])[:, 0].tolist() == [1.0] * session.action_shape[0]
+        assert first["imagined"] != out["imagined"]
+        video = iio.imread(session.video_bytes(scale=1), extension=".mp4")
+        assert video.shape[0] == 2 and video.shape[1:3] == tiny.irasim_hw
+    finally:
+        session.close()
