@@ -95,6 +95,23 @@ def test_bad_control_value_gets_an_error_and_the_episode_goes_on(page):
     wait_for(driver, f"window.play.lastFrame.step > {step}")
 
 
+def test_pause_holds_keys_and_step_once_steps(page):
+    from selenium.webdriver.common.by import By
+
+    driver, _ = page
+    driver.find_element(By.ID, "pause").click()
+    wait_for(driver, "window.play.paused")
+    step = driver.execute_script("return window.play.lastFrame.step")
+    driver.find_element(By.TAG_NAME, "body").click()
+    hold(driver, "w", 0.3)
+    time.sleep(0.5)
+    assert driver.execute_script("return window.play.lastFrame.step") == step
+    driver.find_element(By.ID, "step-once").click()
+    wait_for(driver, f"window.play.lastFrame.step === {step + 1}")
+    driver.find_element(By.ID, "pause").click()
+    wait_for(driver, "!window.play.paused")
+
+
 def test_download_mp4_has_every_frame(page):
     import imageio.v3 as iio
     from selenium.webdriver.common.by import By
