@@ -4,7 +4,7 @@ Commands:
   data metaworld ...   generate a MetaWorld video dataset (see ``--help``)
   train --config F     train a DiT world model or an autoencoder from a YAML config
   demo [--out DIR]     imagined rollouts of the bundled model vs the real simulator
-  play [--keys STR]    drive the imagined robot with the keyboard; writes a video
+  play [--keys S|--web] drive the imagined robot by keyboard (terminal or browser page)
   train-reward ...     train the learned reward/success head on a MetaWorld dataset
   train-probe ...      train the state probe (frame -> hand, gripper, object) for evaluation
   train-idm ...        train the inverse-dynamics model of the Action Error Ratio (frames -> action)

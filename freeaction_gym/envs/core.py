@@ -318,6 +318,22 @@ class ImaginationCore:
     def task_name(self, i: int) -> str:
         return self.task_names[self.task_id[i]] if self.task_names else ""
 
+    def set_sampling(self, overrides: dict) -> None:
+        """Change the sampler between steps: ``overrides`` (as the ``sampling`` env option,
+        e.g. ``{"num_steps": 4, "guidance": {"mode": "action_scaled", "lam": 2.0}}``) merge
+        key by key into the current option and apply from the next :meth:`step`. Checked
+        as at make time (:func:`~freeaction_gym.envs.validation.check_sampling` and against
+        the model); a rejected change raises ``ValueError`` and leaves the sampler as it was."""
+        from dataclasses import replace
+
+        from freeaction_gym.envs.config import _merge
+        from freeaction_gym.envs.validation import _model_sampling, check_sampling
+
+        merged = check_sampling(_merge(self.config.sampling, overrides))
+        trial = replace(self.config, sampling=merged)  # re-validates the config copy
+        self.sampling = _model_sampling(trial, self.world)
+        self.config.sampling = merged
+
     # -- step ----------------------------------------------------------------------------
     @torch.inference_mode()
     def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> Transition:

@@ -77,6 +77,11 @@ class VideoWorldModelEnv(gym.Env):
         info = tr.info_of(0) | {"task": self.core.task_name(0)}
         return obs_at(tr.obs, 0), float(tr.reward[0]), terminated, truncated, info
 
+    def set_sampling(self, overrides: dict) -> None:
+        """Change the sampler from the next step on (see
+        :meth:`~freeaction_gym.envs.core.ImaginationCore.set_sampling`); the episode goes on."""
+        self.core.set_sampling(overrides)
+
     @property
     def timing(self) -> dict[str, float]:
         """Wall-clock milliseconds of the last step (total, model, decode)."""
