@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from freeaction_gym.assets import resolve_model_path
+from freeaction_gym.utils.args import make_output_dir, require_at_least, require_path
+from freeaction_gym.utils.errors import UserError
 from freeaction_gym.utils.video import write_comparison
 
 VARIANTS = {
@@ -144,6 +146,20 @@ def _markdown(s: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_args(a: argparse.Namespace) -> None:
+    """Reject bad numbers and a model without demo episodes (a :class:`UserError` naming
+    the option), then make ``--out``: nothing is written for a rejected command."""
+    require_at_least(1, steps=a.steps, episodes=a.episodes, agent_scenes=a.agent_scenes)
+    require_at_least(0, agent_steps=a.agent_steps)
+    model = require_path(resolve_model_path(a.model), "--model", "dir")
+    if not (model / "demo_episodes.npz").is_file():
+        raise UserError(
+            f"--model {a.model}: no demo_episodes.npz in {model} (a bundle written by "
+            "`freeaction bundle` carries it)"
+        )
+    make_output_dir(a.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="freeaction demo",
@@ -161,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--agent-scenes", type=int, default=10, help="held-out scenes per world")
     a = p.parse_args(argv)
+    check_args(a)
     from freeaction_gym.utils.threads import configure_threads
 
     configure_threads()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from freeaction_gym.utils.args import make_output_dir
+
 MOVES = {
     "w": (0, 1.0),
     "s": (0, -1.0),
@@ -59,8 +61,8 @@ def play(env_id: str, out: Path, keys: str | None, seed: int, **env_kwargs) -> P
 
     import freeaction_gym  # noqa: F401
 
-    out.mkdir(parents=True, exist_ok=True)
     env = gym.make(env_id, render_mode="rgb_array", **env_kwargs)
+    make_output_dir(out)  # once the env (and its model) is made: a bad --model leaves none
     obs, _ = env.reset(seed=seed)
     frames = [env.render()]
     gripper = -1.0
