@@ -102,7 +102,7 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"expected key=value, got {item!r}")
+            raise UserError(f"expected key=value, got {item!r}")
         *parents, leaf = key.split(".")
         node = out
         for p in parents:
