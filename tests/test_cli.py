@@ -4,7 +4,9 @@ path, exit status 2, no traceback and no output folder left behind; ``--debug`` 
 
 Every ``freeaction`` subcommand (taken from the argparse parser, so a new one must join
 :data:`MISSING_INPUT`) and ``python -m agents.train`` / ``agents.evaluate`` run in-process
-with a missing input; two smoke cases run as real processes.
+with a missing input; then bad numbers (``--timesteps -5`` used to save an untrained
+model), files that are no policy, bad config options, an unknown command and the PAD
+hint's command name; two smoke cases run as real processes.
 """
 
 from __future__ import annotations
@@ -152,6 +154,14 @@ def test_a_file_that_is_no_policy_is_one_line(content, tmp_path, capsys):
             z.writestr("other.txt", "hello")
     code, stdout, err = run(agents.evaluate.main, ["--policy", str(policy)], capsys)
     assert_one_line_error(code, stdout, err, str(policy))
+
+
+@pytest.mark.parametrize("command", ["train", "dyna"])
+def test_a_bad_config_option_is_one_line(command, tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text("bogus_option: 1\n")
+    code, stdout, err = run(cli.main, [command, "--config", str(config)], capsys)
+    assert_one_line_error(code, stdout, err, str(config), "bogus_option")
 
 
 def test_unknown_command_lists_the_commands(capsys):
