@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from freeaction_gym.assets import resolve_asset_path
+from freeaction_gym.assets import resolve_asset_path, resolve_model_path
+from freeaction_gym.utils.args import make_output_dir, require_at_least, require_path
 from freeaction_gym.utils.video import write_comparison
 
 DEMO_EPISODES = "bundled:metaworld_default/demo_episodes.npz"
@@ -167,6 +168,18 @@ def _markdown(s: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_args(a: argparse.Namespace) -> None:
+    """Reject bad numbers and a missing ``--model`` (a :class:`UserError` naming the
+    option), then make ``--out``: nothing is written for a rejected command."""
+    require_at_least(
+        1, steps=a.steps, episodes=a.episodes, agent_scenes=a.agent_scenes, agent_seeds=a.agent_seeds
+    )
+    require_at_least(0, agent_steps=a.agent_steps)
+    if a.model is not None:
+        require_path(resolve_model_path(a.model), "--model", "dir")
+    make_output_dir(a.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="freeaction demo",
@@ -189,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "--agent-seeds", type=int, default=3, help="PPO training seeds (numbers over seeds)"
     )
     a = p.parse_args(argv)
+    check_args(a)
     from freeaction_gym.utils.threads import configure_threads
 
     configure_threads()

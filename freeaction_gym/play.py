@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from freeaction_gym.utils.args import make_output_dir
+
 MOVES = {
     "w": (0, 1.0),
     "s": (0, -1.0),
@@ -91,8 +93,8 @@ def play(
 
     import freeaction_gym  # noqa: F401
 
-    out.mkdir(parents=True, exist_ok=True)
     env = gym.make(env_id, render_mode="rgb_array", **env_kwargs)
+    make_output_dir(out)  # once the env (and its model) is made: a bad --model leaves none
     options = {"bank_index": bank_index} if bank_index is not None else None
     obs, info = env.reset(seed=seed, options=options)
     frames = [env.render()]

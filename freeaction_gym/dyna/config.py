@@ -19,6 +19,7 @@ import yaml
 
 from freeaction_gym.envs.config import check_value
 from freeaction_gym.utils.args import parse_assignments
+from freeaction_gym.utils.errors import UserError
 
 
 @dataclass
@@ -376,10 +377,13 @@ def load_dyna_config(
         raise FileNotFoundError(f"dyna config not found: {path}")
     d = yaml.safe_load(path.read_text()) or {}
     if not isinstance(d, dict):
-        raise ValueError(f"{path}: a dyna config is a mapping of options, got {type(d).__name__}")
-    cfg = config_from_dict(merge(d, parse_assignments(overrides)))
-    if check_paths:
-        check_inputs(cfg)
+        raise UserError(f"{path}: a dyna config is a mapping of options, got {type(d).__name__}")
+    try:  # a bad option in the file or an override, a missing input: the user's to fix
+        cfg = config_from_dict(merge(d, parse_assignments(overrides)))
+        if check_paths:
+            check_inputs(cfg)
+    except ValueError as err:
+        raise UserError(f"{path}: {err}") from err
     return cfg
 
 

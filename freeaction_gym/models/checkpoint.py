@@ -28,12 +28,14 @@ from safetensors.torch import load_file, save_file
 
 from freeaction_gym.models.dit import DiTConfig, VideoDiT
 from freeaction_gym.models.presets import IRASIM_DATASETS, SIZES
+from freeaction_gym.utils.errors import UserError
 
 IRASIM_DOC = "README section 'Bringing IRASim checkpoints'"
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable or does not fit the model."""
+class CheckpointError(RuntimeError, UserError):
+    """A checkpoint is missing, unreadable or does not fit the model (a user error: the
+    command line prints its message on one line, :mod:`freeaction_gym.utils.errors`)."""
 
 
 def check_finite(sd: dict[str, torch.Tensor], source: str | Path) -> dict[str, torch.Tensor]:
