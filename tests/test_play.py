@@ -23,7 +23,8 @@ def test_key_map():
 
 def test_terminal_play_prints_help_and_resets(tiny, tmp_path, capsys):
     out = tmp_path / "play"
-    argv = ["--keys", "wwnasd", "--out", str(out), "--model", str(tiny.world_dir),
+    argv = ["--keys", "wwnasd", "--out", str(out), "--env", "FreeActionMetaWorldV2-v0",
+            "--model", str(tiny.world_dir),
             "--option", "reward=goal_latent", "--option", "max_episode_steps=2",
             "--option", "sampling={scheduler: ddim, num_steps: 1}"]  # fmt: skip
     assert main(argv) == 0

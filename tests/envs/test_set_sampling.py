@@ -13,7 +13,7 @@ ACTION = np.array([0.5, -0.5, 0.2, 1.0], np.float32)
 
 def make(tiny):
     kw = dict(model=str(tiny.world_dir), sampling=dict(tiny.fast), reward="goal_latent")
-    return gym.make("FreeActionMetaWorld-v0", **kw)
+    return gym.make("FreeActionMetaWorldV2-v0", **kw)
 
 
 def test_change_applies_from_the_next_step(tiny):

@@ -21,7 +21,7 @@ from freeaction_gym.web.protocol import Action, Reset, Sampling, parse_message
 from freeaction_gym.web.server import StepWorker
 from freeaction_gym.web.session import PlaySession, frame_scores
 
-ENV_ID = "FreeActionMetaWorld-v0"
+ENV_ID = "FreeActionMetaWorldV2-v0"  # the action-path preset (tiny models)
 
 
 @pytest.fixture
