@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from freeaction_gym.utils.args import parse_assignments  # noqa: F401  (re-exported)
+from freeaction_gym.utils.errors import UserError
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 ALGOS = ("ppo", "sac", "drq")
@@ -91,11 +92,13 @@ def load_hyperparams(
     (top-level keys replace; ``policy_kwargs``, ``env_kwargs`` and ``replay_buffer_kwargs``
     merge key by key)."""
     if algo not in ALGOS:
-        raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
+        raise UserError(f"algo must be one of {ALGOS}, got {algo!r}")
     path = Path(path) if path is not None else hyperparams_file(env_id)
+    if not path.is_file():
+        raise FileNotFoundError(f"hyperparameter file not found: {path}")
     data = yaml.safe_load(path.read_text()) or {}
     if algo not in data:
-        raise ValueError(f"{path} has no {algo!r} section (has {sorted(data)})")
+        raise UserError(f"{path} has no {algo!r} section (has {sorted(data)})")
     values = dict(data[algo] or {})
     for key, value in (overrides or {}).items():
         if key in MERGED_KEYS and isinstance(value, dict):

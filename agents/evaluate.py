@@ -24,6 +24,8 @@ import numpy as np
 from agents.config import parse_assignments
 from freeaction_gym.evaluation.paired_stats import bootstrap_ci
 from freeaction_gym.evaluation.policies import load_model, scripted_action
+from freeaction_gym.utils.args import require_at_least
+from freeaction_gym.utils.errors import UserError, cli_main
 
 
 @dataclass
@@ -49,6 +51,24 @@ class EvalArgs:
 
 
 # ------------------------------------------------------------------------------ policies
+
+
+def policy_spec(spec: str) -> tuple[str, float]:
+    """``--policy`` as (``random`` | ``expert`` | ``zip``, expert noise sigma): ``expert``
+    and ``expert:<sigma>`` (a number >= 0) are the scripted expert, anything else but
+    ``random`` a model file. A malformed expert spec is a :class:`UserError`."""
+    if spec == "random":
+        return "random", 0.0
+    if spec != "expert" and not spec.startswith("expert:"):
+        return "zip", 0.0
+    text = spec.partition(":")[2] or "0"
+    try:
+        sigma = float(text)
+    except ValueError:
+        sigma = -1.0
+    if not sigma >= 0.0:  # also NaN
+        raise UserError(f"--policy {spec}: expected expert:<sigma>, sigma a number >= 0")
+    return "expert", sigma
 
 
 def frame_stack_of(model, env_space) -> int:
@@ -123,24 +143,26 @@ def evaluate(args: EvalArgs) -> dict[str, Any]:
 
     from agents.envs import env_kind, make_vec_env
 
-    if args.episodes < 1:
-        raise ValueError("--episodes must be >= 1")
+    require_at_least(1, episodes=args.episodes, num_envs=args.num_envs,
+                     n_resamples=args.n_resamples)  # fmt: skip
+    if not 0.0 < args.confidence < 1.0:
+        raise UserError(f"--confidence must be in (0, 1), got {args.confidence}")
+    kind, sigma = policy_spec(args.policy)
+    if kind == "expert" and env_kind(args.env) != "real":
+        raise UserError(
+            f"--policy expert needs the true simulator state: use a real id "
+            f"(FreeActionRealMetaWorld*), not {args.env}; evaluate imagination with a "
+            ".zip or random policy"
+        )
+    model = load_model(args.policy, args.algo) if kind == "zip" else None  # before the env
     vec = make_vec_env(args.env, args.num_envs, args.seed, args.env_kwargs, monitor=False)
-    if args.policy == "random":
+    if kind == "random":
         space = vec.action_space
         space.seed(args.seed)
         act = lambda obs: np.stack([space.sample() for _ in range(vec.num_envs)])  # noqa: E731
-    elif args.policy.startswith("expert"):
-        if env_kind(args.env) != "real":
-            raise ValueError(
-                f"--policy expert needs the true simulator state: use a real id "
-                f"(FreeActionRealMetaWorld*), not {args.env}; evaluate imagination with a "
-                ".zip or random policy"
-            )
-        sigma = float(args.policy.partition(":")[2] or 0.0)
+    elif kind == "expert":
         act = expert_policy(vec, sigma, args.seed)
     else:
-        model = load_model(args.policy, args.algo)
         stack = frame_stack_of(model, vec.observation_space)
         if stack > 1:
             vec = VecFrameStack(vec, stack, channels_order="last")
@@ -207,7 +229,8 @@ def parse_args(argv: list[str] | None = None) -> EvalArgs:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+@cli_main
+def main(argv: list[str]) -> int:
     args = parse_args(argv)
     report = evaluate(args)
     text = json.dumps(report, indent=2)

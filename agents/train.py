@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agents.config import ALGOS, load_hyperparams, parse_assignments
+from freeaction_gym.utils.args import make_output_dir, require_at_least, require_path
+from freeaction_gym.utils.errors import UserError, cli_main
 
 
 @dataclass
@@ -109,8 +111,26 @@ def _image_wrap(vec):
     return vec
 
 
+def check_args(args: TrainArgs) -> None:
+    """Reject bad numbers and missing inputs with a :class:`UserError` (or the loaders'
+    ``FileNotFoundError``) naming the option, before anything is written."""
+    require_at_least(1, timesteps=args.timesteps, num_envs=args.num_envs,
+                     eval_episodes=args.eval_episodes)  # fmt: skip
+    require_at_least(0, eval_freq=args.eval_freq, checkpoint_freq=args.checkpoint_freq,
+                     video_freq=args.video_freq, resume_every=args.resume_every)  # fmt: skip
+    if args.hyperparams is not None:
+        require_path(args.hyperparams, "--hyperparams", "file")
+    if args.init_from:
+        require_path(args.init_from, "--init-from", "file")
+    if args.layout_data is not None:
+        from freeaction_gym.data.episodes import read_meta
+
+        read_meta(args.layout_data)  # names the root when it is no dataset
+
+
 def train(args: TrainArgs) -> dict[str, Any]:
     """Train, save and return a summary (paths, steps, seconds)."""
+    check_args(args)
     from freeaction_gym.utils.threads import configure_threads
 
     configure_threads()
@@ -127,8 +147,10 @@ def train(args: TrainArgs) -> dict[str, Any]:
     hp = load_hyperparams(args.env, args.algo, args.hyperparams, args.hp)
     n_envs = args.num_envs or hp.n_envs
     total = args.timesteps or hp.n_timesteps
-    out = Path(args.out or f"runs/agents/{args.env}_{args.algo}_s{args.seed}")
-    out.mkdir(parents=True, exist_ok=True)
+    if n_envs < 1 or total < 1:
+        raise UserError(f"{hp.source}: n_envs ({n_envs}) and n_timesteps ({total}) must be >= 1")
+    prefill_paths = _prefill_paths(args)  # checked to exist before --out is made
+    out = make_output_dir(args.out or f"runs/agents/{args.env}_{args.algo}_s{args.seed}")
     env_kwargs = {**hp.env_kwargs, **args.env_kwargs}
     eval_id = args.eval_env or args.env
     eval_kwargs = args.eval_env_kwargs
@@ -176,19 +198,18 @@ def train(args: TrainArgs) -> dict[str, Any]:
 
     snapshot = resume_state(out) if args.resume else None
     if snapshot is not None and not snapshot["files"]:
-        raise ValueError(
+        raise UserError(
             f"{out} holds a finished run (its snapshot was dropped at {snapshot['steps']} "
             "steps): nothing to resume; train into a new --out"
         )
     if snapshot is not None and args.init_from:
-        raise ValueError("--resume continues the run's own snapshot; drop --init-from")
+        raise UserError("--resume continues the run's own snapshot; drop --init-from")
     algo_cls = {"ppo": PPO, "sac": SAC, "drq": SAC}[args.algo]
     policy, algo_kwargs = hp.policy, hp.algo_kwargs
     if args.algo == "drq":
         from agents.drq import drq_sac_kwargs
 
         policy, algo_kwargs = drq_sac_kwargs(hp, train_env.observation_space)
-    prefill_paths = _prefill_paths(args)
     if prefill_paths:  # room for them and every step of the run
         from agents.prefill import count_transitions
 
@@ -218,7 +239,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
                 **algo_kwargs,
             )
     except TypeError as e:
-        raise ValueError(f"bad {args.algo} hyperparameters from {hp.source}: {e}") from e
+        raise UserError(f"bad {args.algo} hyperparameters from {hp.source}: {e}") from e
     prefilled = 0
     if prefill_paths:
         from agents.prefill import prefill, used_paths
@@ -313,7 +334,7 @@ def _prefill_paths(args: TrainArgs) -> list[Path]:
     if not args.prefill:
         return []
     if args.algo == "ppo":
-        raise ValueError("--prefill fills a replay buffer: use an off-policy algo (sac, drq)")
+        raise UserError("--prefill fills a replay buffer: use an off-policy algo (sac, drq)")
     from agents.prefill import episode_paths
 
     return episode_paths(args.prefill)
@@ -401,7 +422,8 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+@cli_main
+def main(argv: list[str]) -> int:
     summary = train(parse_args(argv))
     print(json.dumps(summary, indent=2))
     return 0

@@ -8,6 +8,9 @@ frames, and the robot state where the dataset stores it, of held-out episodes) a
 loader upcasts to float32). It copies ``reward_head/`` and ``proprio/`` (the proprioceptive
 model env option ``conditioning: vap`` looks for) when given. The VAE and both directories
 are loaded first, so a wrong one fails before anything is written.
+
+``freeaction bundle`` needs ``--out``: a new or empty folder (``--force`` for a non-empty
+one), never one inside the installed package (:func:`check_target`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from freeaction_gym.models.autoencoder import VideoAutoencoder
 from freeaction_gym.models.checkpoint import load_safetensors, read_config_json
 from freeaction_gym.prompts.proprio import ProprioModel
 from freeaction_gym.rewards.learned import RewardHead
+from freeaction_gym.utils.errors import UserError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+"""The installed ``freeaction_gym`` package, which ``freeaction bundle`` never writes into."""
 
 
 def export_bundle(
@@ -110,6 +117,24 @@ def save_demo_episodes(
     tmp.replace(path)
 
 
+def check_target(out: str | Path, force: bool = False) -> Path:
+    """``out`` as a bundle destination: never inside the installed ``freeaction_gym``
+    package (its bundled models are release artifacts, replaced by hand), and not a
+    non-empty folder unless ``force`` (re-bundling over an old bundle). Raises
+    :class:`UserError` naming ``out``."""
+    out = Path(out)
+    if out.resolve().is_relative_to(PACKAGE_DIR):
+        raise UserError(
+            f"--out {out}: refusing to write into the installed freeaction_gym package "
+            f"({PACKAGE_DIR}); bundle to a folder of your own and pass it as model=<dir>"
+        )
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UserError(f"--out {out}: folder is not empty; pass --force to overwrite it")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -124,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="proprio model dir to include (for env option conditioning: vap)",
     )
-    p.add_argument("--out", default="freeaction_gym/assets/metaworld_default")
+    p.add_argument("--out", required=True, help="bundle folder to write (new or empty)")
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty --out folder")
     a = p.parse_args(argv)
+    check_target(a.out, a.force)
     out = export_bundle(a.model, a.data, a.out, a.reward_head, a.split, proprio=a.proprio)
     print(f"bundle written to {out}")
     return 0

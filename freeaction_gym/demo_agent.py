@@ -1,26 +1,32 @@
-"""The agent part of ``freeaction demo``: train a small PPO agent purely in imagination and
-evaluate it, next to a random policy, in imagination and in the real simulator.
+"""The agent part of ``freeaction demo``: train small PPO agents purely in imagination and
+evaluate them, next to a random policy, in imagination and in the real simulator.
 
-The agent learns on ``FreeActionMetaWorldReach-v0`` (the bundled world model, learned
-reward) for ``timesteps`` environment steps with the hyperparameters of
-``agents/hyperparams/FreeActionMetaWorld-v0.yaml`` (shorter rollouts so a few-minute budget
-still gives several updates). Both policies then run on the same held-out reach scenes in
-both worlds (:mod:`freeaction_gym.evaluation.worlds`). Writes into ``out``:
-``final_model.zip`` (+ TensorBoard logs), ``agent.json`` and ``agent_real_vs_imagined.mp4``
-(per scene: real | imagined).
+Each agent learns on ``FreeActionMetaWorldReach-v0`` (the grounded default world: reward and
+success are MetaWorld's own on the integrated state) for ``timesteps`` environment steps
+with the hyperparameters of ``agents/hyperparams/FreeActionMetaWorld-v0.yaml`` (shorter
+rollouts so a few-minute budget still gives several updates), once per training seed. Every
+policy then runs on the same held-out reach scenes in both worlds
+(:mod:`freeaction_gym.evaluation.worlds`). The headline is the mean over seeds with a 95%
+t-interval, because one seed's success moves by tenths. Writes into ``out``:
+``seed_<k>/final_model.zip`` (+ TensorBoard logs), ``agent.json`` and
+``agent_real_vs_imagined.mp4`` (first seed's agent, per scene: real | imagined).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+
+import numpy as np
 
 from freeaction_gym.utils.video import write_comparison
 
 ENV_ID = "FreeActionMetaWorldReach-v0"
+AGENT = "ppo (imagination)"
 
 
-def train_agent(out: Path, model: str, timesteps: int, seed: int) -> Path:
+def train_agent(out: Path, model: str | None, timesteps: int, seed: int) -> Path:
     """PPO in imagination; returns the path of the saved model."""
     from agents.train import TrainArgs, train
 
@@ -31,7 +37,7 @@ def train_agent(out: Path, model: str, timesteps: int, seed: int) -> Path:
             timesteps=timesteps,
             num_envs=8,
             out=str(out),
-            env_kwargs={"model": model},
+            env_kwargs={} if model is None else {"model": model},
             hp={"n_steps": 64, "batch_size": 128},
             seed=seed,
             eval_freq=0,
@@ -43,80 +49,132 @@ def train_agent(out: Path, model: str, timesteps: int, seed: int) -> Path:
     return Path(summary["final_model"])
 
 
-def evaluate_agent(
-    model_zip: Path, model: str, scenes_per_world: int, steps: int, seed: int
-) -> tuple[dict, dict]:
-    """Success/return of the agent and of a random policy in both worlds; also returns the
-    rollouts (for the video)."""
-    from freeaction_gym.evaluation.policies import RandomPolicy, SB3Policy, load_model
-    from freeaction_gym.evaluation.worlds import ImaginedWorld, RealWorld, scenes_from_bank
+def interval(values: list[float], confidence: float = 0.95) -> dict:
+    """Mean, sample std and the two-sided t-interval of the mean over ``values`` (one per
+    seed; a single value has a zero-width interval)."""
+    from scipy import stats
 
-    imagined = ImaginedWorld(ENV_ID, model=model)
-    scenes = scenes_from_bank(imagined.bank, ["reach-v3"], scenes_per_world)
-    real = RealWorld(model=model, reset_bank=imagined.config.reset_bank)
-    policies = [SB3Policy("ppo (imagination)", load_model(model_zip)), RandomPolicy()]
-    report: dict = {"scenes": scenes.bank_index.tolist(), "steps": steps}
-    rolls: dict = {}
-    try:
-        for p in policies:
-            for world_name, world in (("imagined", imagined), ("real", real)):
-                r = world.run(p, scenes, steps, seed, keep_frames=True)
-                rolls[(p.name, world_name)] = r
-                report.setdefault(p.name, {})[world_name] = {
-                    "success_rate": float(r.succeeded.mean()),
-                    "return_mean": float(r.returns.mean()),
-                    "success": r.succeeded.tolist(),
-                }
-    finally:
-        real.close()
-    return report, rolls
+    x = np.asarray(values, np.float64)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return {"mean": mean, "std": 0.0, "low": mean, "high": mean, "n": len(x)}
+    std = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * std / np.sqrt(len(x)))
+    return {"mean": mean, "std": std, "low": mean - half, "high": mean + half, "n": len(x)}
+
+
+class _Worlds:
+    """Both worlds on the same held-out reach scenes, loaded once for every policy."""
+
+    def __init__(self, model: str | None, scenes_per_world: int) -> None:
+        from freeaction_gym.evaluation.worlds import ImaginedWorld, RealWorld, scenes_from_bank
+
+        kwargs = {} if model is None else {"model": model}
+        self.imagined = ImaginedWorld(ENV_ID, **kwargs)
+        self.scenes = scenes_from_bank(self.imagined.bank, ["reach-v3"], scenes_per_world)
+        self.real = RealWorld(
+            model=self.imagined.config.model, reset_bank=self.imagined.config.reset_bank
+        )
+
+    def run(self, policy, steps: int, seed: int) -> tuple[dict, dict]:
+        """Per world: the summary dict and the rollouts (frames kept)."""
+        report, rolls = {}, {}
+        for name, world in (("imagined", self.imagined), ("real", self.real)):
+            r = world.run(policy, self.scenes, steps, seed, keep_frames=True)
+            rolls[name] = r
+            report[name] = {
+                "success_rate": float(r.succeeded.mean()),
+                "return_mean": float(r.returns.mean()),
+                "success": r.succeeded.tolist(),
+            }
+        return report, rolls
 
 
 def run_agent_demo(
     out: Path,
-    model: str,
+    model: str | None,
     timesteps: int,
     scenes_per_world: int = 10,
     steps: int = 40,
     seed: int = 0,
+    num_seeds: int = 3,
 ) -> dict:
-    import time
+    """Train ``num_seeds`` agents (seeds ``seed .. seed + num_seeds - 1``) and evaluate them
+    and a random policy; returns (and writes as ``agent.json``) the report."""
+    from freeaction_gym.evaluation.policies import RandomPolicy, SB3Policy, load_model
 
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    model_zip = train_agent(out, model, timesteps, seed)
-    t1 = time.perf_counter()
-    report, rolls = evaluate_agent(model_zip, model, scenes_per_world, steps, seed)
-    report.update(
-        env=ENV_ID,
-        timesteps=timesteps,
-        train_seconds=t1 - t0,
-        eval_seconds=time.perf_counter() - t1,
-        model_zip=str(model_zip),
+    worlds = _Worlds(model, scenes_per_world)
+    report: dict = {
+        "env": ENV_ID,
+        "timesteps": timesteps,
+        "scenes": worlds.scenes.bank_index.tolist(),
+        "steps": steps,
+        "seeds": {},
+    }
+    first_rolls = None
+    try:
+        for k in range(num_seeds):
+            t0 = time.perf_counter()
+            model_zip = train_agent(out / f"seed_{seed + k}", model, timesteps, seed + k)
+            t1 = time.perf_counter()
+            policy = SB3Policy(AGENT, load_model(model_zip))
+            per_world, rolls = worlds.run(policy, steps, seed)
+            first_rolls = first_rolls or rolls
+            report["seeds"][str(seed + k)] = {
+                **per_world,
+                "train_seconds": t1 - t0,
+                "eval_seconds": time.perf_counter() - t1,
+                "model_zip": str(model_zip),
+            }
+        report["random"], _ = worlds.run(RandomPolicy(), steps, seed)
+    finally:
+        worlds.real.close()
+    runs = list(report["seeds"].values())
+    report[AGENT] = {
+        w: {m: interval([r[w][m] for r in runs]) for m in ("success_rate", "return_mean")}
+        for w in ("imagined", "real")
+    }
+    report[AGENT]["gap"] = interval(
+        [r["imagined"]["success_rate"] - r["real"]["success_rate"] for r in runs]
     )
-    name = "ppo (imagination)"
     k = min(4, scenes_per_world)
     write_comparison(
         out / "agent_real_vs_imagined.mp4",
-        [rolls[(name, "real")].frames[:k], rolls[(name, "imagined")].frames[:k]],
+        [first_rolls["real"].frames[:k], first_rolls["imagined"].frames[:k]],
     )
     (out / "agent.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
+def _ci(s: dict, digits: int) -> str:
+    return f"{s['mean']:.{digits}f} [{s['low']:.{digits}f}, {s['high']:.{digits}f}]"
+
+
 def markdown(report: dict) -> str:
+    """The agent table: mean over seeds with 95% t-intervals, then each seed's numbers."""
+    seeds = report["seeds"]
+    train_s = np.mean([r["train_seconds"] for r in seeds.values()])
+    a, r = report[AGENT], report["random"]
     lines = [
-        f"PPO trained {report['timesteps']} steps in imagination "
-        f"({report['train_seconds']:.0f} s), "
-        f"evaluated on {len(report['scenes'])} held-out reach scenes x {report['steps']} actions:",
+        f"PPO trained {report['timesteps']} steps in imagination ({len(seeds)} seeds, "
+        f"{train_s:.0f} s each), evaluated on {len(report['scenes'])} held-out reach scenes x "
+        f"{report['steps']} actions; mean over seeds [95% t-interval]:",
         "",
         "| policy | imagined success | real success | imagined return | real return |",
         "|---|---|---|---|---|",
-    ]
-    for name in ("ppo (imagination)", "random"):
-        r = report[name]
-        lines.append(
-            f"| {name} | {r['imagined']['success_rate']:.2f} | {r['real']['success_rate']:.2f} "
-            f"| {r['imagined']['return_mean']:.0f} | {r['real']['return_mean']:.0f} |"
+        f"| {AGENT} | {_ci(a['imagined']['success_rate'], 2)} | "
+        f"{_ci(a['real']['success_rate'], 2)} | {_ci(a['imagined']['return_mean'], 0)} | "
+        f"{_ci(a['real']['return_mean'], 0)} |",
+        f"| random | {r['imagined']['success_rate']:.2f} | {r['real']['success_rate']:.2f} | "
+        f"{r['imagined']['return_mean']:.0f} | {r['real']['return_mean']:.0f} |",
+        "",
+        f"Imagined minus real success per seed: {_ci(a['gap'], 2)}; per seed (imagined / "
+        "real): "
+        + ", ".join(
+            f"seed {k}: {v['imagined']['success_rate']:.2f} / {v['real']['success_rate']:.2f}"
+            for k, v in seeds.items()
         )
+        + ".",
+    ]
     return "\n".join(lines) + "\n"

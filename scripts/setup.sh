@@ -15,6 +15,18 @@ if ! ldconfig -p 2>/dev/null | grep -q libOSMesa; then
   fi
 fi
 
+# freeaction play --web's browser test drives headless Chromium (skipped where it is absent).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+      || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium chromium-driver >/dev/null; } \
+      || echo "warning: chromium not installed; the play --web browser test will skip" >&2
+  else
+    echo "warning: install chromium and chromedriver for the play --web browser test" >&2
+  fi
+fi
+
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 # torch first and pinned: a bare 'torch' requirement would pull a multi-GB CUDA build.
@@ -25,7 +37,7 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     grep -v "^WARNING: Location" .venv/pip-torch.log >&2; exit 1
   fi
 fi
-if ! .venv/bin/pip install -q -e ".[dev,metaworld,agents]" > .venv/pip-install.log 2>&1; then
+if ! .venv/bin/pip install -q -e ".[dev,metaworld,agents,web]" > .venv/pip-install.log 2>&1; then
   grep -v "^WARNING: Location" .venv/pip-install.log >&2; exit 1
 fi
 .venv/bin/python -c "import freeaction_gym, torch; print('freeaction-gym', freeaction_gym.__version__, '| torch', torch.__version__)"

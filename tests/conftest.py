@@ -154,8 +154,13 @@ class TinyArtifacts:
                 reward_head=str(vap / "reward_head"),
                 sampling=dict(FAST),
             )
-        if "MetaWorld" in env_id:
+        if "MetaWorldV2" in env_id:
             return dict(model=str(self.world_dir), sampling=dict(FAST))
+        if "MetaWorld" in env_id:  # the grounded presets: the VAP twin with goal positions
+            vap = self.vap_dir
+            return dict(
+                model=str(vap), reset_bank=str(vap / "grounded_bank.npz"), sampling=dict(FAST)
+            )
         return self.irasim_kwargs(env_id)
 
 
@@ -211,6 +216,9 @@ def tiny(tmp_path_factory) -> TinyArtifacts:
     make_robot_bank(6, (MW_HW, MW_HW), seed=2).save(vap_dir / "reset_bank.npz")
     head.save_pretrained(vap_dir / "reward_head")
     ProprioModel(ProprioConfig(hidden=16, depth=1)).save_pretrained(vap_dir / "proprio")
+    grounded = make_robot_bank(6, (MW_HW, MW_HW), seed=2)  # + goals: the grounded presets
+    goal_pos = grounded.state[:, :3] + np.float32([0.05, 0.1, -0.05])
+    replace(grounded, goal_pos=goal_pos).save(vap_dir / "grounded_bank.npz")
 
     # (2) IRASim-layout checkpoints, a tiny SDXL-like VAE (8x down) and a 64x80 bank
     rt1 = irasim_dit("tiny", "rt1", input_size=(8, 10), num_frames=4)

@@ -44,6 +44,8 @@ def test_wheel_carries_presets_and_bundled_model(tmp_path):
     for f in ("config.json", "model.safetensors", "reset_bank.npz", "reward_head/config.json"):
         assert f"freeaction_gym/assets/metaworld_default/{f}" in names, f
     assert "agents/hyperparams/FreeActionMetaWorld-v0.yaml" in names
+    for f in ("index.html", "app.js", "style.css"):  # freeaction play --web, no CDN
+        assert f"freeaction_gym/web/static/{f}" in names, f
 
 
 def test_build_artefacts_are_ignored_by_git():

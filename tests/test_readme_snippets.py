@@ -49,10 +49,14 @@ REPO_CWD_PYTHON = {  # a piece of the block's code -> why it runs from the repos
 RUN_COMMANDS = {  # command as the README writes it -> "default" or "slow"
     "python experiments/freeaction_tables.py --table 1 --quick": "slow",  # ~16 CPU s
     "python experiments/pad_truncation.py --quick": "slow",  # ~35 CPU s
+    'freeaction play --keys "wwwwddddrrg"': "slow",  # 11 imagined steps, an mp4
 }
 LONG = "long-running (minutes to hours), not a smoke test"
 NEEDS_DATA = "needs a generated dataset or trained run that a fresh clone does not have"
 SKIP_COMMANDS = {  # a command's start -> why the test does not run it
+    "freeaction play --keys episode.json": "needs an episode saved by the browser page",
+    "freeaction play --web": "serves a page until stopped (tests/web/ drive it)",
+    "freeaction play": "interactive: reads key presses until q",
     "bash scripts/setup.sh": "creates a virtual environment and installs packages (and the "
     "demo after it: a few minutes)",
     "freeaction data metaworld": "data generation (~29 min for the README's dataset)",

@@ -44,13 +44,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from freeaction_gym.utils.errors import UserError
+
 FORMAT_VERSION = 1
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 REQUIRED_KEYS = ("rgb", "action", "reward", "success", "layout", "seed", "task")
 MAKE_HINT = "freeaction data metaworld {root}"
 
 
-class EpisodeFormatError(ValueError):
+class EpisodeFormatError(UserError):
     """An episode file is missing, corrupt or has inconsistent arrays (the message names it)."""
 
 

@@ -17,6 +17,11 @@ import torch
 
 Denoiser = Callable[..., torch.Tensor]
 
+LAM_RANGE = (0.0, 10.0)
+"""Allowed ``ActionCFG.lam`` (lambda of eq. 2): 0 (off) to 10x the paper's 1."""
+SCALE_RANGE = (1.0, 20.0)
+"""Allowed ``ActionCFG.scale`` (fixed mode): 1 (no guidance) to 20, beyond any CFG use."""
+
 
 def guidance_weight(
     action_norm: torch.Tensor,
@@ -57,12 +62,20 @@ class ActionCFG:
         guidance) or ``"none"``.
     negative: ``"negated"`` (-a, FreeAction) or ``"null"`` (IRASim's learned null action).
     cutoff: fraction of sampling steps (from the noisiest) that are guided.
+
+    Ranges (checked whatever the mode, so a config stays valid when the mode is switched):
+    ``lam`` in :data:`LAM_RANGE`, ``scale`` in :data:`SCALE_RANGE`, ``cutoff`` in [0, 1].
     """
 
     mode: Literal["action_scaled", "fixed", "none"] = "action_scaled"
     lam: float = 1.0
+    """lambda of eq. 2, the guidance weight per unit ||a|| (dimensionless), in [0, 10]; the
+    paper uses 1 (0: no guidance). Above ~10 the guided noise leaves the model's range."""
     scale: float = 3.0
+    """``fixed`` mode's conventional CFG scale s, in [1, 20]: 1 is no guidance, the paper's
+    ablation uses 3; s < 1 would push the sample toward the negated action."""
     cutoff: float = 0.5
+    """Fraction of the sampling steps (from the noisiest) that are guided, in [0, 1]."""
     negative: Literal["negated", "null"] = "negated"
 
     def __post_init__(self) -> None:
@@ -72,6 +85,13 @@ class ActionCFG:
             raise ValueError(f"unknown negative condition {self.negative!r}")
         if not 0.0 <= self.cutoff <= 1.0:
             raise ValueError(f"cutoff must be a fraction in [0, 1], got {self.cutoff}")
+        for name, (lo, hi), what in (
+            ("lam", LAM_RANGE, "the weight per unit ||a|| of eq. 2; the paper uses 1"),
+            ("scale", SCALE_RANGE, "the fixed CFG scale; 1 = no guidance, the ablation's 3"),
+        ):
+            value = getattr(self, name)
+            if not lo <= value <= hi:  # also NaN
+                raise ValueError(f"{name} must be in [{lo:g}, {hi:g}] ({what}), got {value}")
 
     def weight(self, action_norm: torch.Tensor, step_index: int, num_steps: int) -> torch.Tensor:
         """w per sample (B,) at this step."""

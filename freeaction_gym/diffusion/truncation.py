@@ -93,14 +93,25 @@ class NoiseTruncation:
 
     mode: Literal["action_scaled", "fixed", "none"] = "action_scaled"
     tau_min: float = 0.5
+    """Threshold of the smallest actions (noise units), 0 < tau_min <= tau_max; paper 0.5."""
     tau_max: float = 1.5
+    """Threshold of the largest actions (noise units); paper 1.5."""
     fixed_tau: float = 1.0
+    """``fixed`` mode's threshold (noise units), > 0; the ablation uses 1.0 and 1.5."""
     mu_act: float = 0.0
-    """Train-set mean of ||a|| under the same :class:`ActionNormSpec` used at sampling."""
+    """Train-set mean of ||a|| under the same :class:`ActionNormSpec` used at sampling (the
+    action units of that spec), >= 0; 0 means "not given":
+    ``WorldModel.default_sampling`` fills it from the model's dataset statistics (a norm's
+    mean is > 0, so an env option that gives it needs > 0)."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("action_scaled", "fixed", "none"):
             raise ValueError(f"unknown truncation mode {self.mode!r}")
+        if not self.mu_act >= 0.0:  # also NaN
+            raise ValueError(
+                f"mu_act must be >= 0 (the dataset's mean ||a||; 0 = take it from the "
+                f"model's statistics), got {self.mu_act}"
+            )
 
     def tau(self, action_norm: torch.Tensor) -> torch.Tensor:
         """tau per sample (B,); ``inf`` when disabled."""

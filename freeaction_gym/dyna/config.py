@@ -3,8 +3,9 @@
 One YAML file is one run: top-level keys (``task``, ``iterations``, ``seed``, ``output``,
 ``progress``) and one section per stage (``data``, ``collect``, ``world_model``, ``reward``,
 ``agent``, ``eval``). Unknown keys, wrong types and out-of-range values are errors that
-name the option (``dyna option collect.episodes must be >= 1, got 0``); paths that must
-already exist are checked when the config is loaded, so a typo fails before any work.
+name the option (``dyna option collect.episodes must be >= 1, got 0``), the imagined env's
+options (``agent.env_kwargs``) included; paths that must already exist are checked when the
+config is loaded, so a typo fails before any work.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 
 from freeaction_gym.envs.config import check_value
 from freeaction_gym.utils.args import parse_assignments
+from freeaction_gym.utils.errors import UserError
 
 
 @dataclass
@@ -286,6 +288,25 @@ class DynaConfig:
             value = getattr(getattr(self, section), key)
             if value is not None and value <= 0:
                 raise ValueError(f"dyna option {name} must be > 0 (or null), got {value}")
+        check_env_kwargs(self)
+
+
+def check_env_kwargs(cfg: DynaConfig) -> None:
+    """``agent.env_kwargs`` as the imagined env receives them (with the options the loop
+    sets: model, reward, reset bank, task), validated as ``gym.make`` validates them
+    (:func:`~freeaction_gym.envs.config.make_env_config`: names, types, ranges, the sampling
+    dict) without loading a model, so a typo fails when the config loads rather than at
+    the agent stage, after collection, fine-tuning and the reward refit. The checks that
+    need the model (e.g. ``action_chunk`` against its window) still run at the agent stage."""
+    from freeaction_gym.dyna.agent import IMAGINED_PRESET, imagined_env_kwargs
+    from freeaction_gym.envs.config import make_env_config
+
+    head = None if cfg.reward.mode == "state" else "reward_head"
+    options = imagined_env_kwargs(cfg, cfg.world_model.init, head, "reset_bank.npz")
+    try:
+        make_env_config(IMAGINED_PRESET, **options)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"dyna option agent.env_kwargs: {err}") from err
 
 
 SECTIONS: dict[str, type] = {
@@ -356,10 +377,13 @@ def load_dyna_config(
         raise FileNotFoundError(f"dyna config not found: {path}")
     d = yaml.safe_load(path.read_text()) or {}
     if not isinstance(d, dict):
-        raise ValueError(f"{path}: a dyna config is a mapping of options, got {type(d).__name__}")
-    cfg = config_from_dict(merge(d, parse_assignments(overrides)))
-    if check_paths:
-        check_inputs(cfg)
+        raise UserError(f"{path}: a dyna config is a mapping of options, got {type(d).__name__}")
+    try:  # a bad option in the file or an override, a missing input: the user's to fix
+        cfg = config_from_dict(merge(d, parse_assignments(overrides)))
+        if check_paths:
+            check_inputs(cfg)
+    except ValueError as err:
+        raise UserError(f"{path}: {err}") from err
     return cfg
 
 

@@ -14,7 +14,8 @@ hand against (:meth:`ResetBank.with_goal_pos` computes it from the layouts when 
 it), and with the robot ``prev_state`` (N, 7) / ``prev_keypoints`` (N, K, 3) one frame
 earlier and ``mocap`` (N, 3), MetaWorld's mocap target (m): how the arm moves at the frame,
 for proprio trackers started mid-episode (``ResetBank.robot``). Banks built before they
-were stored load without them.
+were stored load without them. Every float array must be finite: a bank holding NaN/inf is
+refused when it is made or loaded, naming the file and the array.
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ class ResetBank:
                     raise ValueError(f"reset bank {name} must have {ndim} dims and {n} rows")
                 if name in ("goal_pos", "mocap") and value.shape[1] != 3:
                     raise ValueError(f"reset bank {name} must be (N, 3), got {value.shape}")
+                bad = np.flatnonzero(~np.isfinite(value).reshape(n, -1).all(axis=1))
+                if bad.size:  # e.g. a NaN state would make every proprio observation NaN
+                    raise ValueError(
+                        f"reset bank array {name!r} holds non-finite values (NaN/inf) in "
+                        f"{bad.size} of {n} entries (first: {bad[:5].tolist()})"
+                    )
                 object.__setattr__(self, name, value)
         for name in ("layout", "layout_seed"):
             value = getattr(self, name)
@@ -142,6 +149,21 @@ class ResetBank:
             raise ValueError(f"reset bank has no entry for task {task!r}; it has {self.tasks}")
         return idx
 
+    def check_entry_task(self, j: int, task: str | None, source: str) -> None:
+        """``ValueError`` unless entry ``j`` is a scene of ``task`` (None: any task);
+        ``source`` names where ``task`` came from (e.g. ``"reset option task"``). A bank
+        entry is one scene of one task: starting it under another task's label would make
+        an env report (and score) the wrong task."""
+        if task is None or str(self.task[j]) == task:
+            return
+        idx = np.flatnonzero(self.task == task).tolist()
+        shown = f"{idx[:8]}{' ...' if len(idx) > 8 else ''}" if idx else "none"
+        raise ValueError(
+            f"reset option bank_index={j} is a {str(self.task[j])!r} scene, but the task is "
+            f"{task!r} ({source}): pick a {task!r} entry (bank indices {shown}) or leave "
+            "bank_index out to draw one"
+        )
+
     @classmethod
     def load(cls, path: str | Path) -> ResetBank:
         path = Path(path)
@@ -163,8 +185,9 @@ class ResetBank:
                 arrays = [z["initial"], z["goal"], z["task"].astype(str), z["episode"].astype(str)]
             return cls(*arrays, **optional)
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            what = "is broken" if "non-finite" in str(err) else "is not a readable reset-bank .npz"
             raise ValueError(
-                f"reset bank {path} is not a readable reset-bank .npz ({err}); build one with "
+                f"reset bank {path} {what} ({err}); build one with "
                 "`freeaction bank --data <root> --split test --out bank.npz`"
             ) from err
 

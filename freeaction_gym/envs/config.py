@@ -49,7 +49,8 @@ class EnvConfig:
     """Steps until ``truncated``; ``gym.make(id, max_episode_steps=N)`` sets it too."""
     observation: Literal["rgb", "latent"] = "rgb"
     frame_stack: int = 1
-    """RGB observations stack the last ``frame_stack`` frames on the channel axis."""
+    """RGB observations stack the last ``frame_stack`` frames on the channel axis
+    (``observation: latent`` takes 1 only)."""
     proprio_obs: bool = False
     """Observations become a dict: ``image`` (the RGB observation above) and ``proprio``
     float32 (4,), the robot's hand xyz (m, world frame) and gripper opening (MetaWorld's
@@ -68,7 +69,11 @@ class EnvConfig:
     scripted data's speed (mean |a| 0.3), where the world model tracks the arm; SB3 agents
     then act inside it in the real simulator too (their policy maps into this box)."""
     sampling: dict[str, Any] = field(default_factory=dict)
-    """SamplingConfig overrides: scheduler, num_steps, guidance{...}, truncation{...}, norm{...}."""
+    """SamplingConfig overrides: scheduler, num_steps, guidance{...}, truncation{...}, norm{...}.
+    Ranges: ``num_steps >= 1``; ``guidance.lam`` in [0, 10], ``guidance.scale`` in [1, 20],
+    ``guidance.cutoff`` in [0, 1]; ``0 < truncation.tau_min <= truncation.tau_max``,
+    ``truncation.fixed_tau > 0``, ``truncation.mu_act > 0`` (omit it: the model's statistics);
+    ``rho`` in (0, 100], ``0 < sigma_min < sigma_max`` (``edm``)."""
     reward: Literal["learned", "goal_latent", "state", "none"] = "learned"
     """``learned``: the reward head (``reward_head``); ``goal_latent``: latent distance to
     the goal frame; ``state``: MetaWorld's own reward of the task
@@ -108,8 +113,9 @@ class EnvConfig:
     """Halt imagined episodes that leave the data's support (MOReL-style): ``{"low": [A],
     "high": [A], "penalty": 0.0}`` bounds on the dead-reckoned displacement (the running
     sum of env actions since reset, env units). When a step leaves the box the episode ends
-    (``terminated``, ``info["out_of_support"]``) and ``penalty`` is subtracted from its reward:
-    there the world model extrapolates and its reward cannot be trusted. None: off."""
+    (``terminated``, ``info["out_of_support"]``) and ``penalty`` (reward units, finite,
+    >= 0) is subtracted from its reward: there the world model extrapolates and its reward
+    cannot be trusted. None: off."""
     conditioning: Literal["action", "vap"] = "action"
     """What the model is told of the agent's actions. ``action``: the actions (adaLN).
     ``vap``: visual action prompts too (seed 004; :mod:`~freeaction_gym.envs.prompting`):
@@ -154,6 +160,12 @@ class EnvConfig:
         if self.goal_success_distance < 0:
             raise ValueError(
                 f"env option goal_success_distance must be >= 0, got {self.goal_success_distance}"
+            )
+        if self.observation == "latent" and self.frame_stack != 1:
+            raise ValueError(
+                f"env option frame_stack={self.frame_stack} stacks RGB frames; "
+                "observation='latent' is one latent frame (C, h, w) and is not stacked: use "
+                "frame_stack=1 with observation='latent', or observation='rgb'"
             )
         if self.proprio_obs and self.observation != "rgb":
             raise ValueError(
@@ -215,6 +227,20 @@ def check_value(value: Any, hint: Any, name: str) -> Any:
     raise TypeError(f"{name}: no check for annotation {hint!r}")  # a new field's type
 
 
+def _gym_make_local(name: str, depth: int = 3):
+    """(found, value) of local ``name`` in a calling ``gymnasium.make`` frame (searched up to
+    ``depth`` frames above the caller of this helper's caller)."""
+    frame = sys._getframe(2)
+    for _ in range(depth):
+        frame = frame.f_back
+        if frame is None:
+            return False, None
+        code, module = frame.f_code, frame.f_globals.get("__name__")
+        if code.co_name == "make" and module == "gymnasium.envs.registration":
+            return True, frame.f_locals.get(name)
+    return False, None
+
+
 def gym_make_time_limit(depth: int = 3) -> int | None:
     """``N`` of a calling ``gymnasium.make(id, max_episode_steps=N)``, else None.
 
@@ -223,16 +249,28 @@ def gym_make_time_limit(depth: int = 3) -> int | None:
     N would not raise. The env reads N from the ``make`` frame that is constructing it, so
     ``max_episode_steps`` has one meaning in ``gym.make``, ``gym.make_vec`` and the option
     (imagined and real envs alike)."""
-    frame = sys._getframe(1)
-    for _ in range(depth):
-        frame = frame.f_back
-        if frame is None:
-            return None
-        code, module = frame.f_code, frame.f_globals.get("__name__")
-        if code.co_name == "make" and module == "gymnasium.envs.registration":
-            n = frame.f_locals.get("max_episode_steps")
-            return None if n is None or n == -1 else n
-    return None
+    _, n = _gym_make_local("max_episode_steps", depth)
+    return None if n is None or n == -1 else n
+
+
+RENDER_MODES = ("rgb_array",)
+"""Render modes of every env of this package: ``render()`` returns the frame uint8 (H, W, 3)."""
+
+
+def check_render_mode(render_mode: str | None) -> None:
+    """``ValueError`` naming the supported modes unless ``render_mode`` is None or one of
+    :data:`RENDER_MODES`. Also catches ``gym.make(id, render_mode="human")``: Gymnasium
+    would pass ``rgb_array`` and wrap the env in its pygame ``HumanRendering`` window
+    (read from the ``make`` frame, as :func:`gym_make_time_limit` reads its argument)."""
+    found, requested = _gym_make_local("render_mode")
+    if found and requested is not None:
+        render_mode = requested
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise ValueError(
+            f"render_mode={render_mode!r} is not supported; supported render modes: "
+            f"{list(RENDER_MODES)} (or None). These envs open no window: make them with "
+            "render_mode='rgb_array' and show the frames render() returns yourself"
+        )
 
 
 def make_env_config(preset: str | None = None, **kwargs: Any) -> EnvConfig:

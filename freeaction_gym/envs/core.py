@@ -17,9 +17,10 @@ batched matrix products may round differently with the batch size on some CPUs (
 ``info`` (arrays (N,)): ``action_norm``, ``tau``, ``guidance_weight``, ``success`` (reached
 at this step), ``is_success`` (reached at any step of the episode so far: what SB3's
 ``EvalCallback`` reads at an episode's end), ``out_of_support``; with ``timing_in_info``
-also ``step_time_ms``/``model_time_ms``/``decode_time_ms``; with ``conditioning: vap``
-also ``robot_state`` (N, 7), the integrated robot state after the step
-(:mod:`~freeaction_gym.envs.prompting` draws the prompts the model is given); with
+also ``step_time_ms``/``model_time_ms``/``decode_time_ms``; with a proprio model
+(``conditioning: vap``, ``state_source: proprio``, ``proprio_obs``) also ``robot_state``
+(N, 7), the integrated robot state after the step, and ``object_pos`` (N, 3) m, its object
+columns (:mod:`~freeaction_gym.envs.prompting` draws the prompts the model is given); with
 ``success: state`` or ``reward: state`` also ``predicted_state`` (N, 7), the state after the
 step that ``success`` (and the state reward) is judged on: the state probe's reading of the
 step's last frame, or with ``state_source: proprio`` the proprio model's integrated state
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 from gymnasium.utils import seeding
 
+from freeaction_gym.data.metaworld_env import OBJECT
 from freeaction_gym.diffusion.truncation import truncated_initial_noise
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.envs.config import EnvConfig
@@ -43,6 +45,7 @@ from freeaction_gym.envs.prompting import PromptTracker, ProprioTracker, preset_
 from freeaction_gym.envs.spaces import PROPRIO_DIM, action_space, observation_space
 from freeaction_gym.envs.validation import (
     check_against_model,
+    check_options_dict,
     frame_shape,
     latent_shape,
     proprio_reason,
@@ -121,6 +124,7 @@ class ImaginationCore:
         self.goal = torch.full((num_envs, c, h, w), float("nan"))
         self.goal_pos = torch.full((num_envs, 3), float("nan"))  # m, success: state
         self.predicted_state = np.full((num_envs, 7), np.nan, np.float32)
+        self.initial_state = torch.full((num_envs, 7), float("nan"))  # m, reward: state
         self.task_id = np.zeros(num_envs, np.int64)
         self.steps = np.zeros(num_envs, np.int64)
         self.displacement = np.zeros((num_envs, a), np.float64)  # sum of env actions
@@ -145,7 +149,7 @@ class ImaginationCore:
         ``initial_frame``/``goal_frame`` uint8 (H, W, 3) start from your frames (a goal needs
         an initial frame; ``task`` must be one of :attr:`task_names`); otherwise a reset-bank
         entry is drawn (of ``task`` if given) or ``bank_index`` is taken."""
-        options = dict(options or {})
+        options = check_options_dict(options)
         unknown = sorted(set(options) - set(RESET_OPTIONS))
         if unknown:
             raise ValueError(f"unknown reset option(s) {unknown}; known: {list(RESET_OPTIONS)}")
@@ -180,6 +184,9 @@ class ImaginationCore:
             or not 0 <= j < len(self.bank)
         ):
             raise ValueError(f"reset option bank_index={j!r}: need 0 <= index < {len(self.bank)}")
+        if j is not None:
+            source = "reset option task" if task is not None else "env option task"
+            self.bank.check_entry_task(int(j), task or self.config.task, source)
         return options
 
     def _check_robot_options(self, options: dict) -> None:
@@ -246,6 +253,7 @@ class ImaginationCore:
             init, goal = options["initial_frame"], options.get("goal_frame")
             robot = options.get("initial_state"), options.get("initial_keypoints"), None, None
             goal_pos = options.get("goal_pos")
+            state0 = options.get("initial_state")
         else:
             idx = self.bank.indices(task)
             j = int(options.get("bank_index", idx[rng.integers(len(idx))]))
@@ -253,6 +261,7 @@ class ImaginationCore:
             task = task or str(self.bank.task[j])
             robot = self.bank.robot(j) if self.robot else None
             goal_pos = self.bank.goal_pos[j] if self.state_success is not None else None
+            state0 = self.bank.state[j] if self.bank.state is not None else None
         if self.prompter is not None:
             self.prompter.reset(i, *robot)
         elif self.robot is not None:
@@ -270,9 +279,23 @@ class ImaginationCore:
             else float("nan")
         )
         self.predicted_state[i] = np.nan
+        self.initial_state[i] = self._initial_state(state0, init)
         self.task_id[i] = self.task_names.index(task) if task in self.task_names else 0
         self.steps[i], self.displacement[i], self.any_success[i] = 0, 0.0, False
         self.started[i] = True
+
+    def _initial_state(self, state, frame: np.ndarray) -> torch.Tensor:
+        """The episode's first robot state (7,) m for ``reward: state`` (push and pick-place
+        score progress from it): the bank's or the user's, else the state probe's reading
+        of the first frame; NaN when neither exists (or the reward does not need it)."""
+        if self.config.reward != "state":
+            return torch.full((7,), float("nan"))
+        if state is not None:
+            return torch.as_tensor(np.asarray(state, np.float32))
+        probe = getattr(self.state_success, "probe", None)
+        if probe is None:
+            return torch.full((7,), float("nan"))
+        return probe(torch.from_numpy(np.asarray(frame))[None])[0].float()
 
     def reset_envs(self, seeds: list[int | None], options: list[dict | None]) -> np.ndarray:
         """Reset every env: env i's generator is reseeded with ``seeds[i]`` unless it is None
@@ -294,6 +317,22 @@ class ImaginationCore:
 
     def task_name(self, i: int) -> str:
         return self.task_names[self.task_id[i]] if self.task_names else ""
+
+    def set_sampling(self, overrides: dict) -> None:
+        """Change the sampler between steps: ``overrides`` (as the ``sampling`` env option,
+        e.g. ``{"num_steps": 4, "guidance": {"mode": "action_scaled", "lam": 2.0}}``) merge
+        key by key into the current option and apply from the next :meth:`step`. Checked
+        as at make time (:func:`~freeaction_gym.envs.validation.check_sampling` and against
+        the model); a rejected change raises ``ValueError`` and leaves the sampler as it was."""
+        from dataclasses import replace
+
+        from freeaction_gym.envs.config import _merge
+        from freeaction_gym.envs.validation import _model_sampling, check_sampling
+
+        merged = check_sampling(_merge(self.config.sampling, overrides))
+        trial = replace(self.config, sampling=merged)  # re-validates the config copy
+        self.sampling = _model_sampling(trial, self.world)
+        self.config.sampling = merged
 
     # -- step ----------------------------------------------------------------------------
     @torch.inference_mode()
@@ -325,7 +364,7 @@ class ImaginationCore:
         t1 = time.perf_counter()
         frames = self.world.decode(latents).numpy()  # (N, K, H, W, 3)
         t2 = time.perf_counter()
-        reward, success, states = self._reward(frames, latents)
+        reward, success, states = self._reward(frames, latents, a)
         if states is not None:
             self.predicted_state[active] = states[active]
         keep = torch.from_numpy(active)
@@ -361,8 +400,9 @@ class ImaginationCore:
         }
         if self.config.timing_in_info:
             out.update({k: np.full(self.n, v, np.float32) for k, v in self.timing.items()})
-        if self.prompter is not None:
-            out["robot_state"] = self.prompter.state  # (N, 7)
+        if self.robot is not None:
+            out["robot_state"] = self.robot.state  # (N, 7) m: the integrated state
+            out["object_pos"] = out["robot_state"][:, OBJECT].copy()  # (N, 3) m
         if self.state_success is not None:
             out["predicted_state"] = self.predicted_state.copy()  # (N, 7)
         reward = np.where(active, reward, 0.0).astype(np.float32)
@@ -381,8 +421,9 @@ class ImaginationCore:
             ]
         )
 
-    def _reward(self, frames: np.ndarray, latents: torch.Tensor):
-        """Reward summed and success or-ed over the K predicted frames: float32, bool (N,),
+    def _reward(self, frames: np.ndarray, latents: torch.Tensor, actions: torch.Tensor):
+        """Reward summed and success or-ed over the K predicted frames (``actions`` (N, K, A)
+        in model units: the gripper effort of ``reward: state``): float32, bool (N,),
         and None or, with ``success``/``reward: state`` (whose rule on the state after each
         frame replaces the reward function's success), the last predicted states float32
         (N, 7): the probe's reading of the frame, or (``state_source: proprio``) the
@@ -398,7 +439,14 @@ class ImaginationCore:
                     given = torch.from_numpy(self.robot.chunk_states[:, k])
                 s, st = self.state_success(frame, self.goal_pos, task, given)
                 if self.config.reward == "state":
-                    per_sim_step = state_reward(st, self.goal_pos, self.task_names, task)
+                    per_sim_step = state_reward(
+                        st,
+                        self.goal_pos,
+                        self.task_names,
+                        task,
+                        self.initial_state,
+                        actions[:, k, -1],
+                    )
                     r = per_sim_step.numpy() * self.config.sim_steps_per_action
                 states = st.numpy().astype(np.float32)  # (N, 7)
             reward += np.asarray(r, np.float32)

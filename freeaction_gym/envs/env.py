@@ -13,7 +13,12 @@ from typing import Any
 
 import gymnasium as gym
 
-from freeaction_gym.envs.config import EnvConfig, gym_make_time_limit
+from freeaction_gym.envs.config import (
+    RENDER_MODES,
+    EnvConfig,
+    check_render_mode,
+    gym_make_time_limit,
+)
 from freeaction_gym.envs.factory import build_core
 from freeaction_gym.envs.spaces import obs_at, validate_actions
 
@@ -32,7 +37,7 @@ class VideoWorldModelEnv(gym.Env):
     ``RuntimeError``.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 10}
 
     def __init__(
         self,
@@ -45,8 +50,7 @@ class VideoWorldModelEnv(gym.Env):
         limit = gym_make_time_limit()
         if limit is not None:
             options["max_episode_steps"] = limit
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode {render_mode!r} not supported; use 'rgb_array'")
+        check_render_mode(render_mode)
         self.render_mode = render_mode
         self.core = build_core(preset, env_id, 1, components, options)
         self.config: EnvConfig = self.core.config
@@ -72,6 +76,11 @@ class VideoWorldModelEnv(gym.Env):
         self._needs_reset = terminated or truncated
         info = tr.info_of(0) | {"task": self.core.task_name(0)}
         return obs_at(tr.obs, 0), float(tr.reward[0]), terminated, truncated, info
+
+    def set_sampling(self, overrides: dict) -> None:
+        """Change the sampler from the next step on (see
+        :meth:`~freeaction_gym.envs.core.ImaginationCore.set_sampling`); the episode goes on."""
+        self.core.set_sampling(overrides)
 
     @property
     def timing(self) -> dict[str, float]:

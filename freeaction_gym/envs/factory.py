@@ -5,7 +5,6 @@ here, at ``gym.make`` time."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from freeaction_gym.assets import resolve_asset_path, resolve_model_path
 from freeaction_gym.envs.bank import ResetBank
@@ -34,10 +33,10 @@ def fill_from_environment(cfg: EnvConfig, env_id: str) -> EnvConfig:
     )
     cfg.vae = cfg.vae or os.environ.get(f"FREEACTION_{tag}_VAE")
     cfg.reset_bank = cfg.reset_bank or os.environ.get(f"FREEACTION_{tag}_BANK")
-    missing = [
+    missing = [  # paths or bundled:<name>/<path> (resolved as the MetaWorld ids resolve them)
         name
         for name, value in (("model", cfg.model), ("vae", cfg.vae), ("reset_bank", cfg.reset_bank))
-        if not value or not Path(value).exists()
+        if not value or not resolve_asset_path(value).exists()
     ]
     if missing:
         raise FileNotFoundError(
@@ -172,7 +171,9 @@ def build_core(
     + option overrides (``components``: already built ``(world, bank, reward_fn, tasks)`` to
     share one model between envs). Every option is validated here, at make time."""
     from freeaction_gym.envs.core import ImaginationCore
+    from freeaction_gym.envs.validation import check_num_envs
 
+    num_envs = check_num_envs(num_envs)
     cfg = make_env_config(preset, **(options or {}))
     world, bank, reward_fn, tasks = components or build(cfg, env_id)
     proprio = load_proprio(cfg, world, bank)

@@ -22,9 +22,15 @@ import gymnasium as gym
 import numpy as np
 
 from freeaction_gym.envs.bank import ResetBank
-from freeaction_gym.envs.config import check_fields, gym_make_time_limit, load_preset
+from freeaction_gym.envs.config import (
+    RENDER_MODES,
+    check_fields,
+    check_render_mode,
+    gym_make_time_limit,
+    load_preset,
+)
 from freeaction_gym.envs.spaces import PROPRIO_DIM, action_space, validate_actions, with_proprio
-from freeaction_gym.envs.validation import check_action_bound
+from freeaction_gym.envs.validation import check_action_bound, check_options_dict
 
 # The bundled model's dataset (data/metaworld_default/meta.json); the world model's
 # config.json does not record it, so these mirror MetaWorldDataConfig's defaults.
@@ -145,15 +151,14 @@ class RealMetaWorldEnv(gym.Env):
     MetaWorld's 39-D observation (scripted experts).
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 10}
 
     def __init__(self, render_mode: str | None = None, **options: Any) -> None:
         limit = gym_make_time_limit()
         if limit is not None:
             options["max_episode_steps"] = limit
+        check_render_mode(render_mode)
         self.config = make_real_env_config(**options)
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode {render_mode!r} not supported; use 'rgb_array'")
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": self.config.render_fps}
         cfg = self.config
@@ -190,7 +195,7 @@ class RealMetaWorldEnv(gym.Env):
     # -- scenes --------------------------------------------------------------------------
     def _check_reset(self, options: dict | None) -> dict:
         """Validate reset options before any state (or the seed) changes."""
-        options = dict(options or {})
+        options = check_options_dict(options)
         unknown = sorted(set(options) - {"bank_index", "task", "layout"})
         if unknown:
             raise ValueError(f"unknown reset option(s) {unknown}; known: bank_index, task, layout")
@@ -203,6 +208,10 @@ class RealMetaWorldEnv(gym.Env):
                 raise ValueError(f"reset option bank_index must be a whole number, got {j!r}")
             if not 0 <= j < len(self.bank):
                 raise ValueError(f"bank_index {j} out of range (bank has {len(self.bank)})")
+            if "bank_index" in options:
+                task = options.get("task")
+                source = "reset option task" if task is not None else "env option task"
+                self.bank.check_entry_task(int(j), task or self.config.task, source)
         elif "bank_index" in options:
             raise ValueError("reset option bank_index needs a reset bank with layouts")
         return options

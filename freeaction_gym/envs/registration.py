@@ -15,6 +15,7 @@ ENV_IDS: tuple[str, ...] = (
     "FreeActionMetaWorldPush-v0",
     "FreeActionMetaWorldPickPlace-v0",
     "FreeActionMetaWorldVAP-v0",
+    "FreeActionMetaWorldV2-v0",
     "FreeActionRT1-v0",
     "FreeActionBridge-v0",
     "FreeActionLanguageTable-v0",
@@ -28,6 +29,7 @@ REAL_COUNTERPARTS: dict[str, str] = {
     "FreeActionRealMetaWorldPush-v0": "FreeActionMetaWorldPush-v0",
     "FreeActionRealMetaWorldPickPlace-v0": "FreeActionMetaWorldPickPlace-v0",
     "FreeActionRealMetaWorldVAP-v0": "FreeActionMetaWorldVAP-v0",
+    "FreeActionRealMetaWorldV2-v0": "FreeActionMetaWorldV2-v0",
 }
 REAL_ENV_IDS: tuple[str, ...] = tuple(REAL_COUNTERPARTS)
 

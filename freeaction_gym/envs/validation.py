@@ -4,9 +4,11 @@
   at every level (a typo such as ``{"guidance": {"lamda": 2}}`` is named), types (whole
   ``num_steps``, finite floats), scheduler names from
   :data:`freeaction_gym.diffusion.schedule.SCHEDULERS`, and ranges (``num_steps >= 1``,
-  ``0 < tau_min <= tau_max``, ``fixed_tau > 0``, ``0 <= cutoff <= 1``).
-* :func:`check_support` - the ``support`` box; :func:`check_action_bound` - the
-  ``action_bound`` box.
+  ``0 < tau_min <= tau_max``, ``fixed_tau > 0``, ``mu_act > 0`` when given, and the
+  dataclasses' own: ``0 <= cutoff <= 1``, ``0 <= lam <= 10``, ``1 <= scale <= 20``,
+  ``0 < rho <= 100``, ``0 < sigma_min < sigma_max``).
+* :func:`check_support` - the ``support`` box (``low < high``, ``penalty >= 0``);
+  :func:`check_action_bound` - the ``action_bound`` box.
 * :func:`check_against_model` - what needs the loaded model: the action chunk fits the
   model's window, the sampler accepts ``num_steps`` for this model's schedule, action
   scales/bound/support have the model's action dimension, reset-bank frames have the model's
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import is_dataclass
 from typing import Any, get_type_hints
+
+import numpy as np
 
 
 def check_sampling(sampling: Any) -> dict[str, Any]:
@@ -85,6 +89,30 @@ def _check_ranges(s: dict[str, Any]) -> None:
         raise ValueError(
             f"env option sampling.truncation.fixed_tau must be > 0, got {t['fixed_tau']}"
         )
+    if "mu_act" in t and t["mu_act"] <= 0:
+        raise ValueError(
+            "env option sampling.truncation.mu_act must be > 0 (the dataset's mean ||a|| "
+            f"eq. 3 centres on; leave it out to take the model's statistics), got {t['mu_act']}"
+        )
+
+
+def check_num_envs(num_envs: Any) -> int:
+    """``num_envs`` of a vector env: a whole number >= 1, else ``ValueError`` naming it."""
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
+        raise ValueError(f"num_envs must be a whole number >= 1, got {num_envs!r}")
+    return int(num_envs)
+
+
+def check_options_dict(options: Any) -> dict:
+    """Reset ``options`` as a new dict: None -> {}; anything but a mapping -> ``ValueError``."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ValueError(
+            f"reset options must be a dict (or None), got {type(options).__name__} {options!r}; "
+            "e.g. reset(options={'bank_index': 0})"
+        )
+    return dict(options)
 
 
 def check_support(support: Any) -> dict[str, Any]:
@@ -102,6 +130,11 @@ def check_support(support: Any) -> dict[str, Any]:
         penalty = float(support.get("penalty", 0.0))
     except (TypeError, ValueError) as err:
         raise ValueError(f"env option support needs numbers: {err}") from err
+    if not 0.0 <= penalty < float("inf"):  # a negative penalty would reward leaving support
+        raise ValueError(
+            f"env option support.penalty must be a finite number >= 0 (subtracted from the "
+            f"reward of the step that leaves the support box), got {penalty}"
+        )
     if len(low) != len(high) or not all(lo < hi for lo, hi in zip(low, high, strict=True)):
         raise ValueError(f"env option support needs low < high of equal length, got {low}, {high}")
     return {"low": low, "high": high, "penalty": penalty}

@@ -21,6 +21,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from freeaction_gym.envs.config import RENDER_MODES, check_render_mode
 from freeaction_gym.envs.factory import build_core
 from freeaction_gym.envs.spaces import obs_at, set_obs_at, validate_actions
 
@@ -41,7 +42,7 @@ class VideoWorldModelVectorEnv(VectorEnv):
     """``num_envs`` imagined episodes sharing one world model and one batched step.
     ``reset(options=...)`` takes one dict for every env or a list of one per env."""
 
-    metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata = {"render_modes": list(RENDER_MODES), "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(
         self,
@@ -52,6 +53,7 @@ class VideoWorldModelVectorEnv(VectorEnv):
         components: tuple | None = None,
         **options: Any,
     ) -> None:
+        check_render_mode(render_mode)
         self.core = build_core(preset, env_id, num_envs, components, options)
         self.config, self.num_envs, self.render_mode = self.core.config, num_envs, render_mode
         self.single_observation_space = self.core.observation_space

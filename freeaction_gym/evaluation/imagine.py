@@ -39,6 +39,7 @@ from freeaction_gym.data.episodes import (
     write_episode,
     write_json_atomic,
 )
+from freeaction_gym.utils.args import make_output_dir, require_at_least
 
 
 @dataclass
@@ -105,12 +106,11 @@ def imagine_dataset(args: ImagineArgs) -> dict[str, Any]:
     from freeaction_gym.utils.threads import configure_threads
 
     configure_threads()
-    if args.samples < 1 or args.batch_size < 1:
-        raise ValueError("samples and batch_size must be >= 1")
+    require_at_least(1, samples=args.samples, batch_size=args.batch_size)
     src, out = Path(args.data), Path(args.out)
     meta = read_meta(src)
     world, cfg = _load(args)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out)
     for name in ("stats.json",):
         if (src / name).is_file():
             shutil.copyfile(src / name, out / name)

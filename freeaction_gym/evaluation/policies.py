@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from freeaction_gym.evaluation.worlds import RealWorld, Rollouts, Scenes
+from freeaction_gym.utils.errors import UserError
 
 
 class PlanPolicy:
@@ -129,9 +130,14 @@ def load_model(path: str | Path, algo: str = "auto", device: str = "cpu"):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"policy file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"policy file {path} is not a stable-baselines3 .zip (not a zip archive)")
     if algo == "auto":
-        with zipfile.ZipFile(path) as z:
-            data = json.loads(z.read("data"))
+        try:
+            with zipfile.ZipFile(path) as z:
+                data = json.loads(z.read("data"))
+        except (KeyError, ValueError, zipfile.BadZipFile) as err:  # no/garbled "data" entry
+            raise UserError(f"policy file {path} is not a stable-baselines3 .zip ({err})") from err
         module = str(data.get("policy_class", {}).get("__module__", ""))
         algo = "sac" if ".sac." in module or "replay_buffer_class" in data else "ppo"
     return {"ppo": PPO, "sac": SAC, "drq": SAC}[algo].load(path, device=device)

@@ -28,12 +28,14 @@ from safetensors.torch import load_file, save_file
 
 from freeaction_gym.models.dit import DiTConfig, VideoDiT
 from freeaction_gym.models.presets import IRASIM_DATASETS, SIZES
+from freeaction_gym.utils.errors import UserError
 
 IRASIM_DOC = "README section 'Bringing IRASim checkpoints'"
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable or does not fit the model."""
+class CheckpointError(RuntimeError, UserError):
+    """A checkpoint is missing, unreadable or does not fit the model (a user error: the
+    command line prints its message on one line, :mod:`freeaction_gym.utils.errors`)."""
 
 
 def check_finite(sd: dict[str, torch.Tensor], source: str | Path) -> dict[str, torch.Tensor]:
@@ -102,6 +104,19 @@ class _LenientPickle:
 def read_checkpoint_file(path: str | Path) -> dict[str, Any]:
     """Load a ``.pt`` file into a dict; ``args`` may come back as ``None`` (warned)."""
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(q.name + ("/" if q.is_dir() else "") for q in path.iterdir())[:10]
+        ours = (path / "config.json").is_file()
+        raise CheckpointError(
+            f"{path} is a directory (holding {inside}), but an IRASim checkpoint is one .pt file "
+            "(e.g. rt1/checkpoints/frame_ada/0300000.pt)"
+            + (
+                "; this directory holds a freeaction world model (config.json): run it on a "
+                "MetaWorld id or with model_format='world_model'"
+                if ours
+                else ""
+            )
+        )
     if not path.is_file():
         raise CheckpointError(
             f"checkpoint file not found: {path}. Download the released IRASim weights yourself "

@@ -34,7 +34,7 @@ def load_pad(directory: str | Path) -> tuple[PADDiT, DemoStats, dict]:
         if not (directory / name).is_file():
             raise FileNotFoundError(
                 f"no PAD policy at {directory} (missing {name}); train one with "
-                "`freeaction pad train --data <demos root> --out <dir>`"
+                "`freeaction pad-train --data <demos root> --out <run>` (it writes <run>/policy)"
             )
     meta = json.loads((directory / META).read_text())
     model = PADDiT(PADConfig(**meta["config"]))

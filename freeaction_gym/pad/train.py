@@ -1,4 +1,4 @@
-"""Train the PAD-style joint denoiser on demonstrations (``freeaction pad train``).
+"""Train the PAD-style joint denoiser on demonstrations (``freeaction pad-train``).
 
 One shared timestep per sample for all modalities, epsilon prediction, loss = sum over
 modalities of the mean squared error (weights configurable); AdamW, warmup, gradient
@@ -25,6 +25,7 @@ from freeaction_gym.pad.model import MODALITIES, PADConfig, PADDiT, count_parame
 from freeaction_gym.training.checkpointing import load_state, restore_rng, rng_state, save_state
 from freeaction_gym.training.config import OptimConfig
 from freeaction_gym.training.loop import LossLog, optimizer_step, plot_loss
+from freeaction_gym.utils.args import make_output_dir
 from freeaction_gym.utils.threads import configure_threads
 
 
@@ -92,13 +93,12 @@ def train_pad(args: PADTrainArgs, resume: bool = True) -> Path:
     from accelerate import Accelerator
 
     configure_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     bank = DemoBank(
         args.data, "train", args.image_size, args.horizon, args.future_frames, args.tasks
     )
+    out = make_output_dir(args.out)  # once the demos have loaded: a bad --data leaves none
     cfg = PADConfig(
         image_size=args.image_size, patch_size=args.patch_size, hidden_size=args.hidden_size,
         depth=args.depth, num_heads=args.num_heads, future_frames=args.future_frames,

@@ -16,6 +16,7 @@ import yaml
 
 from freeaction_gym.data.episodes import check_fraction
 from freeaction_gym.models.avid import AVIDMode, check_mode
+from freeaction_gym.utils.errors import UserError
 from freeaction_gym.world_model.model import DiffusionConfig
 
 
@@ -194,10 +195,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     for item in overrides or []:
         key, _, raw = item.partition("=")
         if not _:
-            raise ValueError(f"override {item!r} must look like section.key=value")
+            raise UserError(f"override {item!r} must look like section.key=value")
         node = d
         parts = key.split(".")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
         node[parts[-1]] = yaml.safe_load(raw)
-    return config_from_dict(d)
+    try:
+        return config_from_dict(d)
+    except ValueError as err:  # a bad option in the file or an override: the user's to fix
+        raise UserError(f"{path}: {err}") from err

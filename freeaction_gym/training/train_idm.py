@@ -38,6 +38,7 @@ from freeaction_gym.evaluation.action_error import (
 from freeaction_gym.evaluation.paired_stats import mean_ci
 from freeaction_gym.training.supervised import FitBudget, FrameModelArgs, fit_best_on_val
 from freeaction_gym.training.train_probe import random_blur
+from freeaction_gym.utils.args import make_output_dir
 
 
 @dataclass
@@ -126,10 +127,9 @@ def train_idm(args: TrainIDMArgs) -> dict:
     """Train, select on val, score on test; write weights + metrics.json."""
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     train = load_frame_pairs(args.data, "train", args.max_train_episodes, args.seed)
     val = load_frame_pairs(args.data, "val")
+    out = make_output_dir(args.out)  # once the data has loaded: a bad --data leaves none
     mean, std = train.actions.double().mean(0), train.actions.double().std(0)
     idm = InverseDynamicsModel(
         InverseDynamicsConfig(
@@ -194,4 +194,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from freeaction_gym.utils.errors import cli_main
+
+    raise SystemExit(cli_main(main)())  # user errors: one line, exit 2 (as `freeaction`)

@@ -36,6 +36,7 @@ from freeaction_gym.evaluation.paired_stats import mean_ci
 from freeaction_gym.evaluation.probe import ERROR_NAMES, state_errors
 from freeaction_gym.rewards.state_probe import StateProbe, StateProbeConfig, predict_states
 from freeaction_gym.training.supervised import FitBudget, FrameModelArgs, fit_best_on_val
+from freeaction_gym.utils.args import make_output_dir
 
 
 @dataclass
@@ -142,12 +143,11 @@ def train_probe(args: TrainProbeArgs) -> dict:
     """Train, select on val, score on test (the floor); write weights + metrics.json."""
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     train = load_state_frames(
         args.data, "train", args.frame_stride, args.max_train_episodes, args.seed
     )
     val = load_state_frames(args.data, "val")
+    out = make_output_dir(args.out)  # once the data has loaded: a bad --data leaves none
     mean, std = train.states.double().mean(0), train.states.double().std(0)
     probe = StateProbe(
         StateProbeConfig(
@@ -213,4 +213,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from freeaction_gym.utils.errors import cli_main
+
+    raise SystemExit(cli_main(main)())  # user errors: one line, exit 2 (as `freeaction`)

@@ -242,4 +242,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from freeaction_gym.utils.errors import cli_main
+
+    raise SystemExit(cli_main(main)())  # user errors: one line, exit 2 (as `freeaction`)

@@ -37,6 +37,7 @@ from freeaction_gym.data.episodes import (
 )
 from freeaction_gym.rewards.learned import RewardHead, RewardHeadConfig
 from freeaction_gym.training.supervised import FitBudget, fit_best_on_val
+from freeaction_gym.utils.args import make_output_dir
 
 
 @dataclass
@@ -250,12 +251,11 @@ def train_reward_head(args: TrainRewardArgs) -> dict:
     """Train, select on val, score on test; write weights + metrics.json; return metrics."""
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     if isinstance(args.data, str | os.PathLike):
         args.data = [str(args.data)]
     tasks = args.tasks or sorted({task_of_path(p) for p in list_episodes(args.data[0], "train")})
     train, val = load_frame_set(args.data, "train", tasks), load_frame_set(args.data, "val", tasks)
+    out = make_output_dir(args.out)  # once the data has loaded: a bad --data leaves none
     r_mean, r_std = float(train.reward.mean()), float(train.reward.std())
     n_pos = int(train.success.sum())
     pos_weight = (len(train) - n_pos) / max(n_pos, 1)
@@ -392,4 +392,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from freeaction_gym.utils.errors import cli_main
+
+    raise SystemExit(cli_main(main)())  # user errors: one line, exit 2 (as `freeaction`)

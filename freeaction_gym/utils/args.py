@@ -5,6 +5,11 @@ each; :func:`parse_args` turns the fields into ``--kebab-case`` options whose he
 that docstring. Supported field types: ``str``, ``int``, ``float``, ``bool``
 (``--flag/--no-flag``), ``Literal[...]`` (choices), ``list[T]`` (one or more values) and
 ``T | None``.
+
+Checks that run before a command writes anything (each raises
+:class:`~freeaction_gym.utils.errors.UserError` naming the option):
+:func:`require_at_least` (counts and sizes), :func:`require_path` (inputs) and
+:func:`make_output_dir` (the output folder, made only once the inputs are valid).
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ import textwrap
 import types
 import typing
 from dataclasses import MISSING, fields
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
+
+from freeaction_gym.utils.errors import UserError
 
 T = TypeVar("T")
 
@@ -94,10 +102,43 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"expected key=value, got {item!r}")
+            raise UserError(f"expected key=value, got {item!r}")
         *parents, leaf = key.split(".")
         node = out
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = yaml.safe_load(value)
     return out
+
+
+def require_at_least(minimum: float, **options: float | None) -> None:
+    """A :class:`UserError` naming the first option (keyword ``num_envs`` -> ``--num-envs``)
+    whose value is below ``minimum``; ``None`` (unset: a default applies) passes."""
+    for name, value in options.items():
+        if value is not None and value < minimum:
+            raise UserError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
+
+
+def require_path(path: str | Path, option: str, kind: Literal["file", "dir"] | None = None) -> Path:
+    """``path`` as a ``Path`` if it exists (and is a ``kind``, when given), else a
+    :class:`UserError` naming ``option`` and ``path``."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"{option} {path}: no such file or directory")
+    if kind == "file" and not path.is_file():
+        raise UserError(f"{option} {path}: not a file")
+    if kind == "dir" and not path.is_dir():
+        raise UserError(f"{option} {path}: not a directory")
+    return path
+
+
+def make_output_dir(path: str | Path, option: str = "--out") -> Path:
+    """Create the output folder ``path`` (and its parents; fine if it exists); a folder that
+    cannot be made is a :class:`UserError` naming ``option``. Call it once the inputs are
+    checked, so a rejected command leaves no empty folder behind."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{option} {path}: cannot create the folder ({err.strerror})") from err
+    return path

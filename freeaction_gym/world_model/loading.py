@@ -35,11 +35,29 @@ def load_world_model(
         codec = VideoAutoencoder.from_pretrained(vae)
         return WorldModel(dit, codec, DiffusionConfig(), {}).eval()
     path = resolve_model_path(model)
-    if not (path / "config.json").is_file():
+    expected = (
+        "a world model is a directory of config.json + model.safetensors written by "
+        "`freeaction train` (or 'bundled:metaworld_default', the bundled one)"
+    )
+    if path.is_file():
+        irasim_hint = (
+            "; an IRASim .pt checkpoint runs on the IRASim ids (FreeActionRT1-v0, ...) or with "
+            "model_format='irasim' and its VAE directory as vae"
+        )
+        raise CheckpointError(
+            f"{path} is not a valid world-model checkpoint: it is a file, and {expected}"
+            + (irasim_hint if path.suffix == ".pt" else "")
+        )
+    if not path.exists():
         raise FileNotFoundError(
-            f"no world model at {path} (expected config.json + model.safetensors written by "
-            "`freeaction train`); use 'bundled:metaworld_default' for the bundled one, or an "
-            "IRASim .pt checkpoint together with its VAE directory"
+            f"no world model at {path} (nothing there; {expected}), or pass an IRASim .pt "
+            "checkpoint together with its VAE directory"
+        )
+    if not (path / "config.json").is_file():
+        inside = sorted(q.name + ("/" if q.is_dir() else "") for q in path.iterdir())[:10]
+        raise FileNotFoundError(
+            f"{path} is not a world-model directory: it lacks config.json (it holds {inside}; "
+            f"{expected})"
         )
     config = path / "config.json"
     meta = read_config_json(config)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from freeaction_gym.assets import resolve_model_path
 from freeaction_gym.diffusion.action_norm import ActionNormSpec, action_norm
 from freeaction_gym.diffusion.context_noise import augment_context
 from freeaction_gym.diffusion.edm import EDMNetwork, edm_loss
@@ -87,11 +88,25 @@ class SamplingConfig:
     batch_cfg: bool = True
     """Guidance's positive and negative passes as one 2B batch (False: two calls)."""
     sigma_min: float = 0.002
-    """``edm`` only: the last nonzero noise level of the Karras schedule."""
+    """``edm`` only: the last nonzero noise level of the Karras schedule, 0 < sigma_min <
+    sigma_max."""
     sigma_max: float = 5.0
     """``edm`` only: the initial noise level."""
     rho: float = 7.0
-    """``edm`` only: the Karras schedule's curvature."""
+    """``edm`` only: the Karras schedule's curvature, in (0, 100] (EDM uses 7; 1 is a
+    linear ramp of sigma)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.rho <= 100.0:  # also NaN
+            raise ValueError(
+                f"rho must be in (0, 100] (the Karras schedule's curvature; EDM uses 7), "
+                f"got {self.rho}"
+            )
+        if not 0.0 < self.sigma_min < self.sigma_max:
+            raise ValueError(
+                "edm noise levels need 0 < sigma_min < sigma_max, got "
+                f"sigma_min={self.sigma_min}, sigma_max={self.sigma_max}"
+            )
 
     @classmethod
     def from_dict(cls, d: dict) -> SamplingConfig:
@@ -296,6 +311,12 @@ class WorldModel(nn.Module):
         """
         b, n = context.shape[:2]
         k = actions.shape[1] - n + 1
+        if not bool(torch.isfinite(actions).all()):  # before ||a|| and tau turn it into noise
+            bad = (~torch.isfinite(actions)).flatten(1).any(dim=1).nonzero().flatten().tolist()
+            raise ValueError(
+                f"actions must be finite: samples {bad} of {actions.shape[0]} hold NaN/inf "
+                f"(actions {tuple(actions.shape)}, model units)"
+            )
         if k < 1:
             raise ValueError(
                 f"need at least {n} actions for {n} context frames, got {actions.shape[1]}"
@@ -348,8 +369,10 @@ class WorldModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> WorldModel:
-        """Rebuild a model saved by :meth:`save_pretrained` (no flags needed)."""
-        directory = Path(directory)
+        """Rebuild a model saved by :meth:`save_pretrained` (no flags needed). ``directory``:
+        a path, ``bundled:<name>`` (e.g. ``bundled:metaworld_default``, from any working
+        directory) or ``bundled:<name>/<path>`` (resolved as the env's ``model`` option)."""
+        directory = resolve_model_path(directory)
         dit = load_pretrained_dit(directory)
         meta = json.loads((directory / "config.json").read_text())
         codec = load_codec(meta.get("codec", "pixel"), directory / "vae")

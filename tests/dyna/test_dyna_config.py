@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from freeaction_gym.dyna.config import (
+    AgentConfig,
     DynaConfig,
     changed_settings,
     check_same_run,
@@ -83,11 +84,38 @@ def test_agent_hyperparameters_per_algorithm():
         ({"eval": {"episodes": 0}}, "eval.episodes must be >= 1"),
         ({"data": {"base_train_episodes": 0}}, "data.base_train_episodes must be >= 1"),
         ({"eval": 3}, "dyna section eval must be a mapping"),
+        # the imagined env's options, checked when the config loads (issue 38)
+        (
+            {"agent": {"env_kwargs": {"frame_skip": 4}}},
+            r"dyna option agent\.env_kwargs: unknown env option\(s\) \['frame_skip'\]",
+        ),
+        (
+            {"agent": {"env_kwargs": {"sampling": {"num_steps": 0}}}},
+            r"agent\.env_kwargs: env option sampling\.num_steps must be >= 1",
+        ),
+        (
+            {"agent": {"env_kwargs": {"sampling": {"guidance": {"lam": -1}}}}},
+            r"agent\.env_kwargs: env option sampling\.guidance: lam must be in \[0, 10\]",
+        ),
+        (
+            {"agent": {"env_kwargs": {"max_episode_steps": "ten"}}},
+            "agent.env_kwargs: env option max_episode_steps must be a whole number",
+        ),
     ],
 )
 def test_bad_options_name_the_option(override, message):
     with pytest.raises(ValueError, match=message):
         config_from_dict(override)
+
+
+def test_bad_env_kwargs_fail_when_the_config_loads():
+    """A run whose imagined env options are wrong stops when its config loads, before the
+    first stage (collection), not at the agent stage after collection and fine-tuning."""
+    with pytest.raises(ValueError, match=r"agent\.env_kwargs: unknown env option"):
+        load_dyna_config(REPO / "configs/dyna/quick.yaml", ["agent.env_kwargs={frame_skp: 4}"])
+    with pytest.raises(ValueError, match=r"agent\.env_kwargs: env option support\.penalty"):
+        DynaConfig(agent=AgentConfig(env_kwargs={"support": {"low": [0], "high": [1],
+                                                             "penalty": -1}}))  # fmt: skip
 
 
 def test_missing_inputs_fail_before_any_work(tmp_path, base_root):

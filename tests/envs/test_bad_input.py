@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from freeaction_gym.envs.env import VideoWorldModelEnv
 from freeaction_gym.models.checkpoint import CheckpointError
 
-ENV_ID = "FreeActionMetaWorld-v0"
+ENV_ID = "FreeActionMetaWorldV2-v0"  # the action-path preset (tiny models)
 SEED = 7
 A0 = np.array([0.5, -0.2, 0.1, 0.3], np.float32)
 A1 = np.array([-0.4, 0.6, 0.0, -0.1], np.float32)

@@ -3,8 +3,10 @@ proprio model and a 4-episode dataset with robot state: the weights are stored a
 load back as the originals rounded to float16, the reset bank is ``ResetBank.from_dataset``'s,
 the demo episodes are the dataset's, reward_head/ and proprio/ are copies (proprio/ gives the
 source model's outputs), a ``conditioning: vap`` env runs on the bundle alone, a wrong part
-fails before anything is written and re-bundling replaces proprio/. A latent-codec model's
-bundle carries its vae/ (float16) and predicts the source model's frames."""
+fails before anything is written and re-bundling replaces proprio/; the command needs
+``--out``, refuses a non-empty one without ``--force`` and never writes into the package.
+A latent-codec model's bundle carries its vae/ (float16) and predicts the source model's
+frames."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from freeaction_gym.bundle import export_bundle, main
+from freeaction_gym.bundle import PACKAGE_DIR, export_bundle, main
+from freeaction_gym.cli import main as freeaction
 from freeaction_gym.data.episodes import (
     FORMAT_VERSION,
     load_episode,
@@ -230,6 +233,37 @@ def test_rebundling_replaces_proprio(src, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "config.json", "demo_episodes.npz", "model.safetensors", "proprio", "reset_bank.npz"
     ]  # fmt: skip
+
+
+def test_bundle_needs_out_and_never_writes_into_the_package(monkeypatch, capsys):
+    """Issue 38: ``--out`` used to default to ``freeaction_gym/assets/metaworld_default``
+    (relative to the cwd), so a bare ``freeaction bundle`` in a checkout overwrote the
+    packaged model."""
+    monkeypatch.chdir(PACKAGE_DIR.parent)  # a checkout's root, where that default pointed
+    packaged = PACKAGE_DIR / "assets" / "metaworld_default" / "model.safetensors"
+    before = packaged.stat().st_mtime_ns
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2 and "--out" in capsys.readouterr().err
+    new_dir = PACKAGE_DIR / "assets" / "a_new_bundle"
+    for out in ("freeaction_gym/assets/metaworld_default", str(new_dir)):
+        assert freeaction(["bundle", "--out", out, "--force"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and "installed freeaction_gym package" in err, err
+    assert packaged.stat().st_mtime_ns == before and not new_dir.exists()
+
+
+def test_bundle_refuses_a_non_empty_folder_without_force(src, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("not a bundle")
+    argv = ["bundle", "--model", str(src.model), "--data", str(src.data), "--out", str(out)]
+    assert freeaction(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "not empty" in err and "--force" in err, err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert freeaction([*argv, "--force"]) == 0
+    assert (out / "model.safetensors").is_file() and (out / "notes.txt").is_file()
 
 
 def latent_world(seed: int = 0) -> WorldModel:

@@ -1,4 +1,4 @@
-"""The default environment (``gym.make("FreeActionMetaWorld-v0")``: the bundled model, its
+"""The default environment (``gym.make("FreeActionMetaWorldV2-v0")``: the bundled model, its
 reset bank and reward head) gives the observations recorded before the stepping path was
 refactored (issue 13), for a fixed 20-step script from a fixed seed.
 
@@ -35,7 +35,7 @@ def script() -> np.ndarray:
 def run_script() -> dict[str, np.ndarray]:
     """obs uint8 (21, 64, 64, 3) (reset, then after each step; an episode that ends is reset
     without a seed and the next step's observation follows), reward/terminated/truncated (20,)."""
-    env = gym.make("FreeActionMetaWorld-v0")
+    env = gym.make("FreeActionMetaWorldV2-v0")
     obs, _ = env.reset(seed=SEED)
     frames, rewards, terminated, truncated = [obs], [], [], []
     for a in script():

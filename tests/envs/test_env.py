@@ -16,7 +16,7 @@ from freeaction_gym.rewards.learned import RewardHead
 
 MW_HW, MU_ACT = 32, 0.9  # as built by conftest.tiny (checked in test_tiny_constants)
 
-ENV_ID = "FreeActionMetaWorld-v0"
+ENV_ID = "FreeActionMetaWorldV2-v0"  # the action-path preset (tiny models)
 
 
 def make(tiny, **overrides) -> gym.Env:
@@ -108,8 +108,11 @@ def test_reset_from_bank_starts_at_a_bank_frame_of_the_task(tiny):
         assert info["task"] == "reach-v3"
         hits = [j for j in range(len(bank)) if np.array_equal(bank.initial[j], obs)]
         assert hits and all(bank.task[j] == "reach-v3" for j in hits)
-    obs, _ = env.reset(options={"bank_index": 4})
-    np.testing.assert_array_equal(obs, bank.initial[4])
+    obs, info = env.reset(options={"bank_index": 3})  # a reach-v3 entry
+    np.testing.assert_array_equal(obs, bank.initial[3])
+    assert info["task"] == "reach-v3"
+    with pytest.raises(ValueError, match="bank_index=4 is a 'push-v3' scene"):  # issue 38
+        env.reset(options={"bank_index": 4})
 
 
 def test_frame_stack(tiny):

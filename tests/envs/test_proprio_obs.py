@@ -14,7 +14,7 @@ import torch
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.prompts.proprio import ProprioConfig, ProprioModel, integrate
 
-ENV_ID = "FreeActionMetaWorld-v0"
+ENV_ID = "FreeActionMetaWorldV2-v0"  # the action-path preset (tiny models)
 HW = 32  # tiny model frames (conftest MW_HW)
 
 
@@ -143,7 +143,8 @@ def test_real_env_proprio_is_the_simulators_hand_and_gripper():
 
 def test_bundled_model_defaults_to_the_bundled_proprio_model():
     env = gym.make("FreeActionMetaWorldReach-v0", proprio_obs=True)
-    obs, _ = env.reset(seed=0, options={"bank_index": 0})
     core = env.unwrapped.core
+    j = int(core.bank.indices("reach-v3")[0])  # a scene of the id's task (issue 38)
+    obs, _ = env.reset(seed=0, options={"bank_index": j})
     assert core.robot is not None and core.robot.proprio.config.num_keypoints == 7
-    np.testing.assert_allclose(obs["proprio"], core.bank.state[0, :4])
+    np.testing.assert_allclose(obs["proprio"], core.bank.state[j, :4])

@@ -14,7 +14,7 @@ from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.prompts.proprio import ProprioConfig, ProprioModel, integrate
 from freeaction_gym.rewards.state_success import TCP_OFFSET
 
-ENV_ID = "FreeActionMetaWorld-v0"
+ENV_ID = "FreeActionMetaWorldV2-v0"  # the action-path preset (tiny models)
 HW = 32  # tiny model frames (conftest MW_HW)
 FAST = {"scheduler": "ddim", "num_steps": 2}
 FAR = np.array([0.3, 0.0, 0.0], np.float32)  # entry 1's goal: 30 cm off the path

@@ -20,7 +20,7 @@ from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.rewards.state_probe import StateProbe, StateProbeConfig
 from freeaction_gym.rewards.state_success import METAWORLD_SUCCESS_RULES, TCP_OFFSET, StateSuccess
 
-ENV_ID = "FreeActionMetaWorld-v0"
+ENV_ID = "FreeActionMetaWorldV2-v0"  # the action-path preset (tiny models)
 GOAL = np.array([0.05, 0.8, 0.05], np.float32)
 README = Path(__file__).resolve().parents[2] / "README.md"
 

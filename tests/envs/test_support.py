@@ -12,7 +12,7 @@ from freeaction_gym.envs.config import make_env_config
 from freeaction_gym.envs.support import displacement_support
 from freeaction_gym.envs.vector import make_sb3_vec_env
 
-ENV_ID = "FreeActionMetaWorld-v0"
+ENV_ID = "FreeActionMetaWorldV2-v0"  # the action-path preset (tiny models)
 SUPPORT = {"low": [-1.5, -9, -9, -9], "high": [1.5, 9, 9, 9], "penalty": 5.0}
 PUSH_X = np.array([0.8, 0.0, 0.0, 0.0], np.float32)  # displacement x: 0.8, 1.6 -> out at step 2
 

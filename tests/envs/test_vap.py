@@ -19,7 +19,7 @@ from freeaction_gym.prompts.camera import PinholeCamera
 from freeaction_gym.prompts.proprio import ProprioConfig, ProprioModel, integrate
 from freeaction_gym.prompts.skeleton import render_prompts
 
-ENV_ID = "FreeActionMetaWorld-v0"
+ENV_ID = "FreeActionMetaWorldV2-v0"  # the action-path preset (tiny models)
 HW = 32  # tiny model frames (conftest MW_HW)
 FAST = {"scheduler": "ddim", "num_steps": 2}
 

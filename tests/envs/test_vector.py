@@ -12,7 +12,7 @@ from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.envs.vector import VideoWorldModelVectorEnv, make_sb3_vec_env
 from freeaction_gym.world_model import WorldModel
 
-ENV_ID = "FreeActionMetaWorld-v0"
+ENV_ID = "FreeActionMetaWorldV2-v0"  # the action-path preset (tiny models)
 N = 3
 
 

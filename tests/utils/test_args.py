@@ -1,4 +1,4 @@
-"""Dataclass -> argparse for experiment scripts."""
+"""Dataclass -> argparse for experiment scripts, and the checks CLIs run before writing."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from typing import Literal
 
 import pytest
 
-from freeaction_gym.utils.args import field_docs, parse_args
+from freeaction_gym.utils.args import (
+    field_docs,
+    make_output_dir,
+    parse_args,
+    require_at_least,
+    require_path,
+)
+from freeaction_gym.utils.errors import UserError
 
 
 @dataclass
@@ -69,3 +76,21 @@ def test_inherited_fields_keep_their_docs_and_subclass_overrides():
                     "extra": "Only the child has it."}  # fmt: skip
     args = parse_args(_Child, ["--steps", "5", "--extra"])
     assert (args.data, args.steps, args.extra) == ("b", 5, True)
+
+
+def test_checks_name_the_option(tmp_path):
+    require_at_least(1, steps=1, episodes=None)  # None: unset, a default applies
+    with pytest.raises(UserError, match="^--num-envs must be >= 1, got 0$"):
+        require_at_least(1, steps=3, num_envs=0)
+    f = tmp_path / "f.txt"
+    f.write_text("")
+    assert require_path(f, "--data", "file") == f
+    with pytest.raises(UserError, match=f"--data {tmp_path}: not a file"):
+        require_path(tmp_path, "--data", "file")
+    with pytest.raises(UserError, match=f"--model {f}: not a directory"):
+        require_path(f, "--model", "dir")
+    with pytest.raises(UserError, match="--config .*nope: no such file or directory"):
+        require_path(tmp_path / "nope", "--config")
+    assert make_output_dir(tmp_path / "a" / "b").is_dir()
+    with pytest.raises(UserError, match=f"--out {f}/x: cannot create the folder"):
+        make_output_dir(f / "x")
