@@ -45,7 +45,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from freeaction_gym.evaluation.irasim_clips import collect_irasim_clips  # noqa: E402
-from freeaction_gym.evaluation.rollout import collect_clips, encode_frames, max_chunk  # noqa: E402
+from freeaction_gym.evaluation.rollout import (  # noqa: E402
+    collect_clips,
+    demo_clips,
+    encode_frames,
+    max_chunk,
+)
 from freeaction_gym.evaluation.study import (  # noqa: E402
     Method,
     copy_baseline,
@@ -60,6 +65,8 @@ from freeaction_gym.utils.threads import configure_threads  # noqa: E402
 from freeaction_gym.world_model import load_world_model  # noqa: E402
 
 SHORT_FRAMES = 16  # IRASim's short setting: 1 context frame + 15 actions
+DEFAULT_DATA = "data/metaworld_default"  # `freeaction data metaworld data/metaworld_default`
+QUICK_DATA = "bundled:metaworld_default/demo_episodes.npz"  # package data: any fresh clone
 SHOWN = ("psnr", "ssim", "psnr_gray", "ssim_gray", "latent_l2", "moving_psnr")
 
 PLAIN = {"guidance": {"mode": "none"}, "truncation": {"mode": "none"}}
@@ -144,8 +151,10 @@ class Args:
     """World model directory, bundled:<name>, or an IRASim checkpoint (.pt, with --vae)."""
     vae: str | None = None
     """diffusers AutoencoderKL directory for an IRASim checkpoint (SDXL's vae/)."""
-    data: str = "data/metaworld_default"
-    """Held-out data: a `freeaction data metaworld` root or one IRASim dataset directory."""
+    data: str | None = None
+    """Held-out data: a `freeaction data metaworld` root, one IRASim dataset directory or a
+    bundle's demo_episodes.npz; default DEFAULT_DATA, with --quick QUICK_DATA (the bundled
+    model's 6 held-out test episodes, so --quick needs no generated data)."""
     data_format: Literal["metaworld", "irasim"] = "metaworld"
     """Layout of --data."""
     dataset: Literal["rt1", "bridge", "languagetable"] = "rt1"
@@ -174,7 +183,8 @@ class Args:
     threads: int | None = None
     """Torch intra-op threads (default: torch's choice; FREEACTION_THREADS overrides)."""
     quick: bool = False
-    """Smoke mode: 4 clips, 2 short episodes, 1 seed, 2 steps (seconds)."""
+    """Smoke mode: 4 clips, 2 short episodes, 1 seed, 2 steps, bundled demo episodes unless
+    --data (seconds)."""
 
 
 def load_clips(args: Args, num_frames: int | None, num_clips: int):
@@ -183,6 +193,8 @@ def load_clips(args: Args, num_frames: int | None, num_clips: int):
         return collect_irasim_clips(
             args.data, args.split, args.dataset, num_frames, num_clips, 0, res
         )
+    if args.data.endswith(".npz"):  # a bundle's demo episodes (held-out test episodes)
+        return demo_clips(args.data, num_frames, num_clips, seed=0)
     return collect_clips(args.data, args.split, num_frames, num_clips, seed=0)
 
 
@@ -266,6 +278,7 @@ def main() -> None:
         args.num_clips = 80 if args.table == "extras" else 120
     if args.quick:
         args.num_clips, args.num_episodes, args.seeds, args.steps = 4, 2, [0], 2
+    args.data = args.data or (QUICK_DATA if args.quick else DEFAULT_DATA)
     out = Path(args.out or f"outputs/tables/table{args.table}")
     out.mkdir(parents=True, exist_ok=True)
     threads = configure_threads(args.threads)

@@ -13,7 +13,7 @@ from freeaction_gym.utils.threads import configure_threads
 
 IRASIM_HELP = (
     "{env_id} runs a released IRASim checkpoint, which you must download yourself. Provide\n"
-    "  model=<path to the .pt, e.g. rt1/checkpoints/frame_ada/0300000.pt>,\n"
+    "  model=<path to the .pt, e.g. {dataset}/checkpoints/frame_ada/0300000.pt>,\n"
     "  vae=<local diffusers SDXL VAE directory>, reset_bank=<.npz of initial frames>\n"
     "as gym.make('{env_id}', model=..., vae=..., reset_bank=...) keyword arguments, or set\n"
     "  FREEACTION_{tag}_CHECKPOINT, FREEACTION_{tag}_VAE, FREEACTION_{tag}_BANK.\n"
@@ -40,7 +40,8 @@ def fill_from_environment(cfg: EnvConfig, env_id: str) -> EnvConfig:
     ]
     if missing:
         raise FileNotFoundError(
-            f"missing or nonexistent: {missing}.\n" + IRASIM_HELP.format(env_id=env_id, tag=tag)
+            f"missing or nonexistent: {missing}.\n"
+            + IRASIM_HELP.format(env_id=env_id, tag=tag, dataset=cfg.irasim_dataset)
         )
     return cfg
 

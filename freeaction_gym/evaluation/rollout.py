@@ -8,7 +8,8 @@
   padding by a repeated action. Prompt models also get each chunk's window of the clip's
   visual action prompts.
 * :func:`collect_clips` takes deterministic, non-overlapping windows (or whole episodes)
-  from a split of an episode dataset, as IRASim's val/test clips (stride = clip length).
+  from a split of an episode dataset, as IRASim's val/test clips (stride = clip length);
+  :func:`demo_clips` the same from a bundle's held-out demo episodes (no dataset needed).
 
 The environment and the experiments share these, so "a rollout" means the same thing in
 every number we report.
@@ -169,27 +170,67 @@ def collect_clips(
     """
     paths = list_episodes(root, split, tasks)
     episodes = [load_episode(p, load_depth=False) for p in paths]
+    videos = [(p.name, ep.rgb, ep.action) for p, ep in zip(paths, episodes, strict=True)]
+    return _windows(videos, num_frames, num_clips, seed, f"{split} episode")
+
+
+def demo_clips(
+    path: str | Path = "bundled:metaworld_default/demo_episodes.npz",
+    num_frames: int | None = None,
+    num_clips: int | None = None,
+    seed: int = 0,
+    tasks: Sequence[str] | None = None,
+) -> Clips:
+    """:func:`collect_clips` on a bundle's held-out demo episodes instead of a dataset.
+
+    ``path``: a ``demo_episodes.npz`` (``freeaction bundle`` writes one: ``rgb`` uint8
+    (E, T+1, H, W, 3), ``action`` (E, T, A), ``task`` (E,)), as a file path or
+    ``bundled:<name>/demo_episodes.npz``; the default ships with the package (6 test-split
+    episodes of 41 frames, 2 per task), so evaluation code runs without generated data.
+    """
+    from freeaction_gym.assets import resolve_asset_path
+
+    with np.load(resolve_asset_path(path)) as demo:
+        rgb, action, task = demo["rgb"], demo["action"], [str(t) for t in demo["task"]]
+    videos = [
+        (f"{t}_{i:05d}.npz", rgb[i], action[i])
+        for i, t in enumerate(task)
+        if tasks is None or t in tasks
+    ]
+    if not videos:
+        raise ValueError(f"{path}: no demo episode of tasks {list(tasks or [])} (it has {task})")
+    return _windows(videos, num_frames, num_clips, seed, "demo episode")
+
+
+def _windows(
+    videos: list[tuple[str, np.ndarray, np.ndarray]],
+    num_frames: int | None,
+    num_clips: int | None,
+    seed: int,
+    what: str,
+) -> Clips:
+    """Clips of ``(name, rgb (T+1, H, W, 3), action (T, A))`` episodes: windows at stride
+    ``num_frames`` (whole episodes cut to the shortest when None), a seeded subset of
+    ``num_clips``."""
+    lengths = [len(rgb) for _, rgb, _ in videos]
     if num_frames is None:
-        num_frames = min(ep.num_frames for ep in episodes)
+        num_frames = min(lengths)
     if num_frames < 2:
         raise ValueError(f"clips need at least 2 frames, got {num_frames}")
     index = [
-        (e, s)
-        for e, ep in enumerate(episodes)
-        for s in range(0, ep.num_frames - num_frames + 1, num_frames)
+        (e, s) for e, n in enumerate(lengths) for s in range(0, n - num_frames + 1, num_frames)
     ]
     if not index:
-        longest = max(ep.num_frames for ep in episodes)
-        raise ValueError(f"no {split} episode has {num_frames} frames (longest: {longest})")
+        raise ValueError(f"no {what} has {num_frames} frames (longest: {max(lengths)})")
     if num_clips is not None and num_clips < len(index):
         keep = np.sort(np.random.default_rng(seed).choice(len(index), num_clips, replace=False))
         index = [index[i] for i in keep]
-    frames = np.stack([episodes[e].rgb[s : s + num_frames] for e, s in index])
-    actions = np.stack([episodes[e].action[s : s + num_frames - 1] for e, s in index])
+    frames = np.stack([videos[e][1][s : s + num_frames] for e, s in index])
+    actions = np.stack([videos[e][2][s : s + num_frames - 1] for e, s in index])
     return Clips(
         frames=frames,
         actions=torch.from_numpy(actions.astype(np.float32)),
-        episodes=[paths[e].name for e, _ in index],
+        episodes=[videos[e][0] for e, _ in index],
         starts=[s for _, s in index],
     )
 

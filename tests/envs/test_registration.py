@@ -40,14 +40,14 @@ def test_registration_is_cheap_and_lazy():
 
 
 @pytest.mark.parametrize(
-    ("env_id", "tag"),
+    ("env_id", "tag", "dataset"),
     [
-        ("FreeActionRT1-v0", "RT1"),
-        ("FreeActionBridge-v0", "BRIDGE"),
-        ("FreeActionLanguageTable-v0", "LANGUAGETABLE"),
+        ("FreeActionRT1-v0", "RT1", "rt1"),
+        ("FreeActionBridge-v0", "BRIDGE", "bridge"),
+        ("FreeActionLanguageTable-v0", "LANGUAGETABLE", "languagetable"),
     ],
 )
-def test_irasim_id_without_paths_explains_what_to_provide(no_irasim_env_vars, env_id, tag):
+def test_irasim_id_without_paths_explains_what_to_provide(no_irasim_env_vars, env_id, tag, dataset):
     with pytest.raises(FileNotFoundError) as err:
         gym.make(env_id)
     msg = str(err.value)
@@ -60,6 +60,7 @@ def test_irasim_id_without_paths_explains_what_to_provide(no_irasim_env_vars, en
         f"FREEACTION_{tag}_BANK",
         "README",
         "Bringing IRASim checkpoints",
+        f"e.g. {dataset}/checkpoints/",  # the example path is the id's own dataset
     ):
         assert needed in msg, needed
 

@@ -11,6 +11,7 @@ from freeaction_gym.diffusion import ActionCFG, NoiseTruncation
 from freeaction_gym.evaluation.rollout import (
     chunk_sizes,
     collect_clips,
+    demo_clips,
     encode_frames,
     max_chunk,
     rollout_autoregressive,
@@ -199,6 +200,25 @@ def test_collect_clips_are_non_overlapping_windows(dataset):
     assert whole.frames.shape[:2] == (2, 10) and whole.actions.shape[1] == 9
     with pytest.raises(ValueError, match="no test episode has 40 frames"):
         collect_clips(dataset, "test", num_frames=40)
+
+
+def test_demo_clips_window_the_bundled_demo_episodes():
+    from freeaction_gym.assets import bundled_dir
+
+    demo = np.load(bundled_dir() / "demo_episodes.npz")  # rgb (E, T+1, H, W, 3)
+    clips = demo_clips(num_frames=16)  # the bundled file by default
+    per_episode = demo["rgb"].shape[1] // 16
+    assert len(clips) == len(demo["rgb"]) * per_episode
+    assert clips.starts[:per_episode] == [16 * k for k in range(per_episode)]
+    np.testing.assert_array_equal(clips.frames[1], demo["rgb"][0, 16:32])
+    np.testing.assert_array_equal(clips.actions[1].numpy(), demo["action"][0, 16:31])
+    assert clips.tasks[0] == str(demo["task"][0])
+    push = demo_clips(num_frames=None, tasks=["push-v3"])
+    assert set(push.tasks) == {"push-v3"} and push.frames.shape[1] == demo["rgb"].shape[1]
+    sub = demo_clips(num_frames=8, num_clips=3, seed=1)
+    assert len(sub) == 3 and sub.starts == demo_clips(num_frames=8, num_clips=3, seed=1).starts
+    with pytest.raises(ValueError, match="no demo episode has 99 frames"):
+        demo_clips(num_frames=99)
 
 
 def test_encode_frames_batches_match_one_call():

@@ -86,7 +86,7 @@ def test_train_resume_and_closed_loop_eval(demos, tmp_path):
     doc = tmp_path / "RESULTS.md"
     script = str(REPO / "experiments" / "pad_truncation.py")
     cmd = [sys.executable, script, "--quick", "--policy", str(policy_dir), "--out", str(out_dir),
-           "--update-doc", str(doc)]  # fmt: skip
+           "--update-doc", str(doc), "--episodes", "2", "--max-actions", "4"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads((out_dir / "metrics.json").read_text())
