@@ -161,7 +161,9 @@ def check_conditioning(cfg, world, bank) -> None:
         raise ValueError(
             f"env option conditioning='vap' needs a world model with a visual-action-prompt "
             f"input (trained with model.prompt: channels, controlnet or both); {cfg.model} has "
-            "prompt='none': use conditioning='action'"
+            "prompt='none': use conditioning='action' (or the action-path preset "
+            "FreeActionMetaWorldV2-v0, e.g. gym.make('FreeActionMetaWorldV2-v0', model=..., "
+            "task=...))"
         )
     if cfg.conditioning == "action" and prompt != "none":
         raise ValueError(

@@ -136,14 +136,14 @@ def test_train_ppo_in_imagination_then_evaluate(tiny_world, tiny_hp, tmp_path):
     summary = report(
         run(
             "agents.train",
-            "--env", "FreeActionMetaWorldReach-v0",
+            "--env", "FreeActionMetaWorldV2-v0",
             "--algo", "ppo",
             "--timesteps", "32",
             "--num-envs", "1",
             "--out", str(out),
             "--hyperparams", str(tiny_hp),
             "--hp", "frame_stack=2", "normalize_reward=true",
-            "--env-kwargs", *imagined_kwargs(tiny_world),
+            "--env-kwargs", *imagined_kwargs(tiny_world), "task=reach-v3",
             "--layouts", "test",  # the tiny model's own bank: random frames, no layouts
             "--eval-freq", "16",
             "--eval-episodes", "1",
@@ -168,10 +168,10 @@ def test_train_ppo_in_imagination_then_evaluate(tiny_world, tiny_hp, tmp_path):
     res = report(
         run(
             "agents.evaluate",
-            "--env", "FreeActionMetaWorldReach-v0",
+            "--env", "FreeActionMetaWorldV2-v0",
             "--policy", str(out / "final_model.zip"),
             "--episodes", "2",
-            "--env-kwargs", *imagined_kwargs(tiny_world),
+            "--env-kwargs", *imagined_kwargs(tiny_world), "task=reach-v3",
             "--out", str(tmp_path / "eval.json"),
         )
     )  # fmt: skip
@@ -186,7 +186,7 @@ def test_train_sac_in_imagination(tiny_world, tiny_hp, tmp_path):
     summary = report(
         run(
             "agents.train",
-            "--env", "FreeActionMetaWorld-v0",
+            "--env", "FreeActionMetaWorldV2-v0",
             "--algo", "sac",
             "--timesteps", "24",
             "--out", str(out),
@@ -244,11 +244,11 @@ def test_train_in_imagination_evaluate_in_reality(tiny_hp, tmp_path):
     ok(
         run(
             "agents.train",
-            "--env", "FreeActionMetaWorldReach-v0",
+            "--env", "FreeActionMetaWorldV2-v0",
             "--timesteps", "32",
             "--out", str(out),
             "--hyperparams", str(tiny_hp),
-            "--env-kwargs", *imagined_kwargs(world),
+            "--env-kwargs", *imagined_kwargs(world), "task=reach-v3",
             "--eval-env", "FreeActionRealMetaWorldReach-v0",
             "--eval-env-kwargs", "max_episode_steps=3",
             "--eval-freq", "16",
@@ -283,7 +283,7 @@ def test_evaluate_random_policy_in_imagination(tiny_world):
     res = report(
         run(
             "agents.evaluate",
-            "--env", "FreeActionMetaWorld-v0",
+            "--env", "FreeActionMetaWorldV2-v0",
             "--policy", "random",
             "--episodes", "3",
             "--num-envs", "2",
@@ -313,9 +313,9 @@ def test_evaluate_expert_on_the_real_env():
 def test_expert_policy_needs_the_real_env(tiny_world):
     proc = run(
         "agents.evaluate",
-        "--env", "FreeActionMetaWorldReach-v0",
+        "--env", "FreeActionMetaWorldV2-v0",
         "--policy", "expert:0.1",
-        "--env-kwargs", *imagined_kwargs(tiny_world),
+        "--env-kwargs", *imagined_kwargs(tiny_world), "task=reach-v3",
     )  # fmt: skip
     assert proc.returncode != 0 and "true simulator state" in proc.stderr
 

@@ -62,7 +62,7 @@ def drq_args(tiny, out, timesteps: int, **kw) -> TrainArgs:
     env = {"model": str(tiny.world_dir), "reward": "none", "max_episode_steps": 6,
            "sampling": {"scheduler": "ddim", "num_steps": 1}}  # fmt: skip
     return TrainArgs(
-        env="FreeActionMetaWorld-v0", algo="drq", timesteps=timesteps, num_envs=1, out=str(out),
+        env="FreeActionMetaWorldV2-v0", algo="drq", timesteps=timesteps, num_envs=1, out=str(out),
         env_kwargs=env, hp=dict(TINY_DRQ), layouts="test", eval_freq=0, video_freq=0,
         checkpoint_freq=10, resume_every=10, progress=False, verbose=0, **kw,
     )  # fmt: skip

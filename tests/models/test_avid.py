@@ -376,7 +376,7 @@ def test_env_runs_on_an_adapter_world_model(frozen_dir, tmp_path):
         d / "reset_bank.npz"
     )
     sampling = {"scheduler": "ddim", "num_steps": 2, "guidance": {"mode": "action_scaled"}}
-    env = gym.make("FreeActionMetaWorld-v0", model=str(d), sampling=sampling, reward="none")
+    env = gym.make("FreeActionMetaWorldV2-v0", model=str(d), sampling=sampling, reward="none")
     obs, _ = env.reset(seed=0)
     assert isinstance(env.unwrapped.core.world.dit, AVIDModel)
     for _ in range(3):
