@@ -17,7 +17,7 @@ from typing import Any, Literal, get_type_hints
 
 import yaml
 
-from freeaction_gym.envs.config import check_value
+from freeaction_gym.envs.validation import check_value
 from freeaction_gym.utils.args import parse_assignments
 from freeaction_gym.utils.errors import UserError
 
