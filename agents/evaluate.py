@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from agents.config import parse_assignments
+from freeaction_gym.data.metaworld_policies import scripted_action
 from freeaction_gym.evaluation.paired_stats import bootstrap_ci
-from freeaction_gym.evaluation.policies import load_model, scripted_action
+from freeaction_gym.evaluation.policies import load_model
 from freeaction_gym.utils.args import require_at_least
 from freeaction_gym.utils.errors import UserError, cli_main
 
