@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from agents.config import parse_assignments
+from freeaction_gym.agents.config import parse_assignments
+from freeaction_gym.data.metaworld_policies import scripted_action
 from freeaction_gym.evaluation.paired_stats import bootstrap_ci
-from freeaction_gym.evaluation.policies import load_model, scripted_action
+from freeaction_gym.evaluation.policies import load_model
 from freeaction_gym.utils.args import require_at_least
 from freeaction_gym.utils.errors import UserError, cli_main
 
@@ -141,7 +142,7 @@ def evaluate(args: EvalArgs) -> dict[str, Any]:
     configure_threads()
     from stable_baselines3.common.vec_env import VecFrameStack
 
-    from agents.envs import env_kind, make_vec_env
+    from freeaction_gym.agents.envs import env_kind, make_vec_env
 
     require_at_least(1, episodes=args.episodes, num_envs=args.num_envs,
                      n_resamples=args.n_resamples)  # fmt: skip

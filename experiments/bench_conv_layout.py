@@ -1,6 +1,6 @@
 """Channels-last vs plain convolutions per agent encoder and batch size: ms per forward (no
 grad) or forward + backward, 1 thread, each pair timed back to back twice (30 calls after 3
-warm-up calls). Decides where :class:`agents.policies.ChannelsLastConv2d` is used.
+warm-up calls). Decides where :class:`freeaction_gym.agents.policies.ChannelsLastConv2d` is used.
 
     python experiments/bench_conv_layout.py
 """
@@ -19,7 +19,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from agents.policies import ChannelsLastConv2d, DrQEncoder, SmallCNN  # noqa: E402
+from freeaction_gym.agents.policies import ChannelsLastConv2d, DrQEncoder, SmallCNN  # noqa: E402
 
 
 def ms_per_call(f: Callable[[], object], n: int = 30) -> float:

@@ -74,7 +74,7 @@ class Args:
 def build_cases(args: Args) -> list[dict]:
     """(name, DiT config, batch) of every timed configuration."""
     from freeaction_gym.models import irasim_config
-    from freeaction_gym.models.checkpoint import load_pretrained_dit
+    from freeaction_gym.models.pretrained import load_pretrained_dit
 
     configs = {
         f"{p} (RT-1 layout)": irasim_config(p, "rt1", num_frames=args.frames) for p in args.presets

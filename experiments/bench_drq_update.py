@@ -1,9 +1,12 @@
 """Cost of one DrQ (SAC) update with the MetaWorld-K settings - 3 stacked 64x64 RGB frames
-plus proprioception, batch 128, ``agents/hyperparams/FreeActionRealMetaWorld-v0.yaml`` -
+plus proprioception, batch 128,
+``freeaction_gym/agents/hyperparams/FreeActionRealMetaWorld-v0.yaml`` -
 as SB3 computes it (``plain``: ``nn.Conv2d``, SB3's ``ContinuousCritic``), with the
 convolutions in channels-last layout (``channels_last``,
-:class:`agents.policies.ChannelsLastConv2d`), and with that plus the critic's graph-free
-pass for the actor's loss (``default``, :class:`agents.drq.DrQCritic`). The three models
+:class:`freeaction_gym.agents.policies.ChannelsLastConv2d`), and with that plus the critic's
+graph-free
+pass for the actor's loss (``default``, :class:`freeaction_gym.agents.drq.DrQCritic`). The three
+models
 are built from the same seed on the same random frames and updated interleaved in one
 process; prints the median ms per update and the ratios to ``plain``.
 
@@ -27,9 +30,9 @@ from stable_baselines3 import SAC  # noqa: E402
 from stable_baselines3.common.policies import ContinuousCritic  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage  # noqa: E402
 
-from agents.config import load_hyperparams  # noqa: E402
-from agents.drq import DrQCritic, drq_sac_kwargs  # noqa: E402
-from agents.policies import ChannelsLastConv2d, policy_kwargs_from_config  # noqa: E402
+from freeaction_gym.agents.config import load_hyperparams  # noqa: E402
+from freeaction_gym.agents.drq import DrQCritic, drq_sac_kwargs  # noqa: E402
+from freeaction_gym.agents.policies import ChannelsLastConv2d, policy_kwargs_from_config  # noqa: E402
 
 SIZE = 64
 

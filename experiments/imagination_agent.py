@@ -1,6 +1,7 @@
 """An agent trained purely in imagination vs the same budget in the real simulator (issue 6).
 
-Trains PPO (``agents/hyperparams``) on the imagined env (``--env``, learned reward; with
+Trains PPO (``freeaction_gym/agents/hyperparams``) on the imagined env (``--env``, learned reward;
+with
 the hyperparameters' ``support`` guard, and without it as an ablation) and on its real
 MetaWorld counterpart for the same number of environment steps and seed, then
 evaluates both, and a uniform random policy, on the same held-out scenes in the real
@@ -27,7 +28,7 @@ import time  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from agents.train import TrainArgs, train  # noqa: E402
+from freeaction_gym.agents.train import TrainArgs, train  # noqa: E402
 from freeaction_gym.evaluation.paired_stats import bootstrap_ci, paired_diff_ci  # noqa: E402
 from freeaction_gym.evaluation.policies import RandomPolicy, SB3Policy  # noqa: E402
 from freeaction_gym.evaluation.worlds import (  # noqa: E402

@@ -50,8 +50,8 @@ from dataclasses import asdict, dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Literal  # noqa: E402
 
-from agents.dyna import SB3DynaAgent  # noqa: E402
-from agents.train import TrainArgs, train  # noqa: E402
+from freeaction_gym.agents.dyna import SB3DynaAgent  # noqa: E402
+from freeaction_gym.agents.train import TrainArgs, train  # noqa: E402
 from freeaction_gym.dyna.config import DynaConfig, load_dyna_config  # noqa: E402
 from freeaction_gym.dyna.evaluate import eval_scenes  # noqa: E402
 from freeaction_gym.dyna.loop import DynaLoop  # noqa: E402
@@ -107,7 +107,8 @@ class Args:
     """Base dataset: the learners' train layouts and the held-out test layouts (default:
     the Dyna config's data.base)."""
     hyperparams: str | None = None
-    """Model-free hyperparameter YAML (default ``agents/hyperparams/FreeActionReal...``)."""
+    """Model-free hyperparameter YAML (default
+    ``freeaction_gym/agents/hyperparams/FreeActionReal...``)."""
     hp: list[str] = field(default_factory=list)
     """Model-free hyperparameter overrides ``key=value``."""
     expert_sigma: float = 0.0
@@ -255,7 +256,7 @@ def seconds_at(
     progress_csv: Path, steps: int, total_steps: int, total_seconds: float, history=None
 ) -> float:
     """Training wall time at ``steps``: the run's (steps, seconds) snapshot ``history``
-    (:mod:`agents.resume`, counts the time before a resume) or else SB3's logged
+    (:mod:`freeaction_gym.agents.resume`, counts the time before a resume) or else SB3's logged
     (time_elapsed, total_timesteps) rows, interpolated linearly, ending at the run's
     measured total."""
     import csv
@@ -305,8 +306,8 @@ def run_model_free(
     trained. With ``prefill`` (recorded real episodes) its replay buffer starts with them
     and they count towards every budget: it collects ``point - len(prefill steps)`` itself
     (points it cannot reach that way are skipped)."""
-    from agents.config import load_hyperparams
-    from agents.prefill import count_transitions, used_paths
+    from freeaction_gym.agents.config import load_hyperparams
+    from freeaction_gym.agents.prefill import count_transitions, used_paths
 
     out = Path(args.out) / "runs" / method / task / f"s{seed}"
     if prefill:  # only what a buffer of n_envs columns takes (agents.prefill.used_paths)
@@ -365,7 +366,7 @@ def _saved_checkpoints(out: Path, ckpt: dict[int, Path], own: dict[int, int]) ->
     """``(steps, checkpoint, seconds)`` of an unfinished model-free run's saved checkpoints
     (``own``: point -> the steps the run itself collects by then), seconds from its resume
     snapshots' history (none without one)."""
-    from agents.resume import resume_state
+    from freeaction_gym.agents.resume import resume_state
 
     history = (resume_state(out) or {}).get("history") or []
     rows = []

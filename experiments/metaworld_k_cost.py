@@ -37,10 +37,10 @@ from pathlib import Path  # noqa: E402
 import metaworld_k as mk  # noqa: E402  (this directory, on sys.path when run as a script)
 import numpy as np  # noqa: E402
 
-from agents.config import load_hyperparams  # noqa: E402
-from agents.dyna import SB3DynaAgent  # noqa: E402
-from agents.envs import make_vec_env  # noqa: E402
-from agents.train import TrainArgs, train  # noqa: E402
+from freeaction_gym.agents.config import load_hyperparams  # noqa: E402
+from freeaction_gym.agents.dyna import SB3DynaAgent  # noqa: E402
+from freeaction_gym.agents.envs import make_vec_env  # noqa: E402
+from freeaction_gym.agents.train import TrainArgs, train  # noqa: E402
 from freeaction_gym.dyna.agent import IMAGINED_PRESET  # noqa: E402
 from freeaction_gym.dyna.cost import (  # noqa: E402
     AgentUpdates,

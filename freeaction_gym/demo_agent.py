@@ -28,7 +28,7 @@ AGENT = "ppo (imagination)"
 
 def train_agent(out: Path, model: str | None, timesteps: int, seed: int) -> Path:
     """PPO in imagination; returns the path of the saved model."""
-    from agents.train import TrainArgs, train
+    from freeaction_gym.agents.train import TrainArgs, train
 
     summary = train(
         TrainArgs(

@@ -43,7 +43,8 @@ def test_wheel_carries_presets_and_bundled_model(tmp_path):
         assert f"freeaction_gym/envs_config/{env_id}.yaml" in names, env_id
     for f in ("config.json", "model.safetensors", "reset_bank.npz", "reward_head/config.json"):
         assert f"freeaction_gym/assets/metaworld_default/{f}" in names, f
-    assert "agents/hyperparams/FreeActionMetaWorld-v0.yaml" in names
+    assert "freeaction_gym/agents/hyperparams/FreeActionMetaWorld-v0.yaml" in names
+    assert "agents/train.py" in names  # python -m agents.train
     for f in ("index.html", "app.js", "style.css"):  # freeaction play --web, no CDN
         assert f"freeaction_gym/web/static/{f}" in names, f
 

@@ -47,7 +47,6 @@ from freeaction_gym.data.metaworld_dataset import generate_dataset
 from freeaction_gym.data.metaworld_env import (
     KEYPOINT_BODIES,
     STATE_NAMES,
-    _mt1_tasks,  # noqa: F401  (imported from here by freeaction_gym.envs)
     make_metaworld_env,
     robot_state,
 )

@@ -1,15 +1,29 @@
 """The generator's per-episode action policies: :class:`ExplorationPolicy` (a noisy scripted
 expert) and :class:`RandomWalkPolicy` (smooth random motion), so the world model sees many
-actions per state. Each draws everything from the episode's ``rng``.
+actions per state. Each draws everything from the episode's ``rng``. :func:`scripted_action`
+is MetaWorld's expert alone (reset banks' goal frames, evaluation's expert policies).
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
 from freeaction_gym.data.metaworld_config import MetaWorldDataConfig
+
+
+def scripted_action(task: str, state: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
+    """MetaWorld's scripted expert action for ``task`` at the 39-D ``state``, clipped to
+    [-1, 1] (float64 (4,)); experts are created once per task in ``cache``."""
+    from metaworld.policies import ENV_POLICY_MAP
+
+    if task not in cache:
+        cache[task] = ENV_POLICY_MAP[task]()
+    with warnings.catch_warnings():  # "Constant(s) may be too high": clipped here
+        warnings.simplefilter("ignore", UserWarning)
+        return np.clip(cache[task].get_action(state), -1.0, 1.0)
 
 
 class ExplorationPolicy:

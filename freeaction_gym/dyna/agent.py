@@ -4,7 +4,7 @@ The loop is agnostic of the RL library: a :class:`DynaAgent` trains in the imagi
 ``IMAGINED_PRESET`` with the options the loop gives it (this iteration's world model,
 reward head, reset bank of visited start states, task and support box) and turns a saved
 policy into a batched evaluation policy (:mod:`freeaction_gym.evaluation.worlds`). The
-stable-baselines3 implementation lives with the other SB3 code: ``agents/dyna.py``.
+stable-baselines3 implementation lives with the other SB3 code: ``freeaction_gym/agents/dyna.py``.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         cfg = load_dyna_config(args.config, args.overrides)
     configure_threads()
-    from agents.dyna import SB3DynaAgent  # the composition root: agents/ holds the SB3 side
+    from freeaction_gym.agents.dyna import SB3DynaAgent  # the composition root: the SB3 side
     from freeaction_gym.dyna.loop import DynaLoop
 
     rows = DynaLoop(cfg, SB3DynaAgent(cfg.agent, progress=cfg.progress)).run()

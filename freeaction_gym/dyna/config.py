@@ -17,7 +17,7 @@ from typing import Any, Literal, get_type_hints
 
 import yaml
 
-from freeaction_gym.envs.config import check_value
+from freeaction_gym.envs.validation import check_value
 from freeaction_gym.utils.args import parse_assignments
 from freeaction_gym.utils.errors import UserError
 
@@ -122,7 +122,8 @@ class AgentConfig:
     """Step (d): the agent trained in imagination (``agent:``)."""
 
     algo: Literal["ppo", "sac", "drq"] = "ppo"
-    """``drq``: SAC with random-shift augmentation on stacked frames (``agents/drq.py``).
+    """``drq``: SAC with random-shift augmentation on stacked frames
+    (``freeaction_gym/agents/drq.py``).
     Off-policy agents (``sac``, ``drq``) start every iteration with an empty replay buffer
     refilled in that iteration's imagination: the world model and reward head change each
     iteration, so older imagined transitions come from a different model (networks and the
@@ -134,7 +135,7 @@ class AgentConfig:
     """Imagined envs (default: the hyperparameters' ``n_envs``)."""
     hyperparams: str | None = None
     """YAML with ``ppo:``/``sac:``/``drq:`` sections (default:
-    ``agents/hyperparams/FreeActionMetaWorld-v0.yaml``)."""
+    ``freeaction_gym/agents/hyperparams/FreeActionMetaWorld-v0.yaml``)."""
     hp: dict[str, Any] = field(default_factory=dict)
     """Hyperparameter overrides, e.g. ``{learning_rate: 1e-4}`` for any ``algo``, and per
     algorithm under its name, e.g. ``{ppo: {n_steps: 64}, drq: {buffer_size: 10000}}``

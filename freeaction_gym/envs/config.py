@@ -2,7 +2,8 @@
 ``freeaction_gym/envs_config/<id>.yaml`` (package data) and ``gym.make`` keyword arguments,
 validated at make time with errors that name the option.
 
-Every field is checked against its annotation (:func:`check_fields`): ``bool`` options take
+Every field is checked against its annotation
+(:func:`~freeaction_gym.envs.validation.check_fields`): ``bool`` options take
 ``True``/``False`` only (not ``"no"``), integer options whole numbers only (not ``2.5`` or
 ``"2"``), float options finite numbers, ``Literal`` options one of their names. Checks that
 need the loaded model (action chunk vs the model's window, sampler steps vs its schedule,
@@ -12,15 +13,19 @@ action dimension) run when the environment builds its core
 
 from __future__ import annotations
 
-import math
 import sys
-import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal
 
-import numpy as np
 import yaml
+
+from freeaction_gym.envs.validation import (
+    check_action_bound,
+    check_fields,
+    check_sampling,
+    check_support,
+)
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "envs_config"
 
@@ -141,12 +146,6 @@ class EnvConfig:
     step's timing is always in ``env.unwrapped.timing``."""
 
     def __post_init__(self) -> None:
-        from freeaction_gym.envs.validation import (
-            check_action_bound,
-            check_sampling,
-            check_support,
-        )
-
         check_fields(self, "env option")
         for name in (
             "action_chunk",
@@ -177,54 +176,6 @@ class EnvConfig:
         check_action_bound(self.action_bound)
         if self.support is not None:
             self.support = check_support(self.support)
-
-
-def check_fields(cfg: Any, what: str) -> None:
-    """Check (and normalise: numpy scalars -> Python) every field of the dataclass ``cfg``
-    against its annotation; ``ValueError`` naming ``what`` and the field otherwise."""
-    hints = get_type_hints(type(cfg))
-    for f in fields(cfg):
-        setattr(cfg, f.name, check_value(getattr(cfg, f.name), hints[f.name], f"{what} {f.name}"))
-
-
-SCALARS: dict[type, tuple[tuple[type, ...], str]] = {  # annotation -> (accepted, error words)
-    bool: ((bool, np.bool_), "true or false"),
-    int: ((int, np.integer), "a whole number"),
-    float: ((int, float, np.integer, np.floating), "a finite number"),
-    str: ((str,), "a string"),
-}
-
-
-def check_value(value: Any, hint: Any, name: str) -> Any:
-    """``value`` as the type ``hint`` (bool, int, float, str, Literal, list, dict, Any or a
-    union with None) allows, or ``ValueError`` naming ``name``."""
-    origin, args = get_origin(hint), get_args(hint)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return check_value(value, inner[0], name)
-    if origin is Literal:
-        if not isinstance(value, str | int | float | bool | None) or value not in args:
-            raise ValueError(f"{name}={value!r}; allowed: {', '.join(map(repr, args))}")
-        return value
-    if hint is Any:
-        return value
-    if hint in SCALARS:
-        accepted, what = SCALARS[hint]
-        bad = not isinstance(value, accepted) or (hint is not bool and isinstance(value, bool))
-        if bad or (hint is float and not math.isfinite(value)):
-            raise ValueError(f"{name} must be {what}, got {value!r}")
-        return hint(value)
-    if origin is list:
-        if not isinstance(value, list | tuple | np.ndarray):
-            raise ValueError(f"{name} must be a list, got {value!r}")
-        return [check_value(v, args[0], f"{name}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ValueError(f"{name} must be a mapping, got {value!r}")
-        return dict(value)
-    raise TypeError(f"{name}: no check for annotation {hint!r}")  # a new field's type
 
 
 def _gym_make_local(name: str, depth: int = 3):

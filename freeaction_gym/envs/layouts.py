@@ -76,8 +76,8 @@ def render_layout_bank(
     :meth:`ResetBank.from_dataset` picks it (the last frame if it has not succeeded after
     ``max_actions`` actions of ``action_repeat`` simulator steps), the initial robot
     ``state``/``keypoints`` and the scene's ``goal_pos`` (MetaWorld's ``_target_pos``)."""
-    from freeaction_gym.data.metaworld_gen import _mt1_tasks, make_metaworld_env, robot_state
-    from freeaction_gym.evaluation.policies import scripted_action
+    from freeaction_gym.data.metaworld_env import make_metaworld_env, robot_state, set_layout
+    from freeaction_gym.data.metaworld_policies import scripted_action
 
     init, goal, task_col, names, layout_col, state, keypoints = [], [], [], [], [], [], []
     goal_pos = []
@@ -85,10 +85,9 @@ def render_layout_bank(
     for task in tasks:
         env, render = make_metaworld_env(task, layout_seed, 0, camera, resolution, depth=False)
         env.max_path_length = max(env.max_path_length, max_actions * action_repeat + 1)
-        scenes = _mt1_tasks(task, layout_seed)
         try:
             for lay in layouts:
-                env.set_task(scenes[lay])
+                set_layout(env, task, layout_seed, lay)
                 obs, _ = env.reset()
                 goal_pos.append(np.asarray(env._target_pos, np.float32))
                 init.append(render()[0])

@@ -24,13 +24,12 @@ import numpy as np
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.envs.config import (
     RENDER_MODES,
-    check_fields,
     check_render_mode,
     gym_make_time_limit,
     load_preset,
 )
 from freeaction_gym.envs.spaces import PROPRIO_DIM, action_space, validate_actions, with_proprio
-from freeaction_gym.envs.validation import check_action_bound, check_options_dict
+from freeaction_gym.envs.validation import check_action_bound, check_fields, check_options_dict
 
 # The bundled model's dataset (data/metaworld_default/meta.json); the world model's
 # config.json does not record it, so these mirror MetaWorldDataConfig's defaults.

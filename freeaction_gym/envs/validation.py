@@ -1,5 +1,8 @@
-"""Make-time validation of the env options that go beyond a field's type.
+"""Make-time validation of the env options.
 
+* :func:`check_fields` / :func:`check_value` - every field of a config dataclass against its
+  annotation (``bool`` takes ``True``/``False`` only, ``int`` whole numbers, ``float``
+  finite numbers, ``Literal`` one of its names); then the checks beyond a field's type:
 * :func:`check_sampling` - the ``sampling`` dict (``SamplingConfig`` overrides): known keys
   at every level (a typo such as ``{"guidance": {"lamda": 2}}`` is named), types (whole
   ``num_steps``, finite floats), scheduler names from
@@ -24,16 +27,65 @@ Every error is a ``ValueError`` that names the option (``sampling.truncation.tau
 
 from __future__ import annotations
 
-from dataclasses import is_dataclass
-from typing import Any, get_type_hints
+import math
+import types
+from dataclasses import fields, is_dataclass
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
+
+
+def check_fields(cfg: Any, what: str) -> None:
+    """Check (and normalise: numpy scalars -> Python) every field of the dataclass ``cfg``
+    against its annotation; ``ValueError`` naming ``what`` and the field otherwise."""
+    hints = get_type_hints(type(cfg))
+    for f in fields(cfg):
+        setattr(cfg, f.name, check_value(getattr(cfg, f.name), hints[f.name], f"{what} {f.name}"))
+
+
+SCALARS: dict[type, tuple[tuple[type, ...], str]] = {  # annotation -> (accepted, error words)
+    bool: ((bool, np.bool_), "true or false"),
+    int: ((int, np.integer), "a whole number"),
+    float: ((int, float, np.integer, np.floating), "a finite number"),
+    str: ((str,), "a string"),
+}
+
+
+def check_value(value: Any, hint: Any, name: str) -> Any:
+    """``value`` as the type ``hint`` (bool, int, float, str, Literal, list, dict, Any or a
+    union with None) allows, or ``ValueError`` naming ``name``."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return check_value(value, inner[0], name)
+    if origin is Literal:
+        if not isinstance(value, str | int | float | bool | None) or value not in args:
+            raise ValueError(f"{name}={value!r}; allowed: {', '.join(map(repr, args))}")
+        return value
+    if hint is Any:
+        return value
+    if hint in SCALARS:
+        accepted, what = SCALARS[hint]
+        bad = not isinstance(value, accepted) or (hint is not bool and isinstance(value, bool))
+        if bad or (hint is float and not math.isfinite(value)):
+            raise ValueError(f"{name} must be {what}, got {value!r}")
+        return hint(value)
+    if origin is list:
+        if not isinstance(value, list | tuple | np.ndarray):
+            raise ValueError(f"{name} must be a list, got {value!r}")
+        return [check_value(v, args[0], f"{name}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{name} must be a mapping, got {value!r}")
+        return dict(value)
+    raise TypeError(f"{name}: no check for annotation {hint!r}")  # a new field's type
 
 
 def check_sampling(sampling: Any) -> dict[str, Any]:
     """Validate the ``sampling`` option; returns it with Python ints/floats/bools."""
     from freeaction_gym.diffusion.schedule import SCHEDULERS
-    from freeaction_gym.envs.config import check_value
     from freeaction_gym.world_model.model import SamplingConfig
 
     if not isinstance(sampling, dict):

@@ -16,13 +16,13 @@
 from __future__ import annotations
 
 import json
-import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from freeaction_gym.data.metaworld_policies import scripted_action
 from freeaction_gym.evaluation.worlds import RealWorld, Rollouts, Scenes
 from freeaction_gym.utils.errors import UserError
 
@@ -61,18 +61,6 @@ class RandomPolicy:
 
     def act(self, obs: np.ndarray, t: int, state: np.ndarray | None) -> np.ndarray:
         return np.stack([r.uniform(-1.0, 1.0, 4) for r in self._rngs]).astype(np.float32)
-
-
-def scripted_action(task: str, state: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
-    """MetaWorld's scripted expert action for ``task`` at the 39-D ``state``, clipped to
-    [-1, 1] (float64 (4,)); experts are created once per task in ``cache``."""
-    from metaworld.policies import ENV_POLICY_MAP
-
-    if task not in cache:
-        cache[task] = ENV_POLICY_MAP[task]()
-    with warnings.catch_warnings():  # "Constant(s) may be too high": clipped here
-        warnings.simplefilter("ignore", UserWarning)
-        return np.clip(cache[task].get_action(state), -1.0, 1.0)
 
 
 class ExpertPolicy:

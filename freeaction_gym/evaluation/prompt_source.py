@@ -2,7 +2,7 @@
 
 Prompt models (``WorldModel.takes_prompts``, seed 004) are conditioned on the arm's
 skeleton in every frame (:func:`~freeaction_gym.prompts.skeleton.render_prompts` through
-the dataset camera, :func:`~freeaction_gym.training.data.dataset_camera`). Offline
+the dataset camera, :func:`~freeaction_gym.prompts.camera.dataset_camera`). Offline
 evaluation draws it from one of two sources (:data:`PromptSource`):
 
 * ``true`` - the keypoints the episodes store, drawn as the training data draws them
@@ -30,10 +30,9 @@ from freeaction_gym.data.episodes import Episode, load_episode
 from freeaction_gym.data.metaworld_gen import STATE_NAMES
 from freeaction_gym.envs.prompting import PromptTracker
 from freeaction_gym.evaluation.rollout import Clips
-from freeaction_gym.prompts.camera import PinholeCamera
+from freeaction_gym.prompts.camera import PinholeCamera, dataset_camera
 from freeaction_gym.prompts.proprio import ProprioModel
 from freeaction_gym.prompts.skeleton import render_prompts
-from freeaction_gym.training.data import dataset_camera
 
 PromptSource = Literal["true", "proprio"]
 PROMPT_SOURCES: tuple[str, ...] = ("true", "proprio")

@@ -5,11 +5,11 @@ from freeaction_gym.models.avid import AVIDConfig, AVIDModel
 from freeaction_gym.models.checkpoint import (
     CheckpointError,
     load_irasim_checkpoint,
-    load_pretrained_dit,
     save_pretrained_dit,
 )
 from freeaction_gym.models.dit import DiTConfig, VideoDiT, count_parameters
 from freeaction_gym.models.presets import SIZES, dit_config, irasim_config, irasim_dit
+from freeaction_gym.models.pretrained import load_pretrained_dit
 
 __all__ = [
     "AVIDConfig",

@@ -38,9 +38,9 @@ from torch import nn
 from freeaction_gym.diffusion.loss import WithAuxiliary
 from freeaction_gym.models.checkpoint import (
     CheckpointError,
-    load_pretrained_dit,
     load_safetensors,
     load_state_dict_strict,
+    load_video_dit,
     read_config_json,
 )
 from freeaction_gym.models.dit import DiTConfig, VideoDiT
@@ -391,7 +391,6 @@ def load_frozen(
             f"{where}: the frozen model's weights {path / 'model.safetensors'} changed since "
             "the adapter was trained (sha256 differs); use the original frozen model"
         )
-    dit = load_pretrained_dit(path)
-    if not isinstance(dit, VideoDiT):
+    if read_config_json(path / "config.json").get("class") == "AVIDModel":
         raise CheckpointError(f"{where}: the frozen model {path} must be a plain video DiT")
-    return dit
+    return load_video_dit(path)

@@ -6,7 +6,8 @@
   ``extras: 3`` (frame) / ``5`` (video), ``num_frames``, ``video_size``) when it can be
   unpickled, and otherwise infer the architecture from tensor shapes.
 * Our own checkpoints: a directory with ``model.safetensors`` + ``config.json``
-  (:func:`save_pretrained_dit` / :func:`load_pretrained_dit`), loaded with no flags.
+  (:func:`save_pretrained_dit` / :func:`load_video_dit`; a directory of any class:
+  :func:`freeaction_gym.models.pretrained.load_pretrained_dit`), loaded with no flags.
 
 Every reader raises :class:`CheckpointError` naming the file and the cause (unreadable or
 truncated weights, a config that is not JSON or lacks its ``config`` entry, NaN/inf
@@ -332,9 +333,9 @@ def save_pretrained_dit(model: VideoDiT, directory: str | Path, extra: dict | No
     return directory
 
 
-def load_pretrained_dit(directory: str | Path) -> VideoDiT:
-    """Rebuild a :class:`VideoDiT` saved by :func:`save_pretrained_dit` (or an
-    :class:`~freeaction_gym.models.avid.AVIDModel`, whose config.json says so)."""
+def model_files(directory: str | Path) -> tuple[Path, Path]:
+    """``(model.safetensors, config.json)`` of a model directory; :class:`CheckpointError`
+    naming the one that is missing."""
     directory = Path(directory)
     weights, cfg_file = directory / "model.safetensors", directory / "config.json"
     for f in (weights, cfg_file):
@@ -343,11 +344,14 @@ def load_pretrained_dit(directory: str | Path) -> VideoDiT:
                 f"missing {f}; a model directory needs model.safetensors and config.json "
                 "(written by `freeaction train`)"
             )
-    meta = read_config_json(cfg_file)
-    if meta.get("class") == "AVIDModel":
-        from freeaction_gym.models.avid import AVIDModel
+    return weights, cfg_file
 
-        return AVIDModel.from_pretrained(directory)
+
+def load_video_dit(directory: str | Path) -> VideoDiT:
+    """Rebuild a :class:`VideoDiT` saved by :func:`save_pretrained_dit` (a directory of any
+    class: :func:`freeaction_gym.models.pretrained.load_pretrained_dit`)."""
+    weights, cfg_file = model_files(directory)
+    meta = read_config_json(cfg_file)
     try:
         config = DiTConfig(**meta["config"])
     except (TypeError, ValueError) as err:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -132,3 +133,19 @@ class PinholeCamera:
         xy = (np.asarray(uv, np.float64) - centre) / self.focal * depth[..., None]
         cam = np.concatenate([xy, depth[..., None]], axis=-1)  # (..., 3)
         return cam @ self.rotation + np.asarray(self.position)
+
+
+def dataset_camera(root: str | Path) -> PinholeCamera:
+    """The camera a MetaWorld dataset was rendered with (``meta.json``'s free camera at the
+    dataset's resolution)."""
+    from freeaction_gym.data.episodes import read_meta
+
+    meta = read_meta(root)
+    cam, size = meta.get("camera"), meta.get("config", {}).get("resolution")
+    if not isinstance(cam, dict) or size is None:
+        raise ValueError(
+            f"{root}/meta.json has camera {cam!r}: visual action prompts need a free-camera "
+            "preset (metaworld_gen.CAMERA_PRESETS, e.g. 'workspace') and a resolution"
+        )
+    free = FreeCamera(tuple(cam["lookat"]), cam["azimuth"], cam["elevation"], cam["distance"])
+    return PinholeCamera.from_free_camera(free, int(size))

@@ -42,34 +42,18 @@ def _to_float(frames: torch.Tensor) -> torch.Tensor:
     return VideoAutoencoder.to_float(frames)
 
 
-def dataset_camera(root: str | Path):
-    """The :class:`~freeaction_gym.prompts.camera.PinholeCamera` a MetaWorld dataset was
-    rendered with (``meta.json``'s free camera at the dataset's resolution)."""
-    from freeaction_gym.data.episodes import read_meta
-    from freeaction_gym.data.metaworld_gen import FreeCamera
-    from freeaction_gym.prompts.camera import PinholeCamera
-
-    meta = read_meta(root)
-    cam, size = meta.get("camera"), meta.get("config", {}).get("resolution")
-    if not isinstance(cam, dict) or size is None:
-        raise ValueError(
-            f"{root}/meta.json has camera {cam!r}: visual action prompts need a free-camera "
-            "preset (metaworld_gen.CAMERA_PRESETS, e.g. 'workspace') and a resolution"
-        )
-    free = FreeCamera(tuple(cam["lookat"]), cam["azimuth"], cam["elevation"], cam["distance"])
-    return PinholeCamera.from_free_camera(free, int(size))
-
-
 def episode_prompts(
     root: str | Path, paths: list[Path], cache: str | Path | None = None
 ) -> list[torch.Tensor]:
     """Skeleton prompt videos uint8 (T+1, H, W, 3) of the episodes ``paths`` of the dataset
-    ``root``, drawn from their stored keypoints through :func:`dataset_camera` with the
+    ``root``, drawn from their stored keypoints through
+    :func:`~freeaction_gym.prompts.camera.dataset_camera` with the
     default :class:`~freeaction_gym.prompts.skeleton.SkeletonStyle`. With ``cache`` they are
     saved/reused (keyed by the file list, the camera and the style)."""
     from dataclasses import asdict
 
     from freeaction_gym.data.episodes import load_episode
+    from freeaction_gym.prompts.camera import dataset_camera
     from freeaction_gym.prompts.skeleton import SkeletonStyle, render_prompts
 
     camera, style = dataset_camera(root), SkeletonStyle()

@@ -20,8 +20,9 @@ import torch
 
 from freeaction_gym.data.episodes import list_episodes, load_episode
 from freeaction_gym.models.autoencoder import VideoAutoencoder
+from freeaction_gym.prompts.camera import dataset_camera
 from freeaction_gym.training.config import TrainConfig
-from freeaction_gym.training.data import Clips, EpisodeBank, dataset_camera
+from freeaction_gym.training.data import Clips, EpisodeBank
 from freeaction_gym.training.self_context import SelfContext, imagine_context
 from freeaction_gym.training.train_dit import build_model, train_dit
 from freeaction_gym.utils.threads import configure_threads

@@ -33,8 +33,9 @@ from freeaction_gym.diffusion.sampler import sample_video
 from freeaction_gym.diffusion.schedule import EDM_SCHEDULERS, SCHEDULERS, AsEpsilon, make_scheduler
 from freeaction_gym.diffusion.truncation import NoiseTruncation
 from freeaction_gym.models.autoencoder import VideoAutoencoder
-from freeaction_gym.models.checkpoint import load_pretrained_dit, save_pretrained_dit
+from freeaction_gym.models.checkpoint import save_pretrained_dit
 from freeaction_gym.models.dit import VideoDiT
+from freeaction_gym.models.pretrained import load_pretrained_dit
 from freeaction_gym.world_model.codec import Codec, PixelCodec, load_codec
 
 

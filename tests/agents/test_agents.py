@@ -16,9 +16,9 @@ import pytest
 import torch
 import yaml
 
-from agents.config import hyperparams_file, load_hyperparams, parse_assignments
 from agents.evaluate import bootstrap_ci
-from agents.policies import SmallCNN, policy_kwargs_from_config
+from freeaction_gym.agents.config import hyperparams_file, load_hyperparams, parse_assignments
+from freeaction_gym.agents.policies import SmallCNN, policy_kwargs_from_config
 
 REPO = Path(__file__).resolve().parents[2]
 HW = 32
@@ -342,7 +342,7 @@ def test_bootstrap_ci_matches_scipy(values):
 
 
 def test_hyperparams_files_and_overrides():
-    hp_dir = REPO / "agents" / "hyperparams"
+    hp_dir = REPO / "freeaction_gym" / "agents" / "hyperparams"
     assert hyperparams_file("FreeActionMetaWorld-v0") == hp_dir / "FreeActionMetaWorld-v0.yaml"
     assert hyperparams_file("FreeActionMetaWorldPush-v0").name == "FreeActionMetaWorld-v0.yaml"
     real = hyperparams_file("FreeActionRealMetaWorldPickPlace-v0")

@@ -1,4 +1,5 @@
-"""DrQ (agents/augment.py, agents/drq.py): the random shift against a NumPy pad-and-crop
+"""DrQ (freeaction_gym/agents/augment.py, freeaction_gym/agents/drq.py): the random shift against a
+NumPy pad-and-crop
 reference, the replay buffer's shifts (bounded, not all zero, one per stacked sample,
 independent for obs and next obs), the encoder and the critic-trained / actor-detached
 sharing, seeded determinism, save/load, and a short ``--algo drq`` run in the real
@@ -20,10 +21,15 @@ import yaml
 from stable_baselines3.common.policies import ContinuousCritic
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
 
-from agents.augment import RandomShiftReplayBuffer, random_shift
-from agents.config import load_hyperparams
-from agents.drq import DrQCritic, DrQPolicy, drq_sac_kwargs
-from agents.policies import ChannelsLastConv2d, DrQEncoder, SmallCNN, policy_kwargs_from_config
+from freeaction_gym.agents.augment import RandomShiftReplayBuffer, random_shift
+from freeaction_gym.agents.config import load_hyperparams
+from freeaction_gym.agents.drq import DrQCritic, DrQPolicy, drq_sac_kwargs
+from freeaction_gym.agents.policies import (
+    ChannelsLastConv2d,
+    DrQEncoder,
+    SmallCNN,
+    policy_kwargs_from_config,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PAD = 4

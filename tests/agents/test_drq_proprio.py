@@ -11,10 +11,14 @@ import torch
 from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
 
-from agents.augment import RandomShiftDictReplayBuffer, RandomShiftReplayBuffer, n_step_targets
-from agents.config import load_hyperparams
-from agents.drq import DrQPolicy, drq_sac_kwargs
-from agents.policies import DrQEncoder, policy_kwargs_from_config
+from freeaction_gym.agents.augment import (
+    RandomShiftDictReplayBuffer,
+    RandomShiftReplayBuffer,
+    n_step_targets,
+)
+from freeaction_gym.agents.config import load_hyperparams
+from freeaction_gym.agents.drq import DrQPolicy, drq_sac_kwargs
+from freeaction_gym.agents.policies import DrQEncoder, policy_kwargs_from_config
 
 HW = 24
 IMAGE = gym.spaces.Box(0, 255, (3, HW, HW), np.uint8)

@@ -1,4 +1,5 @@
-"""Recorded episodes into a replay buffer (``agents/prefill.py``, ``agents.train --prefill``):
+"""Recorded episodes into a replay buffer (``freeaction_gym/agents/prefill.py``,
+``agents.train --prefill``):
 the stored transitions equal what SB3's own wrappers (``VecFrameStack`` + ``VecTransposeImage``)
 give an agent stepping through the same episodes, n-step returns stop at each episode's end,
 actions are rescaled like SAC's, and bad input is refused with a clear error."""
@@ -13,8 +14,8 @@ import pytest
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
 
-from agents.augment import RandomShiftDictReplayBuffer, n_step_targets
-from agents.prefill import (
+from freeaction_gym.agents.augment import RandomShiftDictReplayBuffer, n_step_targets
+from freeaction_gym.agents.prefill import (
     count_transitions,
     episode_paths,
     prefill,
@@ -188,7 +189,7 @@ def test_prefill_errors_name_the_problem(tmp_path):
 
 
 def test_train_refuses_prefill_for_ppo(tmp_path):
-    from agents.train import TrainArgs, _prefill_paths
+    from freeaction_gym.agents.train import TrainArgs, _prefill_paths
 
     write_episode(tmp_path / "ep.npz", 0)
     with pytest.raises(ValueError, match="off-policy"):

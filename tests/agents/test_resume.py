@@ -10,8 +10,8 @@ import pytest
 import torch
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 
-from agents.resume import ResumeCallback, load_buffer, resume_state, save_buffer
-from agents.train import TrainArgs, train
+from freeaction_gym.agents.resume import ResumeCallback, load_buffer, resume_state, save_buffer
+from freeaction_gym.agents.train import TrainArgs, train
 
 ACTION = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
 IMAGE = gym.spaces.Box(0, 255, (3, 8, 8), np.uint8)

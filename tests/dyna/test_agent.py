@@ -1,4 +1,4 @@
-"""The SB3 side of the loop (agents/dyna.py): training continues from the previous
+"""The SB3 side of the loop (freeaction_gym/agents/dyna.py): training continues from the previous
 iteration's weights, and the policy acts on frames as the evaluation worlds expect (also a
 frame-stacked agent, against SB3's own frame stacking)."""
 
@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.dyna import SB3DynaAgent
+from freeaction_gym.agents.dyna import SB3DynaAgent
 from freeaction_gym.dyna.config import AgentConfig
 from freeaction_gym.evaluation.worlds import Scenes
 

@@ -26,7 +26,7 @@ TINY_DRQ = (
 def test_quick_dyna_loop_with_drq(tiny, base_root, tmp_path, capsys, load_experiment):
     from stable_baselines3 import SAC
 
-    from agents.drq import DrQPolicy
+    from freeaction_gym.agents.drq import DrQPolicy
 
     out = tmp_path / "run"
     argv = [

@@ -17,12 +17,12 @@ import pytest
 
 pytest.importorskip("metaworld")
 
+from freeaction_gym.data.metaworld_policies import scripted_action  # noqa: E402
 from freeaction_gym.dyna.report import read_metrics  # noqa: E402
 from freeaction_gym.dyna.state import STAGES, RunState  # noqa: E402
 from freeaction_gym.envs.bank import ResetBank  # noqa: E402
 from freeaction_gym.envs.layouts import scene_keys  # noqa: E402
 from freeaction_gym.envs.real_metaworld import RealMetaWorldEnv  # noqa: E402
-from freeaction_gym.evaluation.policies import scripted_action  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TASK = "reach-v3"

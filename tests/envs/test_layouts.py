@@ -12,6 +12,7 @@ pytest.importorskip("metaworld")
 
 from freeaction_gym.data.episodes import list_episodes, load_episode  # noqa: E402
 from freeaction_gym.data.metaworld_gen import MetaWorldDataConfig, generate_dataset  # noqa: E402
+from freeaction_gym.data.metaworld_policies import scripted_action  # noqa: E402
 from freeaction_gym.envs.bank import ResetBank  # noqa: E402
 from freeaction_gym.envs.layouts import (  # noqa: E402
     check_disjoint,
@@ -20,7 +21,6 @@ from freeaction_gym.envs.layouts import (  # noqa: E402
     scene_keys,
 )
 from freeaction_gym.envs.real_metaworld import RealMetaWorldEnv  # noqa: E402
-from freeaction_gym.evaluation.policies import scripted_action  # noqa: E402
 
 REAL_REACH = "FreeActionRealMetaWorldReach-v0"
 HW = 32

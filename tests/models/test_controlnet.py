@@ -12,11 +12,11 @@ import torch
 from freeaction_gym.models import DiTConfig, VideoDiT, dit_config
 from freeaction_gym.models.checkpoint import (
     CheckpointError,
-    load_pretrained_dit,
     load_state_dict_strict,
     save_pretrained_dit,
     warm_start_dit,
 )
+from freeaction_gym.models.pretrained import load_pretrained_dit
 
 HW, C, F, A = 16, 3, 3, 4
 HAS_STEM = "stem_channels" in DiTConfig.__dataclass_fields__  # the conv stem (hourglass.py)

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from freeaction_gym.models import VideoDiT, dit_config
-from freeaction_gym.models.checkpoint import load_pretrained_dit, save_pretrained_dit
+from freeaction_gym.models.checkpoint import save_pretrained_dit
 from freeaction_gym.models.hourglass import ConvHead, ConvStem
+from freeaction_gym.models.pretrained import load_pretrained_dit
 
 
 def _model(seed=0, randomize=True, **overrides):

@@ -11,10 +11,10 @@ import torch
 from freeaction_gym.models import VideoDiT, dit_config
 from freeaction_gym.models.checkpoint import (
     CheckpointError,
-    load_pretrained_dit,
     load_state_dict_strict,
     save_pretrained_dit,
 )
+from freeaction_gym.models.pretrained import load_pretrained_dit
 
 
 def _base():

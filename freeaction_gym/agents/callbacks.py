@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.envs import last_frame
+from freeaction_gym.agents.envs import last_frame
 
 
 class TqdmCallback(BaseCallback):

@@ -1,9 +1,11 @@
 """DrQ: SAC from pixels with random-shift augmentation (Kostrikov, Yarats & Fergus 2020),
 as stable-baselines3 parts: ``--algo drq`` is SB3's ``SAC`` with
 
-* :class:`~agents.augment.RandomShiftReplayBuffer` - every sampled observation and next
+* :class:`~freeaction_gym.agents.augment.RandomShiftReplayBuffer` - every sampled observation and
+next
   observation randomly shifted by up to ``pad`` pixels (optionally n-step returns);
-* :class:`DrQPolicy` - one conv trunk (:class:`~agents.policies.DrQEncoder`) that only the
+* :class:`DrQPolicy` - one conv trunk (:class:`~freeaction_gym.agents.policies.DrQEncoder`) that
+only the
   critic's loss trains; the actor reads it detached through its own Linear-LayerNorm-tanh
   projection (DrQ ties the actor's conv weights to the critic's and detaches them; SAC-AE
   and DrQ-v2 do the same). SB3's own ``share_features_extractor=True`` is the opposite (the
@@ -11,12 +13,13 @@ as stable-baselines3 parts: ``--algo drq`` is SB3's ``SAC`` with
 * observations with proprioception (``proprio_obs``, a Dict of ``image`` and ``proprio``):
   the encoder adds a proprio branch and the buffer shifts only the image;
 * frame stacking (``frame_stack: 3``, SB3's ``VecFrameStack``: uint8 (H, W, 3k) frames,
-  the newest last) and the DrQ hyperparameters in ``agents/hyperparams/*.yaml`` (``drq:``).
+  the newest last) and the DrQ hyperparameters in ``freeaction_gym/agents/hyperparams/*.yaml``
+  (``drq:``).
 
 K = M = 1 (one augmented copy for the target and for the Q estimate), as DrQ-v2 and RAD;
 SAC's update itself is SB3's; the critic's pass for the actor's loss skips the encoder's
 graph (:class:`DrQCritic`, same gradients), and the convolutions run channels-last
-(:class:`~agents.policies.ChannelsLastConv2d`), together 1.6-1.7x cheaper per update.
+(:class:`~freeaction_gym.agents.policies.ChannelsLastConv2d`), together 1.6-1.7x cheaper per update.
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from stable_baselines3.common.policies import ContinuousCritic
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.sac.policies import SACPolicy
 
-from agents.augment import RandomShiftDictReplayBuffer, RandomShiftReplayBuffer
-from agents.config import AgentHyperparams
-from agents.policies import DrQEncoder
+from freeaction_gym.agents.augment import RandomShiftDictReplayBuffer, RandomShiftReplayBuffer
+from freeaction_gym.agents.config import AgentHyperparams
+from freeaction_gym.agents.policies import DrQEncoder
 
 
 class DrQCritic(ContinuousCritic):

@@ -1,7 +1,8 @@
 """The Dyna loop's agent with stable-baselines3 (:class:`freeaction_gym.dyna.agent.DynaAgent`).
 
-Training is :func:`agents.train.train` on the imagined env family
-(``FreeActionMetaWorld-v0`` and its hyperparameters, ``agents/hyperparams/``) with the
+Training is :func:`freeaction_gym.agents.train.train` on the imagined env family
+(``FreeActionMetaWorld-v0`` and its hyperparameters, ``freeaction_gym/agents/hyperparams/``) with
+the
 loop's env options, continuing from the previous iteration's ``final_model.zip``
 (``init_from``); no periodic evaluation, checkpoints or videos (the loop evaluates).
 Agents trained on stacked frames (``frame_stack``, e.g. ``drq``) act in the evaluation
@@ -9,11 +10,12 @@ worlds through :class:`SB3Policy`, which stacks the worlds' single frames the sa
 
 Off-policy agents (``sac``, ``drq``): the replay buffer is refilled fresh every iteration
 (with ``agent.real_replay`` it starts with the real episodes collected so far,
-``real_episodes``, :mod:`agents.prefill`).
+``real_episodes``, :mod:`freeaction_gym.agents.prefill`).
 The world model and the reward head are refit between iterations, so transitions imagined
 by last iteration's model describe a different world (and carry rewards of a different
 head); mixing them in would train the critic on a model the agent no longer acts in. SB3
-never saves the buffer with the model, and :func:`agents.train.train` restarts the step
+never saves the buffer with the model, and :func:`freeaction_gym.agents.train.train` restarts the
+step
 count, so an iteration loads the networks and the entropy coefficient, repeats the
 ``learning_starts`` warm-up in the new model (``agent.continued_learning_starts`` shortens
 it for a continued policy: SB3's warm-up acts at random) and learns from its own
@@ -49,8 +51,8 @@ class SB3DynaAgent:
         seed: int,
         real_episodes: list[Path] | None = None,
     ) -> dict[str, Any]:
-        from agents.config import load_hyperparams
-        from agents.train import TrainArgs, train
+        from freeaction_gym.agents.config import load_hyperparams
+        from freeaction_gym.agents.train import TrainArgs, train
 
         cfg = self.cfg
         overrides = cfg.hp_for_algo()

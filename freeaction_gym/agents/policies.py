@@ -3,7 +3,7 @@
 SB3's ``NatureCNN`` (8x8/4, 4x4/2, 3x3/1 convolutions) needs frames of at least 36x36;
 :class:`SmallCNN` halves the resolution per layer and works from 16x16 up (the tiny test
 world models render 32x32, the bundled one 64x64). :class:`DrQEncoder` is the SAC-AE/DrQ
-encoder of ``--algo drq`` (:mod:`agents.drq`).
+encoder of ``--algo drq`` (:mod:`freeaction_gym.agents.drq`).
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ class DrQEncoder(BaseFeaturesExtractor):
     features, concatenated after the image's: output (B, features_dim + proprio_dim). The
     LayerNorm makes the branch indifferent to the units (hand xyz in m, gripper 0-1).
 
-    The conv trunk (``convs``) and the projections are separate so :class:`agents.drq.
+    The conv trunk (``convs``) and the projections are separate so
+    :class:`freeaction_gym.agents.drq.
     DrQPolicy` can give the actor its own projections on the critic's trunk
     (:meth:`tie_convs`)."""
 

@@ -1,10 +1,12 @@
-"""rl-zoo-style hyperparameters: ``agents/hyperparams/<env id>.yaml`` holds one mapping per
+"""rl-zoo-style hyperparameters: ``freeaction_gym/agents/hyperparams/<env id>.yaml`` holds one
+mapping per
 algorithm (``ppo:``, ``sac:``, ``drq:`` - SAC with random-shift augmentation,
-:mod:`agents.drq`). A per-task id without its own file uses its family's file
+:mod:`freeaction_gym.agents.drq`). A per-task id without its own file uses its family's file
 (``FreeActionMetaWorldReach-v0`` -> ``FreeActionMetaWorld-v0.yaml``).
 
 Keys read here: ``n_timesteps``, ``n_envs``, ``policy``, ``policy_kwargs`` (see
-:func:`agents.policies.policy_kwargs_from_config`), ``env_kwargs`` (env options, e.g. fewer
+:func:`freeaction_gym.agents.policies.policy_kwargs_from_config`), ``env_kwargs`` (env options, e.g.
+fewer
 sampler steps), ``frame_stack`` (``VecFrameStack``), ``normalize_reward`` (``VecNormalize``
 scaling of the training rewards by a running return std; observations untouched); every
 other key goes to the SB3 algorithm's constructor. ``lin_<x>`` is a learning rate/clip
@@ -53,7 +55,7 @@ class AgentHyperparams:
     ``VecNormalize(norm_obs=False)``); evaluation always reports raw rewards."""
     algo_kwargs: dict[str, Any] = field(default_factory=dict)
     """Everything else: keyword arguments of ``PPO(...)`` / ``SAC(...)`` (``drq``: SAC's,
-    completed by :func:`agents.drq.drq_sac_kwargs`)."""
+    completed by :func:`freeaction_gym.agents.drq.drq_sac_kwargs`)."""
     source: str = ""
 
 

@@ -83,7 +83,8 @@ class RandomShiftReplayBuffer(_RandomShift, NStepReplayBuffer):
     ``pad``: the largest shift in pixels (DrQ: 4 for 84x84 frames; 0 switches the
     augmentation off). ``n_steps``/``gamma``: n-step returns as SB3's ``NStepReplayBuffer``
     (1 = plain one-step targets; DrQ-v2 uses 3); ``gamma`` must be the algorithm's (the
-    ``drq`` wiring in :mod:`agents.drq` passes it). ``reward_scale``: sampled rewards are
+    ``drq`` wiring in :mod:`freeaction_gym.agents.drq` passes it). ``reward_scale``: sampled rewards
+    are
     multiplied by it (SAC's reward scale; the stored and logged rewards stay raw).
     Observations must be images (uint8 (C, H, W) or (H, W, C)); they stay uint8 (SB3 scales
     them in the policy).
