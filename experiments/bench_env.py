@@ -92,7 +92,9 @@ def bench(args: Args) -> list[dict]:
                 "ms_per_frame": 1000 * dt / (n * chunk),
             }
         )
-    first = {(r["chunk"], r["num_envs"]): r["frames_per_s"] for r in rows if r["env"] == args.env[0]}
+    first = {
+        (r["chunk"], r["num_envs"]): r["frames_per_s"] for r in rows if r["env"] == args.env[0]
+    }
     for r in rows:
         r["relative"] = r["frames_per_s"] / first[(r["chunk"], r["num_envs"])]
     return rows

@@ -171,9 +171,8 @@ def _markdown(s: dict) -> str:
 def check_args(a: argparse.Namespace) -> None:
     """Reject bad numbers and a missing ``--model`` (a :class:`UserError` naming the
     option), then make ``--out``: nothing is written for a rejected command."""
-    require_at_least(
-        1, steps=a.steps, episodes=a.episodes, agent_scenes=a.agent_scenes, agent_seeds=a.agent_seeds
-    )
+    counts = dict(episodes=a.episodes, agent_scenes=a.agent_scenes, agent_seeds=a.agent_seeds)
+    require_at_least(1, steps=a.steps, **counts)
     require_at_least(0, agent_steps=a.agent_steps)
     if a.model is not None:
         require_path(resolve_model_path(a.model), "--model", "dir")

@@ -3,8 +3,9 @@ evaluate them, next to a random policy, in imagination and in the real simulator
 
 Each agent learns on ``FreeActionMetaWorldReach-v0`` (the grounded default world: reward and
 success are MetaWorld's own on the integrated state) for ``timesteps`` environment steps
-with the hyperparameters of ``agents/hyperparams/FreeActionMetaWorld-v0.yaml`` (shorter
-rollouts so a few-minute budget still gives several updates), once per training seed. Every
+with the hyperparameters of ``FreeActionMetaWorld-v0.yaml`` in
+``freeaction_gym/agents/hyperparams/`` (shorter rollouts so a few-minute budget still gives
+several updates), once per training seed. Every
 policy then runs on the same held-out reach scenes in both worlds
 (:mod:`freeaction_gym.evaluation.worlds`). The headline is the mean over seeds with a 95%
 t-interval, because one seed's success moves by tenths. Writes into ``out``:

@@ -23,6 +23,7 @@ by the arm.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -133,27 +134,32 @@ def skeleton_primitives(style: SkeletonStyle, height: int) -> list[Primitive]:
     return arm + gripper
 
 
-def _sample_grid(height: int, width: int, ss: int) -> np.ndarray:
-    """Sub-pixel sample centres (H, W, ss*ss, 2) as ``(u, v)`` in camera.py's convention
-    (``ss`` = 1: the pixel centres)."""
+@lru_cache(maxsize=16)
+def _sample_grid(height: int, width: int, ss: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel sample centres as ``(u, v)`` in camera.py's convention, each float32
+    (H, W, ss*ss) (``ss`` = 1: the pixel centres); cached, read-only."""
     offsets = (np.arange(ss) + 0.5) / ss - 0.5  # (ss,) within (-0.5, 0.5)
     oy, ox = np.meshgrid(offsets, offsets, indexing="ij")
     v = np.arange(height)[:, None, None] + oy.reshape(1, 1, -1)  # (H, 1, S)
     u = np.arange(width)[None, :, None] + ox.reshape(1, 1, -1)  # (1, W, S)
-    u, v = np.broadcast_arrays(u, v)
-    return np.stack([u, v], axis=-1).astype(np.float32)
+    u, v = (np.ascontiguousarray(x, np.float32) for x in np.broadcast_arrays(u, v))
+    u.flags.writeable = v.flags.writeable = False
+    return u, v
 
 
 def segment_distance(a: np.ndarray, b: np.ndarray, height: int, width: int, ss: int = 1):
     """Distance (px) of every sample point to segment ``a``-``b``: ``a``, ``b`` (T, 2) pixels
-    ``(u, v)`` -> (T, H, W, ss*ss) float32; NaN for NaN endpoints (behind the camera)."""
-    grid = _sample_grid(height, width, ss)[None]  # (1, H, W, S, 2)
+    ``(u, v)`` -> (T, H, W, ss*ss) float32; NaN for NaN endpoints (behind the camera). The u
+    and v components are separate arrays (no reduction over a size-2 axis: ~3x faster)."""
+    gu, gv = _sample_grid(height, width, ss)  # (H, W, S) each
     a = np.asarray(a, np.float32)[:, None, None, None, :]  # (T, 1, 1, 1, 2)
     d = np.asarray(b, np.float32)[:, None, None, None, :] - a
-    px = grid - a  # (T, H, W, S, 2)
-    len2 = (d**2).sum(-1)  # (T, 1, 1, 1)
-    t = np.clip((px * d).sum(-1) / np.where(len2 > 0, len2, 1.0), 0.0, 1.0)  # (T, H, W, S)
-    return np.sqrt(((px - t[..., None] * d) ** 2).sum(-1))  # (T, H, W, S)
+    du, dv = d[..., 0], d[..., 1]  # (T, 1, 1, 1)
+    pu, pv = gu[None] - a[..., 0], gv[None] - a[..., 1]  # (T, H, W, S)
+    len2 = du * du + dv * dv
+    t = np.clip((pu * du + pv * dv) / np.where(len2 > 0, len2, 1.0), 0.0, 1.0)
+    eu, ev = pu - t * du, pv - t * dv
+    return np.sqrt(eu * eu + ev * ev)  # (T, H, W, S)
 
 
 def capsule_coverage(
@@ -210,8 +216,9 @@ def render_prompts(
             alpha = capsule_coverage(
                 part[:, p.a], part[:, p.b], p.radius, h, w, style.antialias, style.samples
             )
-            alpha = alpha[..., None]  # (t, H, W, 1)
-            image = image * (1 - alpha) + np.asarray(p.color, np.float32) * alpha
+            hit = np.nonzero(alpha)  # composite only the covered pixels (a few percent)
+            a = alpha[hit][:, None]  # (P, 1)
+            image[hit] = image[hit] * (1 - a) + np.asarray(p.color, np.float32) * a
         out[start : start + CHUNK_FRAMES] = np.clip(np.rint(image), 0, 255)
     return out
 

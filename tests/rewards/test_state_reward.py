@@ -110,6 +110,10 @@ def test_object_task_rewards_are_the_simulators(task):
     env.close()
     ours, theirs = np.array(ours), np.array(theirs)
     err = np.abs(ours - theirs)
+    print(  # docs/RESULTS.md quotes these (pytest -s)
+        f"{task}: mean |error| {err.mean():.4f}, max {err.max():.3f}, "
+        f"steps > 0.1: {(err > 0.1).mean():.2%}, corr {np.corrcoef(ours, theirs)[0, 1]:.5f}"
+    )
     assert err.mean() < 0.03 and (err < 0.1).mean() > 0.98
     assert np.corrcoef(ours, theirs)[0, 1] > 0.999
     assert theirs.min() < 1 and theirs.max() == pytest.approx(10.0)  # far and at the goal
