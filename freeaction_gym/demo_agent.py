@@ -50,18 +50,24 @@ def train_agent(out: Path, model: str | None, timesteps: int, seed: int) -> Path
     return Path(summary["final_model"])
 
 
-def interval(values: list[float], confidence: float = 0.95) -> dict:
+def interval(
+    values: list[float],
+    confidence: float = 0.95,
+    bounds: tuple[float, float] = (-np.inf, np.inf),
+) -> dict:
     """Mean, sample std and the two-sided t-interval of the mean over ``values`` (one per
-    seed; a single value has a zero-width interval)."""
+    seed; a single value has a zero-width interval), clipped to ``bounds`` (e.g. (0, 1) for
+    success rates)."""
     from scipy import stats
 
     x = np.asarray(values, np.float64)
     mean = float(x.mean())
-    if len(x) < 2:
-        return {"mean": mean, "std": 0.0, "low": mean, "high": mean, "n": len(x)}
-    std = float(x.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * std / np.sqrt(len(x)))
-    return {"mean": mean, "std": std, "low": mean - half, "high": mean + half, "n": len(x)}
+    std = float(x.std(ddof=1)) if len(x) > 1 else 0.0
+    half = 0.0
+    if std > 0:
+        half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * std / np.sqrt(len(x)))
+    low, high = max(mean - half, bounds[0]), min(mean + half, bounds[1])
+    return {"mean": mean, "std": std, "low": low, "high": high, "n": len(x)}
 
 
 class _Worlds:
@@ -133,7 +139,10 @@ def run_agent_demo(
         worlds.real.close()
     runs = list(report["seeds"].values())
     report[AGENT] = {
-        w: {m: interval([r[w][m] for r in runs]) for m in ("success_rate", "return_mean")}
+        w: {
+            "success_rate": interval([r[w]["success_rate"] for r in runs], bounds=(0.0, 1.0)),
+            "return_mean": interval([r[w]["return_mean"] for r in runs]),
+        }
         for w in ("imagined", "real")
     }
     report[AGENT]["gap"] = interval(

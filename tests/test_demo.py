@@ -31,6 +31,8 @@ def test_interval_is_the_t_interval_of_the_mean():
     half = 4.302652729911275 * std / np.sqrt(3)  # t(0.975, 2 dof)
     assert r["mean"] == pytest.approx(mean) and r["std"] == pytest.approx(std)
     assert (r["low"], r["high"]) == pytest.approx((mean - half, mean + half))
+    clipped = interval([0.0, 0.0, 0.3], bounds=(0.0, 1.0))
+    assert clipped["low"] == 0.0 and clipped["high"] < 1.0
     one = interval([0.7])
     assert one["low"] == one["high"] == one["mean"] == 0.7 and one["n"] == 1
 

@@ -110,6 +110,33 @@ def expert_plans(
     return PlanPolicy(expert.name, plans, recorded=roll)
 
 
+LEGACY_AGENT_MODULES = (
+    "augment", "callbacks", "config", "drq", "dyna", "envs", "policies", "prefill", "resume",
+)  # fmt: skip
+"""Modules of :mod:`freeaction_gym.agents` that lived in the top-level ``agents`` package
+before 2026-12-07: zips saved then pickle classes as ``agents.<name>.<Class>``."""
+
+
+def alias_legacy_agent_modules() -> None:
+    """Make ``agents.<name>`` resolve to ``freeaction_gym.agents.<name>`` for unpickling
+    models saved before the move (their policy and replay-buffer classes)."""
+    import importlib
+    import sys
+    import types
+
+    parent = sys.modules.get("agents")
+    if parent is None:
+        try:
+            parent = importlib.import_module("agents")
+        except ImportError:  # no top-level agents package installed: a bare namespace
+            parent = sys.modules.setdefault("agents", types.ModuleType("agents"))
+    for name in LEGACY_AGENT_MODULES:
+        module = importlib.import_module(f"freeaction_gym.agents.{name}")
+        sys.modules.setdefault(f"agents.{name}", module)
+        if not hasattr(parent, name):
+            setattr(parent, name, module)
+
+
 def load_model(path: str | Path, algo: str = "auto", device: str = "cpu"):
     """An SB3 PPO/SAC model (``drq`` is SAC with its own policy and replay buffer classes);
     ``auto``: SAC if the zip's policy class is SAC's or it has a replay buffer class."""
@@ -128,6 +155,7 @@ def load_model(path: str | Path, algo: str = "auto", device: str = "cpu"):
             raise UserError(f"policy file {path} is not a stable-baselines3 .zip ({err})") from err
         module = str(data.get("policy_class", {}).get("__module__", ""))
         algo = "sac" if ".sac." in module or "replay_buffer_class" in data else "ppo"
+    alias_legacy_agent_modules()
     return {"ppo": PPO, "sac": SAC, "drq": SAC}[algo].load(path, device=device)
 
 
