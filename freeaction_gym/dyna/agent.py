@@ -16,7 +16,7 @@ from freeaction_gym.dyna.config import DynaConfig
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.evaluation.worlds import Policy
 
-IMAGINED_PRESET = "FreeActionMetaWorld-v0"
+IMAGINED_PRESET = "FreeActionMetaWorldV2-v0"  # the loop fine-tunes the action-path world
 """The imagined env family the agent trains in (per-task options come from the loop)."""
 SUPPORT_DIMS = [0, 1, 2]  # the xyz displacement; the gripper effort is free
 

@@ -48,8 +48,9 @@ class ImagineArgs:
     """Source dataset root (``meta.json`` + split folders)."""
     out: str = "data/metaworld_imagined"
     """Destination root (same layout; ``meta.json`` records how it was made)."""
-    preset: str = "FreeActionMetaWorld-v0"
-    """Env preset whose model and sampler are used (any ``envs_config`` id or YAML path)."""
+    preset: str = "FreeActionMetaWorldV2-v0"
+    """Env preset whose model and sampler are used (any ``envs_config`` id or YAML path; an
+    action-conditioned one: replayed actions have no robot state to draw prompts from)."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Overrides of the preset (e.g. ``{"sampling": {"truncation": {"mode": "none"}}}``)."""
     splits: list[str] = field(default_factory=lambda: ["train", "val", "test"])

@@ -80,7 +80,7 @@ def test_agent_hyperparameters_per_algorithm():
         ({"reward": {"mode": "probe"}}, "reward.mode='probe'; allowed: 'refit', 'keep', 'state'"),
         ({"reward": {"mode": "state", "imagined_episodes": 2}}, "needs reward.mode refit"),
         ({"agent": {"algo": "ppo", "real_replay": True}}, "real_replay .*off-policy"),
-        ({"task": "push-v3", "reward": {"mode": "state"}}, r"only for \['reach-v3'\], not task"),
+        ({"task": "door-open-v3", "reward": {"mode": "state"}}, r"not task 'door-open-v3'"),
         ({"eval": {"episodes": 0}}, "eval.episodes must be >= 1"),
         ({"data": {"base_train_episodes": 0}}, "data.base_train_episodes must be >= 1"),
         ({"eval": 3}, "dyna section eval must be a mapping"),

@@ -9,37 +9,10 @@ import re
 import gymnasium as gym
 import numpy as np
 import pytest
+from test_bad_input import A0, A1, ENV_ID, SEED, assert_same, make, reference  # shared helpers
 
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.envs.vector import make_sb3_vec_env
-
-ENV_ID = "FreeActionMetaWorldV2-v0"  # the action-path preset (tiny models)
-SEED = 7
-A0 = np.array([0.5, -0.2, 0.1, 0.3], np.float32)
-A1 = np.array([-0.4, 0.6, 0.0, -0.1], np.float32)
-
-
-def make(tiny, **overrides) -> gym.Env:
-    kw = dict(model=str(tiny.world_dir), sampling=dict(tiny.fast), reward="goal_latent")
-    kw.update(overrides)
-    return gym.make(ENV_ID, **kw)
-
-
-def reference(tiny, actions, **overrides):
-    """(obs, reward, info) after reset(seed=SEED) and ``actions`` in a fresh env."""
-    env = make(tiny, **overrides)
-    env.reset(seed=SEED)
-    out = None
-    for a in actions:
-        obs, r, _, _, info = env.step(a)
-        out = (obs, r, info)
-    return out
-
-
-def assert_same(step_out, ref) -> None:
-    obs, r, _, _, info = step_out
-    np.testing.assert_array_equal(obs, ref[0])
-    assert r == ref[1] and info == ref[2]
 
 
 def check_rejected_reset(tiny, options, match, first: bool, **overrides) -> None:

@@ -179,7 +179,7 @@ def test_reward_head_and_proprio_are_copies(src):
 
 def test_vap_env_runs_on_the_bundle_alone(src):
     env = gym.make(
-        "FreeActionMetaWorld-v0", model=str(src.bundle), reward="none", conditioning="vap",
+        "FreeActionMetaWorldV2-v0", model=str(src.bundle), reward="none", conditioning="vap",
         sampling={"scheduler": "ddim", "num_steps": 2},
     )  # fmt: skip
     obs, _ = env.reset(seed=0, options={"bank_index": 2})

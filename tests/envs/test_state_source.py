@@ -146,13 +146,13 @@ def test_own_frame_needs_the_robot_state_and_goal(tiny, setup, arm_pose):
 
 def test_options_are_checked_at_make_time(tiny, setup, arm_pose, tmp_path):
     root, bank, _, _ = setup
-    push = tmp_path / "push.npz"
+    door = tmp_path / "door.npz"  # a task without a reward rule here
     ResetBank(
-        bank.initial, bank.goal, np.array(["push-v3"] * 2), bank.episode,
+        bank.initial, bank.goal, np.array(["door-open-v3"] * 2), bank.episode,
         state=bank.state, keypoints=bank.keypoints, goal_pos=bank.goal_pos,
-    ).save(push)  # fmt: skip
+    ).save(door)  # fmt: skip
     with pytest.raises(ValueError, match=r"reward='state' has MetaWorld's reward only for"):
-        make(tiny, root, reset_bank=str(push), task=None)
+        make(tiny, root, reset_bank=str(door), task=None)
     bare = tmp_path / "bare.npz"
     ResetBank(bank.initial, bank.goal, bank.task, bank.episode, goal_pos=bank.goal_pos).save(bare)
     with pytest.raises(ValueError, match="state_source='proprio' starts from each reset-bank"):

@@ -10,6 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 ENV = {
     **os.environ,
@@ -145,17 +148,26 @@ def test_readme_demo_with_agent(tmp_path):
         "128",
         "--agent-scenes",
         "2",
+        "--agent-seeds",
+        "2",
     )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["episodes"] == 2 and summary["steps"] == 4
     agent = json.loads((out / "agent" / "agent.json").read_text())
     assert agent["timesteps"] == 128 and len(agent["scenes"]) == 2
-    for name in ("ppo (imagination)", "random"):
+    assert set(agent["seeds"]) == {"0", "1"}
+    for run_ in (*agent["seeds"].values(), agent["random"]):
         for world in ("imagined", "real"):
-            assert len(agent[name][world]["success"]) == 2
-    assert (out / "agent" / "final_model.zip").is_file()
+            assert len(run_[world]["success"]) == 2
+    for world in ("imagined", "real"):  # the mean over seeds with its interval
+        s = agent["ppo (imagination)"][world]["success_rate"]
+        assert s["n"] == 2 and 0.0 <= s["low"] <= s["mean"] <= s["high"] <= 1.0
+        rates = [r[world]["success_rate"] for r in agent["seeds"].values()]
+        assert s["mean"] == pytest.approx(np.mean(rates))
+    for seed in ("seed_0", "seed_1"):
+        assert (out / "agent" / seed / "final_model.zip").is_file()
     assert (out / "agent" / "agent_real_vs_imagined.mp4").stat().st_size > 0
-    assert "PPO trained 128 steps in imagination" in (out / "summary.md").read_text()
+    assert "PPO trained 128 steps in imagination (2 seeds" in (out / "summary.md").read_text()
 
 
 def test_policy_eval_study_model_without_a_bank(tmp_path):
@@ -168,6 +180,7 @@ def test_policy_eval_study_model_without_a_bank(tmp_path):
     model = tmp_path / "model"
     shutil.copytree(bundled_dir(), model, ignore=shutil.ignore_patterns("reset_bank.npz"))
     argv = ["experiments/policy_eval_study.py", "--quick", "--tasks", "reach-v3",
+            "--preset", "FreeActionMetaWorldV2-v0",  # the bundle copied is the v2 model
             "--model", str(model), "--out", str(tmp_path / "o")]  # fmt: skip
     proc = subprocess.run(
         [sys.executable, *argv], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300

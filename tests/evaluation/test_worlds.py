@@ -19,7 +19,9 @@ FAST = {"scheduler": "ddim", "num_steps": 2}
 
 @pytest.fixture(scope="module")
 def world(tiny):
-    return ImaginedWorld(model=str(tiny.world_dir), sampling=FAST, batch_size=6)
+    return ImaginedWorld(V2, model=str(tiny.world_dir), sampling=FAST, batch_size=6)
+
+V2 = "FreeActionMetaWorldV2-v0"  # the action-path preset (tiny models)
 
 
 def plans_for(scenes: Scenes, steps: int, seed: int = 0) -> dict[int, np.ndarray]:
@@ -59,7 +61,7 @@ def test_imagined_rollouts_paired_and_batch_independent(tiny, world):
     policy = PlanPolicy("plan", plans_for(sc, 4))
     full = world.run(policy, sc, 4, seed=1, keep_frames=True)
     single = ImaginedWorld(
-        model=str(tiny.world_dir), sampling=FAST, batch_size=1, components=world.components
+        V2, model=str(tiny.world_dir), sampling=FAST, batch_size=1, components=world.components
     )
     one = single.run(policy, sc, 4, seed=1, keep_frames=True)
     # The same noise and actions; batched matrix products may round differently with the
