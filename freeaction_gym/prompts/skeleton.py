@@ -147,11 +147,26 @@ def _sample_grid(height: int, width: int, ss: int) -> tuple[np.ndarray, np.ndarr
     return u, v
 
 
-def segment_distance(a: np.ndarray, b: np.ndarray, height: int, width: int, ss: int = 1):
+Window = tuple[int, int, int, int]
+"""Pixel rows ``v0:v1`` and columns ``u0:u1`` of the image that a computation covers."""
+
+
+def segment_distance(
+    a: np.ndarray,
+    b: np.ndarray,
+    height: int,
+    width: int,
+    ss: int = 1,
+    window: Window | None = None,
+):
     """Distance (px) of every sample point to segment ``a``-``b``: ``a``, ``b`` (T, 2) pixels
-    ``(u, v)`` -> (T, H, W, ss*ss) float32; NaN for NaN endpoints (behind the camera). The u
-    and v components are separate arrays (no reduction over a size-2 axis: ~3x faster)."""
+    ``(u, v)`` -> (T, H, W, ss*ss) float32 (``window``: only its rows and columns); NaN for
+    NaN endpoints (behind the camera). The u and v components are separate arrays (no
+    reduction over a size-2 axis: ~3x faster)."""
     gu, gv = _sample_grid(height, width, ss)  # (H, W, S) each
+    if window is not None:
+        v0, v1, u0, u1 = window
+        gu, gv = gu[v0:v1, u0:u1], gv[v0:v1, u0:u1]
     a = np.asarray(a, np.float32)[:, None, None, None, :]  # (T, 1, 1, 1, 2)
     d = np.asarray(b, np.float32)[:, None, None, None, :] - a
     du, dv = d[..., 0], d[..., 1]  # (T, 1, 1, 1)
@@ -170,9 +185,10 @@ def capsule_coverage(
     width: int,
     antialias: Antialias = "analytic",
     samples: int = 3,
+    window: Window | None = None,
 ) -> np.ndarray:
     """How much of each pixel the capsule of ``radius`` px around segment ``a``-``b`` covers:
-    ``a``, ``b`` (T, 2) pixels -> (T, H, W) float32 in [0, 1].
+    ``a``, ``b`` (T, 2) pixels -> (T, H, W) float32 in [0, 1] (``window``: only its pixels).
 
     "analytic": ``clip(radius + 0.5 - distance of the pixel centre, 0, 1)``, the covered
     fraction of a pixel cut by a straight edge parallel to its side; "supersample": the
@@ -180,11 +196,30 @@ def capsule_coverage(
     centre is within ``radius``. Points behind the camera (NaN) cover nothing.
     """
     ss = samples if antialias == "supersample" else 1
-    dist = segment_distance(a, b, height, width, ss)  # (T, H, W, S)
+    dist = segment_distance(a, b, height, width, ss, window)  # (T, H, W, S)
     with np.errstate(invalid="ignore"):
         if antialias == "analytic":
             return np.nan_to_num(np.clip(radius + 0.5 - dist[..., 0], 0.0, 1.0))
         return (dist <= radius).mean(-1, dtype=np.float32)
+
+
+def capsule_window(ends: np.ndarray, radius: float, height: int, width: int) -> Window | None:
+    """The image window outside which capsules of ``radius`` px around the segments
+    ``ends`` (T, 2, 2) (endpoints ``(u, v)`` px; NaN: behind the camera) cover nothing in
+    any frame: their finite endpoints' box grown by ``radius + 1`` px (a pixel centre farther
+    than ``radius + 0.5`` from a segment is not covered, nor are any of its sub-pixel
+    samples). None when nothing is finite or the box misses the image."""
+    pts = ends.reshape(-1, 2)
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    if len(pts) == 0:
+        return None
+    pad = radius + 1.0
+    u0, v0 = np.floor(pts.min(axis=0) - pad).astype(int)
+    u1, v1 = np.ceil(pts.max(axis=0) + pad).astype(int) + 1
+    u0, v0, u1, v1 = max(u0, 0), max(v0, 0), min(u1, width), min(v1, height)
+    if u0 >= u1 or v0 >= v1:
+        return None
+    return int(v0), int(v1), int(u0), int(u1)
 
 
 def render_prompts(
@@ -213,12 +248,17 @@ def render_prompts(
         part = uv[start : start + CHUNK_FRAMES]
         image = np.zeros((len(part), h, w, 3), np.float32)  # (t, H, W, 3)
         for p in prims:
+            window = capsule_window(part[:, [p.a, p.b]], p.radius, h, w)
+            if window is None:  # behind the camera or off the image in every frame
+                continue
+            v0, v1, u0, u1 = window
             alpha = capsule_coverage(
-                part[:, p.a], part[:, p.b], p.radius, h, w, style.antialias, style.samples
+                part[:, p.a], part[:, p.b], p.radius, h, w, style.antialias, style.samples, window
             )
+            crop = image[:, v0:v1, u0:u1]  # a view: composited in place
             hit = np.nonzero(alpha)  # composite only the covered pixels (a few percent)
             a = alpha[hit][:, None]  # (P, 1)
-            image[hit] = image[hit] * (1 - a) + np.asarray(p.color, np.float32) * a
+            crop[hit] = crop[hit] * (1 - a) + np.asarray(p.color, np.float32) * a
         out[start : start + CHUNK_FRAMES] = np.clip(np.rint(image), 0, 255)
     return out
 
