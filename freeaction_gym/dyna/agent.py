@@ -12,12 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from freeaction_gym.dyna.config import DynaConfig
+from freeaction_gym.dyna.config import (  # noqa: F401  (the imagined env options: there)
+    IMAGINED_PRESET,
+    DynaConfig,
+    imagined_env_kwargs,
+    proprio_option,
+)
 from freeaction_gym.envs.bank import ResetBank
 from freeaction_gym.evaluation.worlds import Policy
 
-IMAGINED_PRESET = "FreeActionMetaWorldV2-v0"  # the loop fine-tunes the action-path world
-"""The imagined env family the agent trains in (per-task options come from the loop)."""
 SUPPORT_DIMS = [0, 1, 2]  # the xyz displacement; the gripper effort is free
 
 
@@ -66,34 +69,3 @@ def support_option(cfg: DynaConfig, data_root: str | Path) -> dict[str, Any]:
         str(data_root), cfg.eval.steps, cfg.agent.support_quantile, SUPPORT_DIMS
     )
     return {"support": box}
-
-
-def proprio_option(cfg: DynaConfig) -> dict[str, Any]:
-    """``proprio_model`` for an imagined env that integrates the robot state - for
-    ``reward.mode: state`` or agents that observe it (``agent.env_kwargs.proprio_obs``):
-    ``reward.proprio`` unless ``agent.env_kwargs`` names one; else nothing. A fine-tuned
-    world model directory holds no proprio model of its own, so the loop must name it."""
-    wanted = cfg.reward.mode == "state" or cfg.agent.env_kwargs.get("proprio_obs", False)
-    if not wanted or "proprio_model" in cfg.agent.env_kwargs:
-        return {}
-    return {"proprio_model": cfg.reward.proprio}
-
-
-def imagined_env_kwargs(
-    cfg: DynaConfig, model: str | Path, reward_head: str | Path | None, reset_bank: str | Path
-) -> dict[str, Any]:
-    """Options of the imagined env of one iteration (``agent.env_kwargs`` first): the
-    learned head's reward, or with ``reward.mode: state`` MetaWorld's on the integrated
-    robot state (``reward_head`` None); the proprio model when one is needed."""
-    if cfg.reward.mode == "state":
-        signal = {"reward": "state", "state_source": "proprio"}
-    else:
-        signal = {"reward": "learned", "reward_head": str(reward_head)}
-    return {
-        **cfg.agent.env_kwargs,
-        "model": str(model),
-        **signal,
-        **proprio_option(cfg),
-        "reset_bank": str(reset_bank),
-        "task": cfg.task,
-    }

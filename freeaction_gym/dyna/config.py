@@ -299,7 +299,6 @@ def check_env_kwargs(cfg: DynaConfig) -> None:
     dict) without loading a model, so a typo fails when the config loads rather than at
     the agent stage, after collection, fine-tuning and the reward refit. The checks that
     need the model (e.g. ``action_chunk`` against its window) still run at the agent stage."""
-    from freeaction_gym.dyna.agent import IMAGINED_PRESET, imagined_env_kwargs
     from freeaction_gym.envs.config import make_env_config
 
     head = None if cfg.reward.mode == "state" else "reward_head"
@@ -466,3 +465,38 @@ def check_same_run(saved: dict[str, Any], cfg: DynaConfig) -> None:
             "use a new output directory or the same settings (only iterations and progress "
             "may change), or branch it (freeaction dyna --branch-from)"
         )
+
+
+IMAGINED_PRESET = "FreeActionMetaWorldV2-v0"
+"""The env id the agent stage trains in: the loop fine-tunes the action-path world."""
+
+
+def proprio_option(cfg: DynaConfig) -> dict[str, Any]:
+    """``proprio_model`` for an imagined env that integrates the robot state - for
+    ``reward.mode: state`` or agents that observe it (``agent.env_kwargs.proprio_obs``):
+    ``reward.proprio`` unless ``agent.env_kwargs`` names one; else nothing. A fine-tuned
+    world model directory holds no proprio model of its own, so the loop must name it."""
+    wanted = cfg.reward.mode == "state" or cfg.agent.env_kwargs.get("proprio_obs", False)
+    if not wanted or "proprio_model" in cfg.agent.env_kwargs:
+        return {}
+    return {"proprio_model": cfg.reward.proprio}
+
+
+def imagined_env_kwargs(
+    cfg: DynaConfig, model: str | Path, reward_head: str | Path | None, reset_bank: str | Path
+) -> dict[str, Any]:
+    """Options of the imagined env of one iteration (``agent.env_kwargs`` first): the
+    learned head's reward, or with ``reward.mode: state`` MetaWorld's on the integrated
+    robot state (``reward_head`` None); the proprio model when one is needed."""
+    if cfg.reward.mode == "state":
+        signal = {"reward": "state", "state_source": "proprio"}
+    else:
+        signal = {"reward": "learned", "reward_head": str(reward_head)}
+    return {
+        **cfg.agent.env_kwargs,
+        "model": str(model),
+        **signal,
+        **proprio_option(cfg),
+        "reset_bank": str(reset_bank),
+        "task": cfg.task,
+    }

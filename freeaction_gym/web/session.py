@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from freeaction_gym.play import KEY_HELP, MOVES, key_to_action
+from freeaction_gym.keymap import KEY_HELP, MOVES, key_to_action
 from freeaction_gym.web.protocol import active_sampling, sampling_overrides
 
 PSNR_CAP = 99.0  # dB: identical frames give +inf, which JSON cannot carry
