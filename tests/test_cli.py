@@ -217,3 +217,12 @@ def test_smoke_as_a_process(argv, tmp_path):
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith("error: "), r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_env_option_is_one_line(tmp_path, capsys):
+    """``agents.train --env-kwargs`` with an option the env refuses at make time."""
+    out = tmp_path / "out"
+    argv = ["--env", "FreeActionMetaWorldReach-v0", "--env-kwargs", "max_episode_steps=0",
+            "--timesteps", "8", "--out", str(out)]  # fmt: skip
+    code, stdout, err = run(agents.train.main, argv, capsys)
+    assert_one_line_error(code, stdout, err, "--env-kwargs", "max_episode_steps")

@@ -20,6 +20,7 @@ env (``train_layouts.npz``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -129,6 +130,18 @@ def check_args(args: TrainArgs) -> None:
         read_meta(args.layout_data)  # names the root when it is no dataset
 
 
+@contextlib.contextmanager
+def env_option_errors(env_id: str):
+    """A ``ValueError`` of the env's option checks (``--env-kwargs``, the hyperparameters'
+    ``env_kwargs``) is the user's: a :class:`UserError` naming the env (one CLI line)."""
+    try:
+        yield
+    except ValueError as err:
+        if isinstance(err, UserError):
+            raise
+        raise UserError(f"--env {env_id} (with --env-kwargs): {err}") from err
+
+
 def train(args: TrainArgs) -> dict[str, Any]:
     """Train, save and return a summary (paths, steps, seconds)."""
     check_args(args)
@@ -161,9 +174,11 @@ def train(args: TrainArgs) -> dict[str, Any]:
     # -- scenes: train layouts for training, held-out test layouts for evaluation ------------
     from freeaction_gym.envs.layouts import check_disjoint, layout_env_kwargs
 
-    train_layouts = layout_env_kwargs(
-        args.env, env_kwargs, args.layouts, out / f"{args.layouts}_layouts.npz", args.layout_data
-    )
+    with env_option_errors(args.env):  # make_env_config checks every option here
+        train_layouts = layout_env_kwargs(
+            args.env, env_kwargs, args.layouts, out / f"{args.layouts}_layouts.npz",
+            args.layout_data,
+        )  # fmt: skip
     env_kwargs = train_layouts.env_kwargs
     layouts = {"train_env": train_layouts.record}
     if args.eval_freq > 0 or args.video_freq > 0:
@@ -183,7 +198,10 @@ def train(args: TrainArgs) -> dict[str, Any]:
             check_disjoint(train_layouts.bank, eval_layouts.bank, "training", "evaluation")
 
     # -- envs ------------------------------------------------------------------------------
-    train_vec = make_vec_env(args.env, n_envs, args.seed, env_kwargs, frame_stack=hp.frame_stack)
+    with env_option_errors(args.env):
+        train_vec = make_vec_env(
+            args.env, n_envs, args.seed, env_kwargs, frame_stack=hp.frame_stack
+        )
     if hp.normalize_reward:
         gamma = float(hp.algo_kwargs.get("gamma", 0.99))
         train_vec = VecNormalize(train_vec, norm_obs=False, norm_reward=True, gamma=gamma)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from freeaction_gym.utils.errors import UserError
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
@@ -43,9 +45,12 @@ def main(argv: list[str] | None = None) -> int:
 
         if not any(o.startswith("output=") for o in args.overrides):
             p.error("a branch needs its own output directory: pass output=NEW")
-        cfg = load_branch_config(args.branch_from, args.overrides)
-        check_inputs(cfg)
-        record = branch_run(args.branch_from, cfg, args.at_iteration)
+        try:  # a branch that changes nothing, or the wrong iteration, is the user's error
+            cfg = load_branch_config(args.branch_from, args.overrides)
+            check_inputs(cfg)
+            record = branch_run(args.branch_from, cfg, args.at_iteration)
+        except ValueError as err:
+            raise UserError(f"--branch-from {args.branch_from}: {err}") from err
         print(f"branched {args.branch_from} at iteration {args.at_iteration} into "
               f"{cfg.output}: {record['first_stage']} onwards reruns with "
               f"{record['changed']}")  # fmt: skip
