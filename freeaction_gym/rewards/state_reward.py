@@ -176,6 +176,7 @@ def state_reward(
     m, ``task_ids`` long (B,) into ``tasks``; push and pick-place also need the episode's
     first state ``init`` (B, 7) m and the action's gripper ``effort`` (B,) -> float32 (B,);
     a NaN goal position gives 0. Only the tasks ``task_ids`` use must have a rule."""
+    task_ids = torch.as_tensor(task_ids, dtype=torch.long)
     used = sorted({tasks[int(i)] for i in torch.unique(task_ids)})
     unknown = [t for t in used if t not in STATE_REWARD_TASKS]
     if unknown:
@@ -186,7 +187,8 @@ def state_reward(
     states = states.double()
     reward = torch.zeros(states.shape[0], dtype=torch.float64)
     for name in used:
-        rows = torch.tensor([tasks[int(i)] == name for i in task_ids])
+        ids = torch.tensor([k for k, t in enumerate(tasks) if t == name])
+        rows = torch.isin(task_ids, ids)  # (B,) bool, no per-env Python loop
         if name == "reach-v3":
             r = reach_reward(states[rows], goal_pos[rows])
         else:
